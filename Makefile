@@ -1,0 +1,34 @@
+# The README's commands. Every target creates or refreshes .venv first; a second run installs nothing.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PLUGINS := $(wildcard plugins/nlpkit-*)
+# torch is pinned to the local CPU build; everything after it is installed with the same pin so nothing upgrades it.
+TORCH := torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint bench docs clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test]" $(addprefix -e ,$(PLUGINS))
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/python examples/demo.py
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check nlpkit plugins tests benchmarks examples
+
+bench: venv
+	@for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs lightning_logs .pytest_cache

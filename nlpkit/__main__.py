@@ -1,0 +1,5 @@
+"""``python -m nlpkit``: the same as the ``nlpkit`` command."""
+
+from nlpkit.cli import console_main
+
+console_main()

@@ -1,0 +1,50 @@
+"""The core's own plugin: registers the encoders, heads, metrics, base data module and commands.
+
+It is loaded through the ``nlpkit`` entry point ``core``, exactly like any other plugin.
+"""
+
+from __future__ import annotations
+
+from nlpkit import commands, metrics
+from nlpkit.data.module import TextDataModule
+from nlpkit.heads import LinearHead, MLPHead
+from nlpkit.hookspecs import Register, hookimpl
+
+
+@hookimpl
+def register_encoders(register: Register) -> None:
+    """The core's sequence encoders."""
+    from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder
+    from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
+
+    register("rnn", ElmanRNNEncoder)
+    register("lstm", LSTMEncoder)
+    register("gru", GRUEncoder)
+    register("transformer", TransformerEncoder)
+    register("causal-transformer", CausalTransformerEncoder)
+
+
+@hookimpl
+def register_heads(register: Register) -> None:
+    """Linear and MLP heads."""
+    register("linear", LinearHead)
+    register("mlp", MLPHead)
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    """Accuracy and macro-F1 over class ids."""
+    register("accuracy", metrics.accuracy)
+    register("macro-f1", metrics.macro_f1)
+
+
+@hookimpl
+def register_datasets(register: Register) -> None:
+    """The generic local-files data module."""
+    register("files", TextDataModule)
+
+
+@hookimpl
+def register_commands(register: Register) -> None:
+    """``nlpkit plugins``."""
+    register("plugins", commands.PluginsCommand())

@@ -1,0 +1,243 @@
+"""The ``nlpkit`` command: plugins first, then a LightningCLI (fit/validate/test/predict) or a plugin command."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nlpkit.errors import NlpkitError, UnknownNameError
+from nlpkit.plugins import Plugins, get_plugins
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+PARSER_MODE = "nlpkit"
+#: config keys whose value names a registered class, and the registry it names
+KIND_BY_KEY = {"model": "tasks", "data": "datasets"}
+KIND_BY_SUFFIX = {"encoder": "encoders", "head": "heads"}
+
+
+# -- short names -------------------------------------------------------------------------------------------
+def _kind_for_key(key: str) -> str | None:
+    parts = [part for part in key.split(".") if part not in ("init_args", "class_path")]
+    if not parts:
+        return None
+    if len(parts) == 1 and parts[0] in KIND_BY_KEY:
+        return KIND_BY_KEY[parts[0]]
+    return next((kind for suffix, kind in KIND_BY_SUFFIX.items() if parts[-1].endswith(suffix)), None)
+
+
+def resolve_short_name(plugins: Plugins, key: str, value: str) -> str:
+    """The class path for a registered short name under config ``key``; other values pass through."""
+    kind = _kind_for_key(key)
+    if kind is None or "." in value or not value:
+        return value
+    registry = plugins[kind]
+    if value in registry or value in registry.conflicts:
+        obj = registry[value]
+        return f"{obj.__module__}.{obj.__qualname__}"
+    if any(getattr(entry.obj, "__name__", None) == value for entry in registry.entries()):
+        return value  # a class name, which jsonargparse resolves itself
+    registry.entry(value)  # raises UnknownNameError with the registered names and the closest match
+    return value
+
+
+def _rewrite_config(plugins: Plugins, node: Any, key: str = "") -> Any:
+    if isinstance(node, dict):
+        rewritten = {}
+        for name, value in node.items():
+            if name == "class_path" and isinstance(value, str):
+                rewritten[name] = resolve_short_name(plugins, key, value)
+            elif isinstance(value, str) and _kind_for_key(name):
+                rewritten[name] = resolve_short_name(plugins, name, value)
+            else:
+                rewritten[name] = _rewrite_config(plugins, value, key if name == "init_args" else name)
+        return rewritten
+    if isinstance(node, list):
+        return [_rewrite_config(plugins, item, key) for item in node]
+    return node
+
+
+def _rewrite_argv(plugins: Plugins, argv: list[str]) -> list[str]:
+    rewritten: list[str] = []
+    pending_key: str | None = None
+    for arg in argv:
+        if pending_key is not None:
+            rewritten.append(resolve_short_name(plugins, pending_key, arg))
+            pending_key = None
+        elif arg.startswith("--") and "=" in arg:
+            key, value = arg[2:].split("=", 1)
+            rewritten.append(f"--{key}={resolve_short_name(plugins, key, value)}")
+        else:
+            if arg.startswith("--") and _kind_for_key(arg[2:]) and not arg[2:].endswith(".init_args"):
+                pending_key = arg[2:]
+            rewritten.append(arg)
+    return rewritten
+
+
+def _install_loader(plugins: Plugins) -> None:
+    import yaml
+    from jsonargparse import set_loader
+
+    def load(text: str) -> Any:
+        return _rewrite_config(plugins, yaml.safe_load(text))
+
+    set_loader(PARSER_MODE, load, exceptions=(yaml.YAMLError, UnknownNameError))
+
+
+# -- checkpoints as config ---------------------------------------------------------------------------------
+def _ckpt_argv(argv: list[str]) -> list[str]:
+    """For validate/test/predict with ``--ckpt_path``, the model and data configs stored in the checkpoint."""
+    from nlpkit.io import load_checkpoint
+
+    path = next((v for k, v in itertools.pairwise(argv) if k == "--ckpt_path"), None)
+    path = path or next((a.split("=", 1)[1] for a in argv if a.startswith("--ckpt_path=")), None)
+    if argv[0] not in LIGHTNING_COMMANDS[1:] or not path or path in ("last", "best"):
+        return []
+    checkpoint = load_checkpoint(path)
+    injected = []
+    for key, section in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
+        hparams = dict(checkpoint.get(section) or {})
+        hparams.pop("_instantiator", None)
+        hparams.pop("init_from", None)
+        class_path = hparams.pop("_class_path", None)
+        if class_path:
+            injected += [f"--{key}", json.dumps({"class_path": class_path, "init_args": hparams})]
+    return injected
+
+
+# -- the Lightning CLI ---------------------------------------------------------------------------------------
+def _lightning_cli(argv: list[str]) -> None:
+    from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+    from pytorch_lightning.loggers import CSVLogger
+
+    from nlpkit.callbacks import PredictionWriter
+    from nlpkit.data.module import TextDataModule
+    from nlpkit.io import AtomicCheckpointIO
+    from nlpkit.task import Task
+
+    class NlpkitCLI(LightningCLI):
+        """LightningCLI with registered short names, checkpoint-carried configs and nlpkit's defaults."""
+
+        def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+            kwargs.update(parser_mode=PARSER_MODE, exit_on_error=False)
+            return super().init_parser(**kwargs)
+
+        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+            from pytorch_lightning.callbacks import ModelCheckpoint
+
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.set_defaults({"checkpoint.save_last": True, "checkpoint.dirpath": None})
+            parser.add_lightning_class_args(PredictionWriter, "predictions")
+
+        def _parse_ckpt_path(self) -> None:
+            """Replaced by :func:`_ckpt_argv`, which also restores the data module's settings."""
+
+        def before_instantiate_classes(self) -> None:
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            if config.get("checkpoint") is not None and config.checkpoint.get("dirpath") is None:
+                root = config.trainer.get("default_root_dir") or "runs"
+                config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+
+        def instantiate_trainer(self, **kwargs: Any) -> Any:
+            trainer = super().instantiate_trainer(**kwargs)
+            if not isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
+                trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+            return trainer
+
+    saved_argv, sys.argv = sys.argv, sys.argv[:1]  # the arguments come through ``args``
+    try:
+        _run_cli(NlpkitCLI, Task, TextDataModule, CSVLogger, argv)
+    finally:
+        sys.argv = saved_argv
+
+
+def _run_cli(cli_class: Any, task: type, datamodule: type, logger: type, argv: list[str]) -> None:
+    cli_class(
+        task,
+        datamodule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={
+            "logger": {"class_path": f"{logger.__module__}.{logger.__qualname__}", "init_args": {"save_dir": "runs"}},
+            "gradient_clip_val": 1.0,
+            "log_every_n_steps": 10,
+        },
+        args=argv,
+    )
+
+
+# -- plugin commands -----------------------------------------------------------------------------------------
+def _run_command(plugins: Plugins, argv: list[str]) -> int:
+    command = plugins["commands"][argv[0]]
+    parser = argparse.ArgumentParser(prog=f"nlpkit {argv[0]}", description=command.help)
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(argv[1:]))
+
+
+def _usage(plugins: Plugins) -> str:
+    lines = ["usage: nlpkit COMMAND [options]   (nlpkit COMMAND --help for a command's options)", "", "commands:"]
+    lines += [f"  {name:<12} {text}" for name, text in _LIGHTNING_HELP.items()]
+    lines += [f"  {e.name:<12} {e.obj.help} [{e.plugin}]" for e in plugins["commands"].entries()]
+    lines += ["", "options: --debug shows the full traceback of an error"]
+    return "\n".join(lines)
+
+
+_LIGHTNING_HELP = {
+    "fit": "train a model (YAML with --config, or --model/--data/--trainer options)",
+    "validate": "evaluate on the validation split",
+    "test": "evaluate on the test split",
+    "predict": "predict a file of inputs with a trained checkpoint (--ckpt_path)",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nlpkit`` command; returns the exit status (2 for a user's mistake)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("NLPKIT_DEBUG") == "1"
+    args = [arg for arg in args if arg != "--debug"]
+    try:
+        plugins = get_plugins()
+        if not args or args[0] in ("-h", "--help"):
+            print(_usage(plugins))
+            return 0 if args else 2
+        if args[0] in plugins["commands"]:
+            return _run_command(plugins, args)
+        if args[0] not in LIGHTNING_COMMANDS:
+            known = [*LIGHTNING_COMMANDS, *plugins["commands"]]
+            raise UnknownNameError(f"unknown command '{args[0]}' (commands: {', '.join(known)})")
+        _install_loader(plugins)
+        _lightning_cli([args[0], *_ckpt_argv(args), *_rewrite_argv(plugins, args[1:])])
+        return 0
+    except (NlpkitError, _argument_error()) as error:
+        if debug:
+            traceback.print_exc()
+        message = str(error).strip() or type(error).__name__
+        if not isinstance(error, NlpkitError):
+            message = _first_lines(message)
+        print(f"nlpkit: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _argument_error() -> type[Exception]:
+    from jsonargparse import ArgumentError
+
+    return ArgumentError
+
+
+def _first_lines(message: str) -> str:
+    """jsonargparse explains every type it tried; the first line says what is wrong."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0] if lines else message
+
+
+def console_main() -> None:
+    """``nlpkit`` console script."""
+    raise SystemExit(main())

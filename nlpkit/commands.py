@@ -1,0 +1,56 @@
+"""Extra ``nlpkit`` subcommands: the :class:`Command` interface plugins implement, and ``nlpkit plugins``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from nlpkit.plugins import get_plugins
+
+
+class Command:
+    """A subcommand registered through ``register_commands``: ``nlpkit NAME [arguments]``."""
+
+    help: str = ""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Declare the command's arguments on ``parser``."""
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Run with parsed ``args``; return the exit status. Raise ``NlpkitError`` for a user's mistake."""
+        raise NotImplementedError
+
+
+class PluginsCommand(Command):
+    """``nlpkit plugins``: every plugin, its version, status and what it registered."""
+
+    help = "list plugins, their status and what each registered"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """``--json`` for machine-readable output."""
+        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Print the table (or JSON)."""
+        plugins = get_plugins()
+        if args.json:
+            print(json.dumps([info.to_dict() for info in plugins.info.values()], indent=2))
+            return 0
+        table = Table(title="nlpkit plugins")
+        for column in ("plugin", "distribution", "version", "status", "registered"):
+            table.add_column(column)
+        for info in plugins.info.values():
+            registered = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items())
+            status = {"loaded": "[green]loaded[/]", "disabled": "[dim]disabled[/]"}.get(
+                info.status, f"[red]failed[/]: {info.error}"
+            )
+            table.add_row(info.name, info.distribution or "-", info.version or "-", status, registered)
+        console = Console()
+        console.print(table)
+        for kind, registry in plugins.registries.items():
+            for name, owners in registry.conflicts.items():
+                console.print(f"[yellow]conflict[/]: {kind[:-1]} '{name}' is registered by {', '.join(owners)}")
+        return 0

@@ -1,0 +1,36 @@
+"""Modules that remember the arguments they were built with, so a checkpoint can rebuild them."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+
+class Configurable:
+    """Mixin recording a module's constructor arguments in ``init_args``.
+
+    ``injected_args`` names the leading arguments that the owning task supplies at build time (an encoder's
+    ``vocab_size``, a head's ``input_dim``); they are left out of :meth:`spec`, which is the jsonargparse
+    ``{"class_path", "init_args"}`` form that ``Callable[..., Module]`` arguments accept.
+    """
+
+    injected_args: ClassVar[tuple[str, ...]] = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__new__(cls)
+        bound = inspect.signature(cls.__init__).bind(obj, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        arguments.pop(next(iter(arguments)))  # self
+        for name, parameter in inspect.signature(cls.__init__).parameters.items():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                arguments.update(arguments.pop(name))
+        # nn.Module.__setattr__ is not ready before __init__, so write the instance dict directly
+        obj.__dict__["init_args"] = arguments
+        return obj
+
+    def spec(self) -> dict[str, Any]:
+        """The class path and the non-injected constructor arguments, as plain data."""
+        cls = type(self)
+        init_args = {k: v for k, v in self.init_args.items() if k not in self.injected_args}  # type: ignore[attr-defined]
+        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}

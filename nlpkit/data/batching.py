@@ -1,0 +1,79 @@
+"""Length-bucketed batches with dynamic padding: similar lengths share a batch, so little compute is padding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Sampler
+
+
+def pad(sequences: Sequence[Sequence[int]], value: int = 0) -> tuple[Tensor, Tensor]:
+    """Right-pad id sequences into ``(B, T)`` ids and a ``(B, T)`` bool mask (True = real)."""
+    length = max((len(seq) for seq in sequences), default=0)
+    ids = torch.full((len(sequences), max(length, 1)), value, dtype=torch.long)
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = True
+    return ids, mask
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of indices whose lengths are close.
+
+    With ``shuffle``, indices are shuffled, cut into pools of ``pool_factor`` batches, sorted by length
+    inside each pool, batched, and the batches shuffled; the order depends only on ``seed`` and the epoch.
+    Without it, batches follow length order (the fastest for prediction).
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        pool_factor: int = 50,
+        drop_last: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.pool_factor = pool_factor
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffle for ``epoch`` (Lightning calls this each epoch)."""
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        count = len(self.lengths)
+        if not self.shuffle:
+            order = sorted(range(count), key=self.lengths.__getitem__)
+            return self._cut(order)
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(count, generator=generator).tolist()
+        pool = self.batch_size * self.pool_factor
+        batches: list[list[int]] = []
+        for start in range(0, count, pool):
+            batches.extend(self._cut(sorted(order[start : start + pool], key=self.lengths.__getitem__)))
+        shuffled = torch.randperm(len(batches), generator=generator).tolist()
+        return [batches[i] for i in shuffled]
+
+    def _cut(self, order: list[int]) -> list[list[int]]:
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.lengths), self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)

@@ -1,0 +1,176 @@
+"""The base DataModule every dataset plugin extends: the same argument names for every task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from nlpkit.data.batching import BucketBatchSampler
+from nlpkit.data.readers import Format, Record, read_records
+from nlpkit.errors import ConfigError
+from nlpkit.tokenization import Tokenizer, TokenizerOptions
+
+if TYPE_CHECKING:
+    from nlpkit.task import Task
+
+SPLITS_BY_STAGE = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+
+
+class TextDataModule(pl.LightningDataModule):
+    """Reads local files, gets the tokenizer and label set, and serves length-bucketed batches.
+
+    The task turns each record's fields into tensors (``Task.encode`` and ``Task.collate``), so the same
+    code serves files here and lists of texts in ``Task.predict``. Subclasses adapt a file layout by
+    overriding :meth:`fields` (and :meth:`texts`/:meth:`label_values` for non-text fields).
+
+    :param train_path: training file; the tokenizer and the labels are learned from it
+    :param val_path: validation file
+    :param test_path: test file
+    :param predict_path: file of inputs to predict
+    :param format: txt, jsonl, csv, tsv or conll; by default taken from each file's extension
+    :param batch_size: examples per batch
+    :param num_workers: DataLoader worker processes
+    :param seed: seed of the bucketed shuffling
+    :param tokenizer: load a SentencePiece model or train one on the training split
+    """
+
+    def __init__(
+        self,
+        train_path: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        predict_path: str | None = None,
+        format: Format | None = None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        tokenizer: TokenizerOptions | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.paths = {"train": train_path, "val": val_path, "test": test_path, "predict": predict_path}
+        self.format = format
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.tokenizer_options = tokenizer or TokenizerOptions()
+        self.tokenizer: Tokenizer | None = None
+        self.labels: list[str] | None = None
+        self.examples: dict[str, list[dict[str, Any]]] = {}
+
+    # -- what subclasses adapt -------------------------------------------------------------------------
+    def reader_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for :func:`nlpkit.data.readers.read_records`."""
+        return {}
+
+    def fields(self, record: Record, labeled: bool) -> dict[str, Any]:
+        """The task's fields of one record (default: the record's fields as read)."""
+        return dict(record.fields)
+
+    def texts(self, fields: dict[str, Any]) -> Iterator[str]:
+        """The text the tokenizer is trained on."""
+        text = fields.get("text")
+        if isinstance(text, str):
+            yield text
+        yield from fields.get("tokens", ())
+
+    def label_values(self, fields: dict[str, Any]) -> list[str]:
+        """The label strings of one example (none for unlabelled tasks)."""
+        return []
+
+    # -- the shared machinery --------------------------------------------------------------------------
+    def _task(self) -> Task | None:
+        trainer = self.trainer
+        return trainer.lightning_module if trainer is not None else None  # type: ignore[return-value]
+
+    def read(self, split: str, labeled: bool = True) -> list[tuple[Record, dict[str, Any]]]:
+        """Records of ``split`` with their task fields; a missing path is a one-line error."""
+        path = self.paths[split]
+        if not path:
+            raise ConfigError(f"no {split} data: set data.{split}_path")
+        return [
+            (record, self.fields(record, labeled))
+            for record in read_records(path, self.format, **self.reader_options())
+        ]
+
+    def setup(self, stage: str) -> None:
+        """Read the stage's files, get the tokenizer and labels (from the task if it has them), encode."""
+        task = self._task()
+        splits = SPLITS_BY_STAGE[stage]
+        read = {split: self.read(split, labeled=split != "predict") for split in splits}
+        needs_training_split = (task is None or task.tokenizer is None) and not self.tokenizer_options.path
+        train = read.get("train") or (self.read("train") if needs_training_split else None)
+        if task is not None and task.tokenizer is not None:
+            self.tokenizer = task.tokenizer
+        else:
+            texts = (text for _, fields in train or () for text in self.texts(fields))
+            self.tokenizer = Tokenizer.from_options(self.tokenizer_options, texts)
+        self.labels = self._labels(task, train, read)
+        if task is None:
+            return
+        task.bind(self.tokenizer, self.labels)
+        for split, rows in read.items():
+            self.examples[split] = [
+                {**task.encode(fields, labeled=split != "predict", record=record), "index": index}
+                for index, (record, fields) in enumerate(rows)
+            ]
+
+    def _labels(
+        self,
+        task: Task | None,
+        train: list[tuple[Record, dict[str, Any]]] | None,
+        read: dict[str, list[tuple[Record, dict[str, Any]]]],
+    ) -> list[str] | None:
+        if task is not None and task.labels is not None:
+            labels = task.labels
+        elif train is not None:
+            values = sorted({value for _, fields in train for value in self.label_values(fields)})
+            labels = values or None
+        else:
+            labels = None
+        if labels is not None:
+            known = set(labels)
+            for split, rows in read.items():
+                for record, fields in rows:
+                    unknown = [value for value in self.label_values(fields) if value not in known]
+                    if unknown:
+                        raise record.error(
+                            f"label '{unknown[0]}' in the {split} data never occurs in the training data "
+                            f"(known: {', '.join(labels)})"
+                        )
+        return labels
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        task = self._task()
+        if task is None:
+            raise ConfigError("the data module needs a task: use it through a Lightning Trainer")
+        examples = self.examples[split]
+        sampler = BucketBatchSampler(
+            [example["length"] for example in examples], self.batch_size, shuffle=shuffle, seed=self.seed
+        )
+        return DataLoader(
+            examples,  # type: ignore[arg-type]
+            batch_sampler=sampler,
+            collate_fn=task.collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled, length-bucketed training batches."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches in length order."""
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test batches in length order."""
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Prediction batches in length order; predictions carry each input's index."""
+        return self._loader("predict", shuffle=False)

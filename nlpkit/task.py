@@ -1,0 +1,293 @@
+"""``Task``: the LightningModule every task extends (encoder, loss, metrics, optimizer, self-contained checkpoints)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torchmetrics import MetricCollection
+
+from nlpkit.configurable import Configurable
+from nlpkit.data.batching import BucketBatchSampler
+from nlpkit.data.readers import Record
+from nlpkit.encoders.base import Encoder, EncoderFactory
+from nlpkit.errors import CheckpointError, ConfigError
+from nlpkit.io import load_checkpoint
+from nlpkit.plugins import plugin_versions, registry
+from nlpkit.tokenization import Tokenizer
+
+CHECKPOINT_KEY = "nlpkit"
+CHECKPOINT_FORMAT = 1
+_PLAIN = (str, int, float, bool, type(None))
+
+
+@dataclass
+class StepOutput:
+    """What a task's :meth:`Task.step` returns: the loss, and predictions/targets for the metrics."""
+
+    loss: Tensor
+    predictions: Tensor
+    targets: Tensor
+    batch_size: int
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _is_plain(item) for key, item in value.items())
+    return False
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class Task(pl.LightningModule):
+    """Base of every task: an encoder, the task's own layers, a loss and torchmetrics metrics.
+
+    The modules are built once the tokenizer and labels are known (:meth:`bind`, called by the data module
+    in ``setup`` or when a checkpoint is loaded). A checkpoint carries the tokenizer, the labels and the
+    plugin versions, so ``nlpkit.load(path)`` needs nothing else.
+
+    Subclasses implement :meth:`build`, :meth:`encode`, :meth:`collate`, :meth:`step` and :meth:`predict_batch`.
+
+    :param encoder: the sequence encoder, e.g. ``lstm`` or ``transformer`` with its arguments
+    :param learning_rate: peak AdamW learning rate
+    :param weight_decay: AdamW weight decay (not applied to biases, norms and embeddings)
+    :param warmup_steps: linear warm-up steps before cosine decay
+    :param min_lr_ratio: the cosine schedule decays to ``learning_rate * min_lr_ratio``
+    :param metrics: names of registered metrics to compute on validation and test
+    :param init_from: a checkpoint whose compatible encoder weights (and tokenizer) start this model
+    """
+
+    def __init__(
+        self,
+        encoder: EncoderFactory,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.1,
+        metrics: list[str] | None = None,
+        init_from: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.encoder_factory = encoder
+        self.metric_names = list(metrics or [])
+        self.tokenizer: Tokenizer | None = None
+        self.labels: list[str] | None = None
+        self.encoder: Encoder | None = None
+        self._init_state: dict[str, Tensor] | None = None
+        if init_from:
+            checkpoint = load_checkpoint(init_from)
+            self.tokenizer = Tokenizer(self._nlpkit_section(checkpoint, init_from)["tokenizer"])
+            self._init_state = checkpoint.get("state_dict", {})
+
+    # -- subclass API ----------------------------------------------------------------------------------
+    def build(self) -> None:
+        """Create the task's layers and metrics; ``self.encoder``, ``tokenizer`` and ``labels`` are set."""
+        raise NotImplementedError
+
+    def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:
+        """One example's fields to ids; must include ``length``. ``record`` locates errors in files."""
+        raise NotImplementedError
+
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        """Pad encoded examples into a batch of tensors (keeping each example's ``index``)."""
+        raise NotImplementedError
+
+    def step(self, batch: dict[str, Any]) -> StepOutput:
+        """Loss, predictions and targets of a labelled batch."""
+        raise NotImplementedError
+
+    def predict_batch(self, batch: dict[str, Any]) -> list[Any]:
+        """Plain Python results, one per example of the batch, in batch order."""
+        raise NotImplementedError
+
+    def input_fields(self, item: Any) -> dict[str, Any]:
+        """Fields of one raw input to :meth:`predict` (default: a text becomes ``{"text": item}``)."""
+        if isinstance(item, str):
+            return {"text": item}
+        if isinstance(item, dict):
+            return item
+        raise ConfigError(f"{type(self).__name__}.predict takes texts or dicts of fields, got {type(item).__name__}")
+
+    # -- building --------------------------------------------------------------------------------------
+    @property
+    def is_built(self) -> bool:
+        """Whether the modules exist (after :meth:`bind`)."""
+        return self.encoder is not None
+
+    def bind(self, tokenizer: Tokenizer, labels: list[str] | None) -> None:
+        """Attach the tokenizer and labels and build the modules; a second call must agree with the first."""
+        if self.is_built:
+            if tokenizer != self.tokenizer or labels != self.labels:
+                raise CheckpointError(
+                    "the data's tokenizer or labels differ from the model's; "
+                    "use the tokenizer and label set the model was trained with"
+                )
+            return
+        self.tokenizer, self.labels = tokenizer, labels
+        self.encoder = self.encoder_factory(tokenizer.vocab_size)
+        if not isinstance(self.encoder, Encoder):
+            raise ConfigError(f"model.encoder built a {type(self.encoder).__name__}, not an nlpkit Encoder")
+        self.build()
+        if self._init_state is not None:
+            self._load_encoder_weights(self._init_state)
+            self._init_state = None
+
+    def build_metrics(self, **kwargs: Any) -> None:
+        """Create ``val_metrics`` and ``test_metrics`` from the registered metric names, built with ``kwargs``."""
+        metrics = registry("metrics")
+        collection = MetricCollection({name: metrics[name](**kwargs) for name in self.metric_names})
+        self.val_metrics = collection.clone(prefix="val/")
+        self.test_metrics = collection.clone(prefix="test/")
+
+    def setup(self, stage: str) -> None:
+        """Build from the data module's tokenizer and labels when the data module did not already."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not self.is_built and datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
+            self.bind(datamodule.tokenizer, datamodule.labels)
+        if not self.is_built:
+            raise ConfigError(f"{type(self).__name__} needs a data module that provides a tokenizer")
+
+    def _load_encoder_weights(self, state: dict[str, Tensor]) -> None:
+        own = self.state_dict()
+        compatible = {
+            key: value
+            for key, value in state.items()
+            if key.startswith("encoder.") and key in own and own[key].shape == value.shape
+        }
+        if not compatible:
+            raise CheckpointError(f"init_from: no encoder weights match {type(self.encoder).__name__}'s shapes")
+        self.load_state_dict(compatible, strict=False)
+
+    # -- training --------------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Loss of one batch, logged as ``train/loss``."""
+        output = self.step(batch)
+        self.log("train/loss", output.loss, prog_bar=True, batch_size=output.batch_size)
+        return output.loss
+
+    def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
+        output = self.step(batch)
+        self.log(f"{stage}/loss", output.loss, prog_bar=True, batch_size=output.batch_size)
+        metrics = getattr(self, f"{stage}_metrics", None)
+        if metrics:
+            metrics.update(output.predictions, output.targets)
+            self.log_dict(metrics, batch_size=output.batch_size)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Update validation loss and metrics."""
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Update test loss and metrics."""
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Any]]:
+        """Predictions of a batch, each tagged with its input's index in the file."""
+        return [
+            {"index": int(index), "prediction": result}
+            for index, result in zip(batch["index"].tolist(), self.predict_batch(batch), strict=True)
+        ]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW (no decay on biases, norms, embeddings) with linear warm-up then cosine decay per step."""
+        decay, no_decay = [], []
+        for name, parameter in self.named_parameters():
+            if parameter.requires_grad:
+                (no_decay if parameter.ndim < 2 or "embedding" in name else decay).append(parameter)
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=hp.learning_rate,
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(hp.warmup_steps, total)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- prediction from Python ------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, inputs: Sequence[Any], batch_size: int = 32) -> list[Any]:
+        """Predict a list of inputs (texts, or dicts of fields), batched by length; results keep input order."""
+        if not self.is_built:
+            raise ConfigError("this task has not been trained or loaded yet")
+        examples = [self.encode(self.input_fields(item), labeled=False) for item in inputs]
+        results: list[Any] = [None] * len(examples)
+        was_training = self.training
+        self.eval()
+        try:
+            for indices in BucketBatchSampler([e["length"] for e in examples], batch_size, shuffle=False):
+                batch = self.collate([{**examples[i], "index": i} for i in indices])
+                batch = self.transfer_batch_to_device(batch, self.device, 0)
+                for i, result in zip(indices, self.predict_batch(batch), strict=True):
+                    results[i] = result
+        finally:
+            self.train(was_training)
+        return results
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store tokenizer, labels and plugin versions; keep hyperparameters plain data (``weights_only`` loads)."""
+        if not self.is_built:
+            raise CheckpointError("cannot save a task that was never built")
+        checkpoint[CHECKPOINT_KEY] = {
+            "format": CHECKPOINT_FORMAT,
+            "task_class": _class_path(type(self)),
+            "task": registry("tasks").name_of(type(self)),
+            "tokenizer": self.tokenizer.to_bytes(),  # type: ignore[union-attr]
+            "max_length": self.tokenizer.max_length,  # type: ignore[union-attr]
+            "labels": self.labels,
+            "plugins": plugin_versions(),
+        }
+        checkpoint["hyper_parameters"] = self._plain_hyperparameters()
+
+    def _plain_hyperparameters(self) -> dict[str, Any]:
+        hparams: dict[str, Any] = {"_class_path": _class_path(type(self))}
+        built = {"encoder": self.encoder}
+        for name, value in self.hparams.items():
+            if name.startswith("_"):
+                continue
+            module = built.get(name, getattr(self, name, None))
+            if not _is_plain(value) and isinstance(module, Configurable):
+                value = module.spec()
+            if not _is_plain(value):
+                raise CheckpointError(f"hyperparameter '{name}' is not plain data ({type(value).__name__})")
+            hparams[name] = value
+        hparams["_instantiator"] = "pytorch_lightning.cli.instantiate_module"
+        return hparams
+
+    @staticmethod
+    def _nlpkit_section(checkpoint: dict[str, Any], source: object) -> dict[str, Any]:
+        section = checkpoint.get(CHECKPOINT_KEY)
+        if not isinstance(section, dict) or "tokenizer" not in section:
+            raise CheckpointError(f"{source}: not an nlpkit checkpoint (no '{CHECKPOINT_KEY}' section)")
+        return section
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Check the checkpoint is this task's, then rebuild the modules from its tokenizer and labels."""
+        section = self._nlpkit_section(checkpoint, "checkpoint")
+        if section.get("task_class") != _class_path(type(self)):
+            raise CheckpointError(
+                f"the checkpoint was made by task {section.get('task') or section.get('task_class')}, "
+                f"not by {registry('tasks').name_of(type(self)) or type(self).__name__}"
+            )
+        tokenizer = Tokenizer(section["tokenizer"], max_length=section.get("max_length", 512))
+        self.bind(tokenizer, section["labels"])

@@ -1,0 +1,168 @@
+"""SentencePiece tokenization: train from text, encode and decode batches, travel inside checkpoints as bytes."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import sentencepiece as spm
+
+from nlpkit.errors import CheckpointError, ConfigError, DataError
+from nlpkit.io import atomic_write_bytes
+
+PAD, UNK, BOS, EOS, MASK = "<pad>", "<unk>", "<s>", "</s>", "<mask>"
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+@dataclass
+class TokenizerOptions:
+    """How to get a tokenizer: load ``path`` if given, else train one on the training split."""
+
+    path: str | None = None
+    vocab_size: int = 8000
+    model_type: Literal["unigram", "bpe"] = "unigram"
+    character_coverage: float = 1.0
+    byte_fallback: bool = False
+    special_tokens: list[str] = field(default_factory=list)
+    max_length: int = 512
+
+
+class Tokenizer:
+    """A SentencePiece model with fixed special ids: pad 0, unk 1, bos 2, eos 3, then ``<mask>`` and extras."""
+
+    def __init__(self, model: bytes, max_length: int = 512) -> None:
+        self._model = bytes(model)
+        self.max_length = max_length
+        self._sp = spm.SentencePieceProcessor()
+        try:
+            self._sp.LoadFromSerializedProto(self._model)
+        except Exception as error:
+            raise CheckpointError(f"invalid SentencePiece model ({len(self._model)} bytes)") from error
+        if self._sp.pad_id() != PAD_ID or self._sp.eos_id() != EOS_ID or self._sp.bos_id() != BOS_ID:
+            raise CheckpointError("SentencePiece model lacks nlpkit's special ids (pad 0, unk 1, bos 2, eos 3)")
+
+    @classmethod
+    def train(
+        cls,
+        texts: Iterable[str],
+        vocab_size: int = 8000,
+        model_type: Literal["unigram", "bpe"] = "unigram",
+        character_coverage: float = 1.0,
+        byte_fallback: bool = False,
+        special_tokens: Sequence[str] = (),
+        max_length: int = 512,
+    ) -> Tokenizer:
+        """Train on ``texts``; the vocabulary shrinks below ``vocab_size`` if the text is too small for it."""
+        sentences = [text for text in texts if text.strip()]
+        if not sentences:
+            raise ConfigError("cannot train a tokenizer: the training text is empty")
+        buffer = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(sentences),
+                model_writer=buffer,
+                vocab_size=vocab_size,
+                model_type=model_type,
+                character_coverage=character_coverage,
+                byte_fallback=byte_fallback,
+                pad_id=PAD_ID,
+                unk_id=UNK_ID,
+                bos_id=BOS_ID,
+                eos_id=EOS_ID,
+                user_defined_symbols=[MASK, *special_tokens],
+                hard_vocab_limit=False,
+                train_extremely_large_corpus=False,
+                num_threads=min(4, os.cpu_count() or 1),
+                minloglevel=2,
+            )
+        except RuntimeError as error:
+            raise ConfigError(f"SentencePiece training failed: {str(error).strip()}") from error
+        return cls(buffer.getvalue(), max_length=max_length)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], max_length: int = 512) -> Tokenizer:
+        """Load a ``.model`` file written by SentencePiece or by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(path, "tokenizer model file not found")
+        try:
+            return cls(path.read_bytes(), max_length=max_length)
+        except CheckpointError as error:
+            raise DataError(path, f"not a usable SentencePiece model: {error}") from error
+
+    @classmethod
+    def from_options(cls, options: TokenizerOptions, texts: Iterable[str]) -> Tokenizer:
+        """Load ``options.path`` if set, else train on ``texts`` with the options."""
+        if options.path:
+            return cls.load(options.path, max_length=options.max_length)
+        return cls.train(
+            texts,
+            vocab_size=options.vocab_size,
+            model_type=options.model_type,
+            character_coverage=options.character_coverage,
+            byte_fallback=options.byte_fallback,
+            special_tokens=options.special_tokens,
+            max_length=options.max_length,
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the model atomically (temporary file, then rename)."""
+        atomic_write_bytes(path, self._model)
+
+    def to_bytes(self) -> bytes:
+        """The serialized SentencePiece model, as stored in checkpoints."""
+        return self._model
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, special tokens included."""
+        return self._sp.get_piece_size()
+
+    pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
+
+    @property
+    def mask_id(self) -> int:
+        """Id of ``<mask>``."""
+        return self._sp.piece_to_id(MASK)
+
+    def token_id(self, piece: str) -> int:
+        """The id of a special token or piece; an unknown one is an error, not ``<unk>``."""
+        token_id = self._sp.piece_to_id(piece)
+        if token_id == UNK_ID and piece != UNK:
+            raise ConfigError(f"token '{piece}' is not in the tokenizer's vocabulary")
+        return token_id
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        add_bos: bool = False,
+        add_eos: bool = False,
+        max_length: int | None = None,
+    ) -> list[list[int]]:
+        """Token ids for each text, truncated to ``max_length`` (default: the tokenizer's) keeping bos/eos."""
+        limit = self.max_length if max_length is None else max_length
+        encoded = self._sp.encode(list(texts), out_type=int)
+        prefix, suffix = [BOS_ID] if add_bos else [], [EOS_ID] if add_eos else []
+        room = max(limit - len(prefix) - len(suffix), 0)
+        return [prefix + ids[:room] + suffix for ids in encoded]
+
+    def pieces(self, text: str) -> list[str]:
+        """The subword pieces of one text."""
+        return self._sp.encode(text, out_type=str)
+
+    def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        """Text for each id sequence; special tokens are dropped."""
+        return [self._sp.decode([i for i in seq if i > EOS_ID]) for seq in ids]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tokenizer) and self._model == other._model
+
+    def __hash__(self) -> int:
+        return hash(self._model)
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={self.vocab_size}, max_length={self.max_length})"

@@ -1,0 +1,22 @@
+"""nlpkit plugin: text classification (``text-classification`` task, ``classification`` data)."""
+
+from __future__ import annotations
+
+from nlpkit import hookimpl
+from nlpkit.hookspecs import Register
+
+
+@hookimpl
+def register_tasks(register: Register) -> None:
+    """The text classification task."""
+    from nlpkit_classification.task import TextClassificationTask
+
+    register("text-classification", TextClassificationTask)
+
+
+@hookimpl
+def register_datasets(register: Register) -> None:
+    """Labelled text in csv/tsv/jsonl files."""
+    from nlpkit_classification.data import ClassificationData
+
+    register("classification", ClassificationData)

@@ -1,0 +1,5 @@
+"""nlpkit plugin: Multilingual training, language tags and language ID.
+
+A registered skeleton: it loads through the ``nlpkit`` entry point like any plugin; its tasks,
+datasets and metrics arrive with issue #7.
+"""
