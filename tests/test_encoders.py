@@ -1,0 +1,238 @@
+"""The built-in encoders: padding invariance, causality, cached decoding, RNN semantics, gradients, bf16."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.testing import assert_close
+
+from nlpkit.encoders.base import Encoder
+from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder, RecurrentEncoder
+from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
+
+VOCAB = 23
+TINY_RNN = {"embedding_dim": 6, "hidden_size": 8, "num_layers": 2, "dropout": 0.1}
+TINY_TRANSFORMER = {"d_model": 16, "num_heads": 2, "num_layers": 2, "dim_feedforward": 24, "max_length": 64}
+
+CAUSAL: dict[str, Callable[[int], Encoder]] = {
+    "elman": partial(ElmanRNNEncoder, **TINY_RNN),
+    "lstm": partial(LSTMEncoder, **TINY_RNN),
+    "gru": partial(GRUEncoder, **TINY_RNN),
+    **{
+        f"causal-{kind}": partial(CausalTransformerEncoder, positions=kind, **TINY_TRANSFORMER)
+        for kind in ("learned", "sinusoidal", "rotary")
+    },
+}
+BIDIRECTIONAL: dict[str, Callable[[int], Encoder]] = {
+    "elman-bi": partial(ElmanRNNEncoder, bidirectional=True, **TINY_RNN),
+    "lstm-bi": partial(LSTMEncoder, bidirectional=True, **TINY_RNN),
+    "gru-bi": partial(GRUEncoder, bidirectional=True, **TINY_RNN),
+    **{
+        f"transformer-{kind}": partial(TransformerEncoder, positions=kind, **TINY_TRANSFORMER)
+        for kind in ("learned", "sinusoidal", "rotary")
+    },
+}
+ENCODERS = CAUSAL | BIDIRECTIONAL
+
+
+def build(name: str, seed: int = 0, vocab_size: int = VOCAB) -> Encoder:
+    """A seeded encoder in eval mode."""
+    torch.manual_seed(seed)
+    return ENCODERS[name](vocab_size).eval()
+
+
+def random_sequences(lengths: list[int], seed: int = 0) -> list[list[int]]:
+    """Token lists of the given lengths, without the pad id 0."""
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(1, VOCAB, (n,), generator=generator).tolist() for n in lengths]
+
+
+def pad(sequences: list[list[int]], side: str, length: int | None = None) -> tuple[Tensor, Tensor]:
+    """Pad token lists on ``side`` to a batch: tokens (B, T) and mask (B, T)."""
+    length = length or max(len(s) for s in sequences)
+    tokens = torch.zeros(len(sequences), length, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        columns = slice(0, len(sequence)) if side == "right" else slice(length - len(sequence), length)
+        tokens[row, columns] = torch.tensor(sequence, dtype=torch.long)
+    return tokens, tokens != 0
+
+
+def encode_alone(model: Encoder, sequence: list[int]) -> Tensor:
+    """Encode one unpadded sequence: (T, H)."""
+    tokens = torch.tensor([sequence])
+    return model(tokens, torch.ones_like(tokens, dtype=torch.bool))[0]
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("name", ENCODERS)
+def test_padding_does_not_change_real_positions(name: str, side: str) -> None:
+    model = build(name)
+    sequences = random_sequences([5, 9, 1, 3])
+    tokens, mask = pad([*sequences, []], side, length=12)  # the last row is all padding
+    with torch.no_grad():
+        out = model(tokens, mask)
+        for row, sequence in enumerate(sequences):
+            assert_close(out[row][mask[row]], encode_alone(model, sequence), atol=1e-5, rtol=0)
+    assert out.isfinite().all()
+    if isinstance(model, RecurrentEncoder):
+        assert out[~mask].eq(0).all()
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_perturbing_a_token_reaches_the_past_only_without_causality(name: str) -> None:
+    model = build(name)
+    tokens = torch.randint(1, VOCAB, (2, 10), generator=torch.Generator().manual_seed(3))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    t = 6
+    perturbed = tokens.clone()
+    perturbed[:, t] = tokens[:, t] % (VOCAB - 1) + 1  # another non-pad token
+    with torch.no_grad():
+        before, after = model(tokens, mask), model(perturbed, mask)
+    past_change = (before[:, :t] - after[:, :t]).abs().amax().item()
+    assert (before[:, t] - after[:, t]).abs().amax() > 1e-4
+    if model.is_causal:
+        assert past_change == 0.0
+    else:
+        assert past_change > 1e-4
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("name", CAUSAL)
+def test_cached_decoding_matches_full_recomputation(name: str, side: str) -> None:
+    model = build(name)
+    generator = torch.Generator().manual_seed(1)
+    history = random_sequences([5, 1, 3, 7])  # each row's real tokens fed so far
+    tokens, mask = pad(history, side)
+    cache = model.init_cache(len(history))
+    with torch.no_grad():
+        logits = model.output_logits(model.step(tokens, mask, cache))
+        cached = [list(logits[row][mask[row]]) for row in range(len(history))]
+        # one 3-token chunk with mixed masks, then 31 single tokens; masked-out columns must change nothing
+        for width in [3] + [1] * 31:
+            tokens = torch.randint(1, VOCAB, (len(history), width), generator=generator)
+            mask = torch.rand(len(history), width, generator=generator) < 0.75
+            logits = model.output_logits(model.step(tokens, mask, cache))
+            for row in range(len(history)):
+                history[row] += tokens[row][mask[row]].tolist()
+                cached[row] += list(logits[row][mask[row]])
+        for row, sequence in enumerate(history):
+            expected = model.output_logits(encode_alone(model, sequence))
+            assert_close(torch.stack(cached[row]), expected, atol=1e-5, rtol=0)
+    assert sum(map(len, history)) < (5 + 1 + 3 + 7) + 4 * 34  # some columns really were masked out
+
+
+@pytest.mark.parametrize("cls", [ElmanRNNEncoder, LSTMEncoder, GRUEncoder])
+def test_bidirectional_rnn_is_a_forward_and_a_reversed_pass(cls: type[RecurrentEncoder]) -> None:
+    torch.manual_seed(0)
+    model = cls(VOCAB, embedding_dim=6, hidden_size=8, bidirectional=True).eval()
+    weights = model.rnn.state_dict()
+    forward, backward = (cls.rnn_type(6, 8, batch_first=True) for _ in range(2))
+    forward.load_state_dict({k: v for k, v in weights.items() if not k.endswith("_reverse")})
+    reverse = {k.removesuffix("_reverse"): v for k, v in weights.items() if k.endswith("_reverse")}
+    backward.load_state_dict(reverse)
+    sequences = random_sequences([7, 3, 5])
+    tokens, mask = pad(sequences, "right")
+    with torch.no_grad():
+        out = model(tokens, mask)
+        for row, sequence in enumerate(sequences):
+            x = model.token_embedding(torch.tensor([sequence]))  # (1, L, E)
+            expected = torch.cat([forward(x)[0], backward(x.flip(1))[0].flip(1)], dim=-1)[0]
+            assert_close(out[row, : len(sequence)], expected, atol=1e-6, rtol=0)
+            assert out[row, len(sequence) :].eq(0).all()
+
+
+def test_elman_rnn_follows_its_recurrence() -> None:
+    torch.manual_seed(0)
+    model = ElmanRNNEncoder(VOCAB, embedding_dim=6, hidden_size=8).eval()
+    sequence = random_sequences([6])[0]
+    rnn = model.rnn
+    with torch.no_grad():
+        h = torch.zeros(8)
+        embedded = model.token_embedding(torch.tensor(sequence))  # (T, E)
+        for x, out in zip(embedded, encode_alone(model, sequence), strict=True):
+            h = torch.tanh(rnn.weight_hh_l0 @ h + rnn.weight_ih_l0 @ x + rnn.bias_hh_l0 + rnn.bias_ih_l0)
+            assert_close(out, h, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["lstm", "lstm-bi", "transformer-rotary", "causal-learned"])
+def test_gradients_match_finite_differences(name: str) -> None:
+    model = build(name, vocab_size=7).double()
+    tokens, mask = pad([[1, 2, 3, 4, 5], [6, 2, 1]], "right")
+    weight = model.token_embedding.weight.detach().clone().requires_grad_(True)
+
+    def real_outputs(embedding: Tensor) -> Tensor:
+        params = {"token_embedding.weight": embedding}
+        return torch.func.functional_call(model, params, (tokens, mask))[mask]
+
+    assert torch.autograd.gradcheck(real_outputs, (weight,), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_same_seed_same_model_and_spec_rebuilds_it(name: str) -> None:
+    tokens, mask = pad(random_sequences([4, 6]), "right")
+    model = build(name)
+    with torch.no_grad():
+        out = model(tokens, mask)
+        assert torch.equal(out, build(name)(tokens, mask))
+        assert not torch.equal(out, build(name, seed=1)(tokens, mask))
+        spec = model.spec()
+        assert spec["class_path"] == f"{type(model).__module__}.{type(model).__qualname__}"
+        rebuilt = type(model)(VOCAB, **spec["init_args"]).eval()
+        rebuilt.load_state_dict(model.state_dict())
+        assert torch.equal(out, rebuilt(tokens, mask))
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_bfloat16_autocast_is_finite_and_close_to_float32(name: str) -> None:
+    model = build(name)
+    tokens, mask = pad(random_sequences([6, 3]), "left")
+    with torch.no_grad():
+        reference = model(tokens, mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(tokens, mask)
+            if model.is_causal:
+                cache = model.init_cache(2)
+                chunks = [(0, 4), (4, 5), (5, 6)]  # a prefill, then one token at a time
+                stepped = [model.step(tokens[:, a:b], mask[:, a:b], cache) for a, b in chunks]
+                assert_close(torch.cat(stepped, dim=1).float()[mask], reference[mask], atol=0.1, rtol=0.05)
+    assert out.float().isfinite().all()
+    assert_close(out.float()[mask], reference[mask], atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize("name", BIDIRECTIONAL)
+def test_bidirectional_encoders_refuse_to_decode(name: str) -> None:
+    model = build(name)
+    assert not model.is_causal
+    with pytest.raises(NotImplementedError):
+        model.init_cache(1)
+    with pytest.raises(NotImplementedError):
+        model.step(torch.ones(1, 1, dtype=torch.long), torch.ones(1, 1, dtype=torch.bool), None)
+    if isinstance(model, RecurrentEncoder):
+        with pytest.raises(NotImplementedError):
+            model.output_logits(torch.zeros(1, 1, model.output_dim))
+
+
+def test_language_model_head_tying() -> None:
+    hidden = torch.randn(2, 3, 16)
+    tied = CausalTransformerEncoder(VOCAB, **TINY_TRANSFORMER)
+    assert tied.lm_head is None
+    assert_close(tied.output_logits(hidden), hidden @ tied.token_embedding.weight.T)
+    untied = CausalTransformerEncoder(VOCAB, tie_weights=False, **TINY_TRANSFORMER)
+    assert isinstance(untied.lm_head, nn.Linear)
+    assert_close(untied.output_logits(hidden), untied.lm_head(hidden))
+    assert LSTMEncoder(VOCAB, embedding_dim=8, hidden_size=8, tie_weights=True).lm_head is None
+    with pytest.raises(ValueError, match="tie_weights"):
+        LSTMEncoder(VOCAB, embedding_dim=6, hidden_size=8, tie_weights=True)
+
+
+def test_kv_cache_overflow_is_an_error() -> None:
+    model = build("causal-rotary")
+    cache = model.init_cache(1, capacity=4)
+    tokens = torch.ones(1, 3, dtype=torch.long)
+    model.step(tokens, tokens.bool(), cache)
+    with pytest.raises(ValueError, match="KV cache full"):
+        model.step(tokens, tokens.bool(), cache)

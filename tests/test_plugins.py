@@ -1,0 +1,149 @@
+"""Plugin discovery through real entry points: loading, failures, conflicts, allow and deny lists."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nlpkit.errors import NameConflictError, UnknownNameError
+from nlpkit.plugins import PluginWarning, discover, get_plugins
+from tests.conftest import run_nlpkit
+
+FIRST_PARTY = {"classification", "generation", "ner", "multilingual", "kg"}
+
+
+def test_core_and_first_party_plugins_load_through_entry_points() -> None:
+    plugins = discover()
+    assert {"core", *FIRST_PARTY} <= set(plugins.info)
+    for name in {"core", *FIRST_PARTY}:
+        assert plugins.info[name].status == "loaded", plugins.info[name].error
+    assert plugins.info["core"].distribution == "nlpkit"
+    assert set(plugins["encoders"]) >= {"rnn", "lstm", "gru", "transformer", "causal-transformer"}
+    assert plugins["tasks"].entry("text-classification").plugin == "classification"
+
+
+def test_third_party_plugin_is_discovered_with_its_names(plugin_site) -> None:
+    plugin_site("nlpkit-toy", "toy", "nlpkit_toy")
+    plugins = discover()
+    info = plugins.info["toy"]
+    assert (info.status, info.distribution, info.version) == ("loaded", "nlpkit-toy", "0.1.0")
+    assert info.registered == {"heads": ["scaled-linear"], "metrics": ["error-rate"]}
+    assert plugins["heads"].entry("scaled-linear").plugin == "toy"
+
+
+def test_import_failure_is_named_and_the_others_keep_working(plugin_site) -> None:
+    plugin_site("nlpkit-broken", "broken", "nlpkit_broken", source="import not_a_module_anywhere\n")
+    with pytest.warns(PluginWarning, match=r"'broken' \(nlpkit_broken\) failed to load: import failed"):
+        plugins = discover()
+    assert plugins.info["broken"].status == "failed"
+    assert "No module named 'not_a_module_anywhere'" in plugins.info["broken"].error
+    assert plugins.info["classification"].status == "loaded"
+    with pytest.raises(UnknownNameError, match=r"Plugins that failed to load and may provide it: 'broken'"):
+        plugins["heads"]["what-broken-would-have-had"]
+
+
+def test_a_hook_that_raises_leaves_no_partial_registration(plugin_site) -> None:
+    source = """
+        from nlpkit import hookimpl
+        from nlpkit.heads import LinearHead
+
+        @hookimpl
+        def register_heads(register):
+            register("half-registered", LinearHead)
+            raise RuntimeError("database unavailable")
+    """
+    plugin_site("nlpkit-flaky", "flaky", "nlpkit_flaky", source=source)
+    with pytest.warns(PluginWarning, match="RuntimeError in its hook: database unavailable"):
+        plugins = discover()
+    assert plugins.info["flaky"].status == "failed"
+    assert "half-registered" not in plugins["heads"]
+    assert "linear" in plugins["heads"]
+
+
+def test_two_plugins_with_one_name_is_an_error_naming_both(plugin_site) -> None:
+    source = """
+        from nlpkit import hookimpl
+        from nlpkit.heads import MLPHead
+
+        @hookimpl
+        def register_heads(register):
+            register("linear", MLPHead)
+            register("clash-free", MLPHead)
+    """
+    plugin_site("nlpkit-clash", "clash", "nlpkit_clash", source=source)
+    plugins = discover()
+    assert plugins["heads"].conflicts == {"linear": ["core", "clash"]}
+    with pytest.raises(NameConflictError, match=r"head 'linear' is registered by plugins 'core' and 'clash'"):
+        plugins["heads"]["linear"]
+    assert plugins["heads"]["clash-free"].__name__ == "MLPHead"
+
+
+def test_misspelled_hook_name_is_caught_at_load_time(plugin_site) -> None:
+    source = """
+        from nlpkit import hookimpl
+
+        @hookimpl
+        def register_encoder(register):
+            pass
+    """
+    plugin_site("nlpkit-typo", "typo", "nlpkit_typo", source=source)
+    with pytest.warns(PluginWarning):
+        plugins = discover()
+    assert plugins.info["typo"].status == "failed"
+    assert "unknown hook 'register_encoder' (did you mean 'register_encoders'?)" in plugins.info["typo"].error
+
+
+def test_hook_with_wrong_arguments_is_rejected_by_pluggy(plugin_site) -> None:
+    source = """
+        from nlpkit import hookimpl
+
+        @hookimpl
+        def register_heads(register, extra):
+            pass
+    """
+    plugin_site("nlpkit-badargs", "badargs", "nlpkit_badargs", source=source)
+    with pytest.warns(PluginWarning):
+        plugins = discover()
+    assert plugins.info["badargs"].status == "failed"
+    assert "invalid plugin" in plugins.info["badargs"].error
+
+
+def test_unknown_name_lists_names_and_the_closest_match() -> None:
+    with pytest.raises(UnknownNameError) as error:
+        get_plugins()["encoders"]["lsmt"]
+    message = str(error.value)
+    assert "unknown encoder 'lsmt'; did you mean 'lstm'?" in message
+    assert "causal-transformer, gru, lstm, rnn, transformer" in message
+
+
+def test_allowlist_and_denylist(plugin_site, monkeypatch) -> None:
+    plugin_site("nlpkit-toy", "toy", "nlpkit_toy")
+    monkeypatch.setenv("NLPKIT_PLUGINS", "toy")
+    plugins = discover()
+    assert {name for name, info in plugins.info.items() if info.status == "loaded"} == {"core", "toy"}
+    assert plugins.info["classification"].status == "disabled"
+    monkeypatch.delenv("NLPKIT_PLUGINS")
+    monkeypatch.setenv("NLPKIT_DISABLE_PLUGINS", "toy, classification")
+    plugins = discover()
+    assert plugins.info["toy"].status == plugins.info["classification"].status == "disabled"
+    assert plugins.info["ner"].status == "loaded"
+
+
+def test_registries_are_read_only_after_loading() -> None:
+    from nlpkit.heads import LinearHead
+    from nlpkit.registry import Entry
+
+    with pytest.raises(RuntimeError, match="read-only"):
+        get_plugins()["heads"].add(Entry("late", LinearHead, "me"))
+
+
+def test_plugins_command_lists_every_plugin_as_json(plugin_site) -> None:
+    plugin_site("nlpkit-toy", "toy", "nlpkit_toy")
+    result = run_nlpkit("plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert {"core", "toy", *FIRST_PARTY} <= set(rows)
+    assert rows["toy"]["registered"] == {"heads": ["scaled-linear"], "metrics": ["error-rate"]}
+    table = run_nlpkit("plugins")
+    assert table.returncode == 0 and "classification" in table.stdout and "scaled-linear" in table.stdout
