@@ -21,7 +21,7 @@ def test_round_trip_and_fixed_special_ids(tokenizer: Tokenizer) -> None:
     ids = tokenizer.encode(texts, add_bos=True, add_eos=True)
     assert all(seq[0] == BOS_ID and seq[-1] == EOS_ID for seq in ids)
     assert tokenizer.decode(ids) == texts
-    assert (PAD_ID, UNK_ID) == (tokenizer.pad_id, tokenizer.unk_id)
+    assert (tokenizer.pad_id, tokenizer.unk_id) == (PAD_ID, UNK_ID)
     assert tokenizer.vocab_size <= 120
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
@@ -51,6 +52,9 @@ class TextDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        # checkpoints keep plain data only (they load with weights_only=True), and name the class to rebuild
+        self.hparams["tokenizer"] = asdict(tokenizer) if isinstance(tokenizer, TokenizerOptions) else tokenizer
+        self.hparams.setdefault("_class_path", f"{type(self).__module__}.{type(self).__qualname__}")
         self.paths = {"train": train_path, "val": val_path, "test": test_path, "predict": predict_path}
         self.format = format
         self.batch_size = batch_size

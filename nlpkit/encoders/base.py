@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlpkit.configurable import Configurable
@@ -40,6 +41,33 @@ class Encoder(Configurable, nn.Module):
         batch with left or right padding. Returns hidden states (B, t, output_dim) for the chunk.
         """
         raise NotImplementedError(f"{type(self).__name__} is not causal and cannot decode incrementally")
+
+
+class LanguageModelHeadMixin:
+    """Gives a causal encoder ``output_logits``: hidden states -> next-token logits (optionally tied)."""
+
+    vocab_size: int
+    output_dim: int
+    is_causal: bool
+    token_embedding: nn.Embedding
+    lm_head: nn.Linear | None
+
+    def build_lm_head(self, tie_weights: bool) -> None:
+        """Project onto the vocabulary with the token embedding (tied) or a new bias-free linear layer."""
+        if tie_weights and self.output_dim != self.token_embedding.embedding_dim:
+            raise ValueError(
+                f"tie_weights needs output_dim ({self.output_dim}) == embedding dim "
+                f"({self.token_embedding.embedding_dim})"
+            )
+        self.tie_weights = tie_weights
+        self.lm_head = None if tie_weights else nn.Linear(self.output_dim, self.vocab_size, bias=False)
+
+    def output_logits(self, hidden: Tensor) -> Tensor:
+        """Next-token logits (B, T, vocab_size) from hidden states (B, T, output_dim)."""
+        if not self.is_causal:
+            raise NotImplementedError(f"{type(self).__name__} is not causal and has no language-model head")
+        weight = self.token_embedding.weight if self.lm_head is None else self.lm_head.weight
+        return F.linear(hidden, weight)
 
 
 #: What a task receives for its encoder: something that builds an Encoder given the vocabulary size

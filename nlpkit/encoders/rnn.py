@@ -1,0 +1,115 @@
+"""Recurrent encoders (Elman RNN, LSTM, GRU) over torch's fused RNNs; packing keeps padding out of states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from nlpkit.encoders.base import Encoder, LanguageModelHeadMixin
+
+#: h (num_layers, B, hidden_size), or the pair (h, c) for an LSTM.
+RNNState = Tensor | tuple[Tensor, Tensor]
+
+
+@dataclass
+class RecurrentCache:
+    """Decoding cache of a unidirectional recurrent encoder: every row's state after its last real token."""
+
+    state: RNNState
+
+
+class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
+    """Token embedding, dropout and a stacked torch RNN; subclasses choose the cell with ``rnn_type``.
+
+    Each row's real tokens are moved to the front and packed, so any padding side works and padded positions
+    come out as zeros. Unidirectional ones are causal: they decode incrementally and have ``output_logits``.
+    """
+
+    rnn_type: ClassVar[type[nn.RNNBase]]
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 128,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        tie_weights: bool = False,
+    ) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.output_dim = hidden_size * (2 if bidirectional else 1)
+        self.is_causal = not bidirectional
+        self.token_embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = self.rnn_type(
+            embedding_dim,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,  # torch applies it between layers only
+            bidirectional=bidirectional,
+        )
+        if self.is_causal:
+            self.build_lm_head(tie_weights)
+
+    def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, output_dim)."""
+        return self._run(tokens, mask, None)[0]
+
+    def init_cache(self, batch_size: int) -> RecurrentCache:
+        """A zero state for ``batch_size`` sequences."""
+        if not self.is_causal:
+            return super().init_cache(batch_size)
+        h = self.token_embedding.weight.new_zeros(self.rnn.num_layers, batch_size, self.rnn.hidden_size)
+        return RecurrentCache((h, torch.zeros_like(h)) if isinstance(self.rnn, nn.LSTM) else h)
+
+    def step(self, tokens: Tensor, mask: Tensor, cache: RecurrentCache) -> Tensor:
+        """Encode the chunk ``tokens`` (B, t) from the cached state, then advance it: (B, t, hidden_size)."""
+        if not self.is_causal:
+            return super().step(tokens, mask, cache)
+        hidden, cache.state = self._run(tokens, mask, cache.state)
+        return hidden
+
+    def _run(self, tokens: Tensor, mask: Tensor, state: RNNState | None) -> tuple[Tensor, RNNState]:
+        """Run from ``state`` (None: zeros) over each row's real tokens: outputs (B, T, H), final state."""
+        order = torch.argsort(~mask, dim=1, stable=True)  # (B, T) column order putting real tokens first
+        lengths = mask.sum(1)  # (B,)
+        x = self.dropout(self.token_embedding(tokens.gather(1, order)))  # (B, T, E), real tokens left-aligned
+        # packing needs length >= 1: a row without real tokens reads one pad token, undone below
+        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        out, final = self.rnn(packed, state)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.size(1))  # (B, T, H)
+        out = torch.zeros_like(out).scatter_(1, order[..., None].expand_as(out), out)  # original column order
+        out = out.masked_fill(~mask[..., None], 0.0)
+        if state is not None:
+            keep = (lengths == 0)[None, :, None]  # (1, B, 1) rows that read nothing keep their state
+            final = (
+                tuple(torch.where(keep, old, new) for old, new in zip(state, final, strict=True))
+                if isinstance(state, tuple)
+                else torch.where(keep, state, final)
+            )
+        return out, final
+
+
+class ElmanRNNEncoder(RecurrentEncoder):
+    """Elman RNN encoder: ``h_t = tanh(W_hh h_{t-1} + W_xh x_t + b_h)``."""
+
+    rnn_type = nn.RNN
+
+
+class LSTMEncoder(RecurrentEncoder):
+    """LSTM encoder."""
+
+    rnn_type = nn.LSTM
+
+
+class GRUEncoder(RecurrentEncoder):
+    """GRU encoder."""
+
+    rnn_type = nn.GRU

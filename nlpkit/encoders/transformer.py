@@ -1,0 +1,295 @@
+"""Transformer encoders, nanoGPT style: pre-LayerNorm blocks around ``scaled_dot_product_attention``.
+
+``TransformerEncoder`` attends in both directions; ``CausalTransformerEncoder`` is a decoder-only (GPT) body
+with a next-token head and a preallocated KV cache for incremental decoding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nlpkit.encoders.base import Encoder, LanguageModelHeadMixin
+
+PositionKind = Literal["sinusoidal", "learned", "rotary"]
+
+
+@dataclass
+class KVCache:
+    """Keys and values of every layer, preallocated to a fixed number of slots per row.
+
+    Each chunk given to ``step`` takes the next ``t`` slots of every row, padded columns included;
+    ``key_mask`` hides padded slots from attention and ``positions`` counts only real tokens, so padding
+    shifts nothing.
+    """
+
+    keys: Tensor  # (L, B, nh, S, hd), rotary already applied
+    values: Tensor  # (L, B, nh, S, hd)
+    key_mask: Tensor  # (B, S) True where the slot holds a real token
+    positions: Tensor  # (B,) position of each row's next real token
+    length: int = 0  # slots filled so far, the same for every row
+
+    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store a chunk's ``k``, ``v`` (B, nh, t, hd) in the next slots of ``layer``; return all filled."""
+        end = self.length + k.size(2)
+        self.keys[layer, :, :, self.length : end] = k
+        self.values[layer, :, :, self.length : end] = v
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]  # (B, nh, end, hd) views
+
+
+def _position_angles(max_length: int, dim: int) -> Tensor:
+    """Angles ``pos / 10000^(2i / dim)`` for every position and frequency: (max_length, ceil(dim / 2))."""
+    inv_freq = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    return torch.outer(torch.arange(max_length, dtype=torch.float64), inv_freq).float()
+
+
+def _sinusoidal_table(max_length: int, dim: int) -> Tensor:
+    """The fixed sin/cos position encodings of "Attention Is All You Need": (max_length, dim)."""
+    angles = _position_angles(max_length, dim)
+    table = torch.zeros(max_length, dim)
+    table[:, 0::2] = angles.sin()
+    table[:, 1::2] = angles.cos()[:, : dim // 2]
+    return table
+
+
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotary position embedding of ``x`` (B, nh, T, hd) with ``cos``, ``sin`` (B, 1, T, hd / 2)."""
+    x1, x2 = x.chunk(2, dim=-1)  # (B, nh, T, hd / 2) each
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).type_as(x)
+
+
+def _count_positions(mask: Tensor) -> Tensor:
+    """Index of each column among its row's real tokens (B, T); a padded column reuses a neighbour's index."""
+    return (mask.cumsum(1) - 1).clamp(min=0)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over ``scaled_dot_product_attention``, with optional rotary and KV cache."""
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)  # query, key, value projections for all heads at once
+        self.proj = nn.Linear(d_model, d_model)
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: Tensor,
+        attn_mask: Tensor,
+        rotary: tuple[Tensor, Tensor] | None,
+        cache: KVCache | None,
+        layer: int,
+    ) -> Tensor:
+        """Attend ``x`` (B, T, C) under ``attn_mask`` (B, 1, T, S) to itself, plus ``cache`` when decoding."""
+        B, T, C = x.size()  # batch size, sequence length, embedding dimensionality (d_model)
+        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
+        q, k, v = (z.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2) for z in (q, k, v))
+        # q, k, v: (B, nh, T, hd)
+        if rotary is not None:
+            q, k = _rotate(q, *rotary), _rotate(k, *rotary)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, nh, S, hd): every earlier slot plus this chunk
+        dropout_p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)  # (B,nh,T,hd)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble all head outputs side by side
+        return self.resid_dropout(self.proj(y))
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward network: Linear -> GELU -> Linear -> dropout."""
+
+    def __init__(self, d_model: int, dim_feedforward: int, dropout: float) -> None:
+        super().__init__()
+        self.fc = nn.Linear(d_model, dim_feedforward)
+        self.gelu = nn.GELU()
+        self.proj = nn.Linear(dim_feedforward, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, T, C) -> (B, T, C)."""
+        return self.dropout(self.proj(self.gelu(self.fc(x))))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LayerNorm transformer block: ``x + attn(ln(x))`` then ``x + mlp(ln(x))``."""
+
+    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int, dropout: float) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d_model)
+        self.attn = SelfAttention(d_model, num_heads, dropout)
+        self.ln_2 = nn.LayerNorm(d_model)
+        self.mlp = MLP(d_model, dim_feedforward, dropout)
+
+    def forward(
+        self,
+        x: Tensor,
+        attn_mask: Tensor,
+        rotary: tuple[Tensor, Tensor] | None,
+        cache: KVCache | None,
+        layer: int,
+    ) -> Tensor:
+        """(B, T, C) -> (B, T, C); see :class:`SelfAttention` for the other arguments."""
+        x = x + self.attn(self.ln_1(x), attn_mask, rotary, cache, layer)
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+class TransformerEncoder(Encoder):
+    """Bidirectional transformer encoder: embeddings, pre-LayerNorm blocks, final LayerNorm.
+
+    Positions count only each row's real tokens, so left padding, right padding and no padding agree.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int = 256,
+        num_heads: int = 4,
+        num_layers: int = 4,
+        dim_feedforward: int | None = None,
+        dropout: float = 0.1,
+        max_length: int = 512,
+        positions: PositionKind = "learned",
+    ) -> None:
+        super().__init__()
+        if positions not in get_args(PositionKind):
+            raise ValueError(f"positions must be one of {get_args(PositionKind)}, not {positions!r}")
+        if d_model % num_heads or (positions == "rotary" and (d_model // num_heads) % 2):
+            raise ValueError(f"d_model {d_model} must split into {num_heads} heads (of even size for rotary)")
+        self.vocab_size = vocab_size
+        self.output_dim = d_model
+        self.num_heads = num_heads
+        self.max_length = max_length
+        self.positions = positions
+        self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=0)
+        if positions == "learned":
+            self.position_embedding = nn.Embedding(max_length, d_model)
+        elif positions == "sinusoidal":
+            self.register_buffer("position_table", _sinusoidal_table(max_length, d_model), persistent=False)
+        else:
+            angles = _position_angles(max_length, d_model // num_heads)  # (max_length, hd / 2)
+            self.register_buffer("rotary_cos", angles.cos(), persistent=False)
+            self.register_buffer("rotary_sin", angles.sin(), persistent=False)
+        self.dropout = nn.Dropout(dropout)
+        dim_feedforward = dim_feedforward or 4 * d_model
+        self.blocks = nn.ModuleList(
+            TransformerBlock(d_model, num_heads, dim_feedforward, dropout) for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+        self.apply(self._init_weights)
+        for name, parameter in self.named_parameters():
+            if name.endswith("proj.weight"):  # GPT-2: scale the residual projections by depth
+                nn.init.normal_(parameter, std=0.02 / math.sqrt(2 * num_layers))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """GPT-2 initialisation: N(0, 0.02) weights, zero biases, a zero padding embedding."""
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.padding_idx is not None:
+                nn.init.zeros_(module.weight[module.padding_idx])
+
+    def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, d_model)."""
+        attn_mask = self._attention_mask(mask, 0, tokens.size(1))  # (B, 1, T, T)
+        return self._encode(tokens, _count_positions(mask), attn_mask, None)
+
+    def _attention_mask(self, key_mask: Tensor, start: int, length: int) -> Tensor:
+        """Keys (B, S) visible to the ``length`` queries in slots ``start``...: (B, 1, length, S).
+
+        Every query also sees itself: that changes nothing for real queries, and it spares padded queries an
+        all-masked row, which gives NaN on some SDPA backends and older torch versions.
+        """
+        slots = torch.arange(key_mask.size(1), device=key_mask.device)  # (S,)
+        query_slots = torch.arange(start, start + length, device=key_mask.device)[:, None]  # (t, 1)
+        allowed = key_mask[:, None, :]  # (B, 1, S)
+        if self.is_causal:
+            allowed = allowed & (slots <= query_slots)  # (B, t, S)
+        return (allowed | (slots == query_slots)).unsqueeze(1)  # (B, 1, t, S)
+
+    def _encode(self, tokens: Tensor, positions: Tensor, attn_mask: Tensor, cache: KVCache | None) -> Tensor:
+        """Embed ``tokens`` (B, T) at ``positions`` (B, T) and run every block: (B, T, d_model)."""
+        x = self.token_embedding(tokens)  # (B, T, C)
+        rotary = None
+        if self.positions == "learned":
+            x = x + self.position_embedding(positions)
+        elif self.positions == "sinusoidal":
+            x = x + self.position_table[positions]
+        else:
+            rotary = (self.rotary_cos[positions].unsqueeze(1), self.rotary_sin[positions].unsqueeze(1))
+            # rotary: cos, sin (B, 1, T, hd / 2), broadcast over heads
+        x = self.dropout(x)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, attn_mask, rotary, cache, layer)
+        return self.norm(x)
+
+
+class CausalTransformerEncoder(LanguageModelHeadMixin, TransformerEncoder):
+    """Decoder-only (GPT) transformer: causal attention, a next-token head, KV-cached incremental decoding."""
+
+    is_causal = True
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int = 256,
+        num_heads: int = 4,
+        num_layers: int = 4,
+        dim_feedforward: int | None = None,
+        dropout: float = 0.1,
+        max_length: int = 512,
+        positions: PositionKind = "learned",
+        tie_weights: bool = True,
+    ) -> None:
+        super().__init__(
+            vocab_size,
+            d_model=d_model,
+            num_heads=num_heads,
+            num_layers=num_layers,
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            max_length=max_length,
+            positions=positions,
+        )
+        self.build_lm_head(tie_weights)
+        if self.lm_head is not None:
+            self._init_weights(self.lm_head)
+
+    def init_cache(self, batch_size: int, capacity: int | None = None) -> KVCache:
+        """An empty KV cache of ``capacity`` slots (default ``max_length``) for each of ``batch_size`` rows.
+
+        Every column of every chunk passed to :meth:`step` takes a slot, padded columns included.
+        """
+        weight = self.token_embedding.weight
+        capacity = capacity or self.max_length
+        shape = (len(self.blocks), batch_size, self.num_heads, capacity, self.output_dim // self.num_heads)
+        return KVCache(
+            keys=weight.new_empty(shape),  # (L, B, nh, S, hd); a slot is written before it is ever read
+            values=weight.new_empty(shape),
+            key_mask=torch.zeros(batch_size, capacity, dtype=torch.bool, device=weight.device),
+            positions=torch.zeros(batch_size, dtype=torch.long, device=weight.device),
+        )
+
+    def step(self, tokens: Tensor, mask: Tensor, cache: KVCache) -> Tensor:
+        """Encode the chunk ``tokens`` (B, t) after everything in ``cache`` and append it: (B, t, d_model)."""
+        start, end = cache.length, cache.length + tokens.size(1)
+        if end > cache.key_mask.size(1):
+            raise ValueError(f"KV cache full: {end} slots needed, {cache.key_mask.size(1)} allocated")
+        positions = cache.positions[:, None] + _count_positions(mask)  # (B, t)
+        cache.key_mask[:, start:end] = mask
+        attn_mask = self._attention_mask(cache.key_mask[:, :end], start, tokens.size(1))  # (B, 1, t, end)
+        hidden = self._encode(tokens, positions, attn_mask, cache)  # each layer writes its k, v to start:end
+        cache.length = end
+        cache.positions = cache.positions + mask.sum(1)
+        return hidden
