@@ -219,9 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (NlpkitError, _argument_error()) as error:
         if debug:
             traceback.print_exc()
-        message = str(error).strip() or type(error).__name__
-        if not isinstance(error, NlpkitError):
-            message = _first_lines(message)
+        message = str(error).strip() if isinstance(error, NlpkitError) else _explain(error)
         print(f"nlpkit: error: {message}", file=sys.stderr)
         return 2
 
@@ -232,10 +230,17 @@ def _argument_error() -> type[Exception]:
     return ArgumentError
 
 
-def _first_lines(message: str) -> str:
-    """jsonargparse explains every type it tried; the first line says what is wrong."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return lines[0] if lines else message
+def _explain(error: BaseException) -> str:
+    """One line from jsonargparse's chained errors: the key it was parsing and the innermost cause."""
+    root = error
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    cause = next((line.strip() for line in str(root).splitlines() if line.strip()), "")
+    head = lines[0].rstrip(":") if lines else type(error).__name__
+    if root is error or not cause or cause.rstrip(":") in head:
+        return head
+    return f"{head.replace('Parser key ', 'in ')}: {cause}"
 
 
 def console_main() -> None:

@@ -1,0 +1,159 @@
+"""The ``nlpkit`` command in real subprocesses: fit, predict, validate, resume, configs, plugins, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import run_nlpkit
+
+TINY_MODEL = [
+    "--model", "text-classification",
+    "--model.encoder", "lstm",
+    "--model.encoder.embedding_dim", "16",
+    "--model.encoder.hidden_size", "32",
+]  # fmt: skip
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def tiny_data(files) -> list[str]:
+    return [
+        "--data", "classification",
+        "--data.train_path", str(files["train"]),
+        "--data.val_path", str(files["val"]),
+        "--data.tokenizer.vocab_size", "100",
+    ]  # fmt: skip
+
+
+def assert_ok(result) -> None:
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_fit_predict_validate_and_resume(tmp_path, sentiment_files) -> None:
+    fit = ["fit", *TINY_MODEL, *tiny_data(sentiment_files), *QUIET, "--trainer.max_steps", "12"]
+    assert_ok(run_nlpkit(*fit, cwd=tmp_path))
+    last = tmp_path / "runs" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 12
+    assert not list(last.parent.glob("*.tmp"))
+
+    predict = run_nlpkit(
+        "predict", "--ckpt_path", str(last), "--data.predict_path", str(sentiment_files["predict"]), *QUIET,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_ok(predict)
+    rows = [json.loads(line) for line in predict.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 4 and all(set(row) == {"label", "probabilities"} for row in rows)
+
+    output = tmp_path / "predictions.jsonl"
+    to_file = run_nlpkit(
+        "predict", "--ckpt_path", str(last), "--data.predict_path", str(sentiment_files["predict"]),
+        "--predictions.output_path", str(output), *QUIET, cwd=tmp_path,
+    )  # fmt: skip
+    assert_ok(to_file)
+    assert [json.loads(line) for line in output.read_text().splitlines()] == rows
+
+    validate = run_nlpkit("validate", "--ckpt_path", str(last), *QUIET, cwd=tmp_path)
+    assert_ok(validate)
+    assert "val/accuracy" in validate.stdout
+
+    resume = [*fit[:-1], "20", "--ckpt_path", "last"]
+    assert_ok(run_nlpkit(*resume, cwd=tmp_path))
+    assert torch.load(last, weights_only=True)["global_step"] == 20
+
+
+def test_yaml_config_with_short_names_and_print_config(tmp_path, sentiment_files) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model:\n"
+        "  class_path: text-classification\n"
+        "  init_args:\n"
+        "    encoder:\n"
+        "      class_path: transformer\n"
+        "      init_args: {d_model: 16, num_heads: 2, num_layers: 1}\n"
+        "    head: mlp\n"
+        "    pooling: attention\n"
+        "data:\n"
+        "  class_path: classification\n"
+        f"  init_args: {{train_path: {sentiment_files['train']}, val_path: {sentiment_files['val']}}}\n"
+    )
+    printed = run_nlpkit("fit", "--config", str(config), "--print_config", cwd=tmp_path)
+    assert_ok(printed)
+    assert "class_path: nlpkit.encoders.transformer.TransformerEncoder" in printed.stdout
+    assert "class_path: nlpkit.heads.MLPHead" in printed.stdout
+    assert_ok(run_nlpkit("fit", "--config", str(config), *QUIET, "--trainer.max_steps", "3", cwd=tmp_path))
+
+
+def test_third_party_plugin_extends_a_cli_fit(plugin_site, tmp_path, sentiment_files) -> None:
+    plugin_site("nlpkit-toy", "toy", "nlpkit_toy")
+    result = run_nlpkit(
+        "fit", *TINY_MODEL, *tiny_data(sentiment_files), *QUIET,
+        "--model.head", "scaled-linear", "--model.head.temperature", "3.0",
+        "--model.metrics", "[accuracy, error-rate]",
+        "--trainer.max_epochs", "1",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_ok(result)
+    (metrics_file,) = (tmp_path / "runs").rglob("metrics.csv")
+    rows = [row for row in csv.DictReader(metrics_file.open()) if row.get("val/error-rate")]
+    assert rows and float(rows[-1]["val/error-rate"]) == pytest.approx(1 - float(rows[-1]["val/accuracy"]))
+    hparams = torch.load(tmp_path / "runs/checkpoints/last.ckpt", weights_only=True)["hyper_parameters"]
+    assert hparams["head"] == {"class_path": "nlpkit_toy.ScaledLinearHead", "init_args": {"temperature": 3.0}}
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    (tmp_path / "empty.csv").write_text("text,label\n")
+    (tmp_path / "bad.csv").write_text("text,label\nfine,pos\nbroken,pos,extra\n")
+    (tmp_path / "nolabel.csv").write_text("text,sentiment\nfine,pos\n")
+    (tmp_path / "typo.yaml").write_text("model:\n  class_path: text-classification\n  init_args:\n    poolng: max\n")
+    (tmp_path / "notackpt.ckpt").write_text("hello")
+    return tmp_path
+
+
+BAD_INPUT = {
+    "missing file": (["--data.train_path", "missing.csv"], r"missing.csv: file not found"),
+    "empty file": (["--data.train_path", "empty.csv"], r"empty.csv: no records found \(expected csv data\)"),
+    "malformed line": (["--data.train_path", "bad.csv"], r"bad.csv:3: expected 2 columns \(text, label\), found 3"),
+    "missing field": (["--data.train_path", "nolabel.csv"], r"nolabel.csv:2: expected a label field 'label'"),
+    "unknown name": (["--model.encoder", "lsmt"], r"unknown encoder 'lsmt'; did you mean 'lstm'\?"),
+    "config typo": (["--config", "typo.yaml"], r"in \"model\": Option 'poolng' is not accepted"),
+    "argument typo": (["--trainer.max_stepz", "3"], r"unrecognized arguments: --trainer.max_stepz 3"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_is_one_line_and_exit_status_2(case, bad_files) -> None:
+    extra, expected = BAD_INPUT[case]
+    args = ["fit", *TINY_MODEL, "--data", "classification", "--data.train_path", "bad.csv", *extra, *QUIET]
+    result = run_nlpkit(*args, cwd=bad_files)
+    assert result.returncode == 2, result.stderr[-2000:]
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("nlpkit: error: ")
+    assert re.search(expected, last_line), last_line
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_checkpoint_and_unknown_command(bad_files) -> None:
+    result = run_nlpkit("predict", "--ckpt_path", "notackpt.ckpt", cwd=bad_files)
+    assert result.returncode == 2
+    assert "notackpt.ckpt: not a loadable nlpkit checkpoint" in result.stderr
+    result = run_nlpkit("frobnicate", cwd=bad_files)
+    assert result.returncode == 2 and "unknown command 'frobnicate'" in result.stderr
+
+
+def test_debug_shows_the_traceback(bad_files) -> None:
+    result = run_nlpkit("fit", *TINY_MODEL, "--data", "classification", "--data.train_path", "x.csv", "--debug")
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr and "file not found" in result.stderr
+
+
+def test_import_is_light() -> None:
+    script = "import sys, nlpkit; print(sorted(m for m in ('torch', 'pytorch_lightning') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert result.stdout.strip() == b"[]", result.stderr
