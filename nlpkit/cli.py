@@ -201,6 +201,8 @@ _LIGHTNING_HELP = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nlpkit`` command; returns the exit status (2 for a user's mistake)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # Lightning calls a deprecated jsonargparse function; the warning is nothing a user can act on
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     debug = "--debug" in args or os.environ.get("NLPKIT_DEBUG") == "1"
     args = [arg for arg in args if arg != "--debug"]
     try:
