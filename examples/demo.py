@@ -1,6 +1,5 @@
-"""`make demo`: write the sample data, train a small sentiment classifier with `nlpkit fit`, then predict.
-
-Runs the same commands a user would type; see README.md.
+"""`make demo`: write the sample data, train a small sentiment classifier with `nlpkit fit`, then predict
+with `nlpkit predict` and with the Python API. Runs the same commands a user would type; see README.md.
 """
 
 from __future__ import annotations
@@ -9,11 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+import nlpkit
 from nlpkit.testing import write_sentiment_files
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "data" / "sentiment"
 NLPKIT = [sys.executable, "-m", "nlpkit"]
+CHECKPOINT = "runs/demo/checkpoints/last.ckpt"
 
 
 def run(*args: str) -> None:
@@ -23,20 +27,23 @@ def run(*args: str) -> None:
 
 
 def main() -> None:
-    """Data, fit, predict."""
-    write_sentiment_files(DATA)
-    run("fit", "--config", str(ROOT / "sentiment.yaml"))
+    """Data, fit, predict from the command line, then from Python."""
+    files = write_sentiment_files(DATA)
+    run("fit", "--config", str(ROOT / "sentiment.yaml"), "--trainer.enable_model_summary", "false")
     run(
         "predict",
-        "--ckpt_path",
-        "runs/demo/checkpoints/last.ckpt",
-        "--data.predict_path",
-        str(DATA / "predict.txt"),
-        "--trainer.default_root_dir",
-        "runs/demo",
-        "--trainer.logger",
-        "false",
-    )
+        "--ckpt_path", CHECKPOINT,
+        "--data.predict_path", str(files["predict"]),
+        "--trainer.logger", "false",
+        "--trainer.enable_progress_bar", "false",
+    )  # fmt: skip
+    texts = files["predict"].read_text(encoding="utf-8").splitlines()
+    table = Table(title="Python: nlpkit.load(checkpoint).predict(texts)")
+    for column in ("text", "label", "p(label)"):
+        table.add_column(column)
+    for text, result in zip(texts, nlpkit.load(CHECKPOINT).predict(texts), strict=True):
+        table.add_row(text, result["label"], f"{result['probabilities'][result['label']]:.3f}")
+    Console().print(table)
 
 
 if __name__ == "__main__":

@@ -141,8 +141,12 @@ def _lightning_cli(argv: list[str]) -> None:
         def before_instantiate_classes(self) -> None:
             config = self.config[self.subcommand] if self.subcommand else self.config
             if config.get("checkpoint") is not None and config.checkpoint.get("dirpath") is None:
-                root = config.trainer.get("default_root_dir") or "runs"
-                config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+                ckpt_path = config.get("ckpt_path")
+                if self.subcommand != "fit" and ckpt_path and Path(ckpt_path).is_file():
+                    config.checkpoint.dirpath = str(Path(ckpt_path).parent)  # evaluating a run: stay with it
+                else:
+                    root = config.trainer.get("default_root_dir") or "runs"
+                    config.checkpoint.dirpath = str(Path(root) / "checkpoints")
 
         def instantiate_trainer(self, **kwargs: Any) -> Any:
             trainer = super().instantiate_trainer(**kwargs)

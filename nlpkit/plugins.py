@@ -19,7 +19,7 @@ import pluggy
 
 from nlpkit import hookspecs
 from nlpkit.errors import PluginError
-from nlpkit.registry import KINDS, Entry, Registry
+from nlpkit.registries import KINDS, Entry, Registry
 
 ENTRY_POINT_GROUP = "nlpkit"
 #: Plugins that load even under an ``NLPKIT_PLUGINS`` allowlist (disable them explicitly).

@@ -132,7 +132,7 @@ def test_allowlist_and_denylist(plugin_site, monkeypatch) -> None:
 
 def test_registries_are_read_only_after_loading() -> None:
     from nlpkit.heads import LinearHead
-    from nlpkit.registry import Entry
+    from nlpkit.registries import Entry
 
     with pytest.raises(RuntimeError, match="read-only"):
         get_plugins()["heads"].add(Entry("late", LinearHead, "me"))
@@ -147,3 +147,33 @@ def test_plugins_command_lists_every_plugin_as_json(plugin_site) -> None:
     assert rows["toy"]["registered"] == {"heads": ["scaled-linear"], "metrics": ["error-rate"]}
     table = run_nlpkit("plugins")
     assert table.returncode == 0 and "classification" in table.stdout and "scaled-linear" in table.stdout
+
+
+def _hook_names() -> set[str]:
+    from nlpkit import hookspecs
+
+    return {name for name, value in vars(hookspecs).items() if hasattr(value, "nlpkit_spec")}
+
+
+def test_every_hook_has_a_registry() -> None:
+    from nlpkit.registries import KINDS
+
+    assert _hook_names() == {f"register_{kind}" for kind in KINDS}
+
+
+@pytest.mark.parametrize("hook", sorted(_hook_names()))
+def test_every_hook_registers_through_an_installed_plugin(hook, plugin_site) -> None:
+    source = f"""
+        from nlpkit import hookimpl
+
+        class Thing:
+            pass
+
+        @hookimpl
+        def {hook}(register):
+            register("thing", Thing)
+    """
+    plugin_site("nlpkit-every", "every", "nlpkit_every", source=source)
+    kind = hook.removeprefix("register_")
+    entry = discover()[kind].entry("thing")
+    assert (entry.plugin, entry.obj.__name__) == ("every", "Thing")

@@ -1,0 +1,47 @@
+"""The benchmark output format shared by every script: one JSON object per figure (see docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def median_seconds(run: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``run`` over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def emit(
+    bench: str,
+    metric: str,
+    unit: str,
+    value: float,
+    reference: float | None = None,
+    reference_name: str | None = None,
+    higher_is_better: bool = True,
+    **config: Any,
+) -> dict[str, Any]:
+    """Print one figure as a JSON line; ``ratio`` is nlpkit / reference, both from the same run."""
+    row = {
+        "bench": bench,
+        "metric": metric,
+        "config": config,
+        "unit": unit,
+        "nlpkit": round(value, 6),
+        "reference": None if reference is None else round(reference, 6),
+        "reference_name": reference_name,
+        "ratio": None if reference is None else round(value / reference, 4),
+        "higher_is_better": higher_is_better,
+    }
+    print(json.dumps(row), flush=True)
+    return row
