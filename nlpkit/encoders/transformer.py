@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -240,28 +240,9 @@ class CausalTransformerEncoder(LanguageModelHeadMixin, TransformerEncoder):
 
     is_causal = True
 
-    def __init__(
-        self,
-        vocab_size: int,
-        d_model: int = 256,
-        num_heads: int = 4,
-        num_layers: int = 4,
-        dim_feedforward: int | None = None,
-        dropout: float = 0.1,
-        max_length: int = 512,
-        positions: PositionKind = "learned",
-        tie_weights: bool = True,
-    ) -> None:
-        super().__init__(
-            vocab_size,
-            d_model=d_model,
-            num_heads=num_heads,
-            num_layers=num_layers,
-            dim_feedforward=dim_feedforward,
-            dropout=dropout,
-            max_length=max_length,
-            positions=positions,
-        )
+    def __init__(self, vocab_size: int, *, tie_weights: bool = True, **kwargs: Any) -> None:
+        """``kwargs`` are :class:`TransformerEncoder`'s; ``tie_weights`` shares the embedding with the head."""
+        super().__init__(vocab_size, **kwargs)
         self.build_lm_head(tie_weights)
         if self.lm_head is not None:
             self._init_weights(self.lm_head)
