@@ -85,6 +85,10 @@ class TextDataModule(pl.LightningDataModule):
         """The label strings of one example (none for unlabelled tasks)."""
         return []
 
+    def arrange(self, examples: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
+        """The examples a split serves, from the encoded records (default: one each; language models pack)."""
+        return examples
+
     # -- the shared machinery --------------------------------------------------------------------------
     def _task(self) -> Task | None:
         trainer = self.trainer
@@ -117,10 +121,8 @@ class TextDataModule(pl.LightningDataModule):
             return
         task.bind(self.tokenizer, self.labels)
         for split, rows in read.items():
-            self.examples[split] = [
-                {**task.encode(fields, labeled=split != "predict", record=record), "index": index}
-                for index, (record, fields) in enumerate(rows)
-            ]
+            encoded = [task.encode(fields, labeled=split != "predict", record=record) for record, fields in rows]
+            self.examples[split] = [{**example, "index": i} for i, example in enumerate(self.arrange(encoded, split))]
 
     def _labels(
         self,

@@ -78,6 +78,8 @@ class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
 
     def _run(self, tokens: Tensor, mask: Tensor, state: RNNState | None) -> tuple[Tensor, RNNState]:
         """Run from ``state`` (None: zeros) over each row's real tokens: outputs (B, T, H), final state."""
+        if bool(mask.all()):  # no padding: nothing to pack
+            return self.rnn(self.dropout(self.token_embedding(tokens)), state)
         order = torch.argsort(~mask, dim=1, stable=True)  # (B, T) column order putting real tokens first
         lengths = mask.sum(1)  # (B,)
         x = self.dropout(self.token_embedding(tokens.gather(1, order)))  # (B, T, E), real tokens left-aligned

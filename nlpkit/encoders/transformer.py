@@ -71,10 +71,11 @@ def _count_positions(mask: Tensor) -> Tensor:
 class SelfAttention(nn.Module):
     """Multi-head self-attention over ``scaled_dot_product_attention``, with optional rotary and KV cache."""
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float) -> None:
+    def __init__(self, d_model: int, num_heads: int, dropout: float, causal: bool) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.dropout = dropout
+        self.causal = causal
         self.qkv = nn.Linear(d_model, 3 * d_model)  # query, key, value projections for all heads at once
         self.proj = nn.Linear(d_model, d_model)
         self.resid_dropout = nn.Dropout(dropout)
@@ -82,12 +83,15 @@ class SelfAttention(nn.Module):
     def forward(
         self,
         x: Tensor,
-        attn_mask: Tensor,
+        attn_mask: Tensor | None,
         rotary: tuple[Tensor, Tensor] | None,
         cache: KVCache | None,
         layer: int,
     ) -> Tensor:
-        """Attend ``x`` (B, T, C) under ``attn_mask`` (B, 1, T, S) to itself, plus ``cache`` when decoding."""
+        """Attend ``x`` (B, T, C) under ``attn_mask`` (B, 1, T, S) to itself, plus ``cache`` when decoding.
+
+        ``attn_mask`` None means no padding: SDPA then applies causality itself (its fastest kernels).
+        """
         B, T, C = x.size()  # batch size, sequence length, embedding dimensionality (d_model)
         q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
         q, k, v = (z.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2) for z in (q, k, v))
@@ -97,7 +101,9 @@ class SelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, nh, S, hd): every earlier slot plus this chunk
         dropout_p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)  # (B,nh,T,hd)
+        is_causal = attn_mask is None and self.causal
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
+        # y: (B, nh, T, hd)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble all head outputs side by side
         return self.resid_dropout(self.proj(y))
 
@@ -120,17 +126,17 @@ class MLP(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-LayerNorm transformer block: ``x + attn(ln(x))`` then ``x + mlp(ln(x))``."""
 
-    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int, dropout: float) -> None:
+    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int, dropout: float, causal: bool) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(d_model)
-        self.attn = SelfAttention(d_model, num_heads, dropout)
+        self.attn = SelfAttention(d_model, num_heads, dropout, causal)
         self.ln_2 = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, dim_feedforward, dropout)
 
     def forward(
         self,
         x: Tensor,
-        attn_mask: Tensor,
+        attn_mask: Tensor | None,
         rotary: tuple[Tensor, Tensor] | None,
         cache: KVCache | None,
         layer: int,
@@ -180,7 +186,7 @@ class TransformerEncoder(Encoder):
         self.dropout = nn.Dropout(dropout)
         dim_feedforward = dim_feedforward or 4 * d_model
         self.blocks = nn.ModuleList(
-            TransformerBlock(d_model, num_heads, dim_feedforward, dropout) for _ in range(num_layers)
+            TransformerBlock(d_model, num_heads, dim_feedforward, dropout, self.is_causal) for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(d_model)
         self.apply(self._init_weights)
@@ -202,6 +208,9 @@ class TransformerEncoder(Encoder):
 
     def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
         """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, d_model)."""
+        if bool(mask.all()):  # no padding: plain positions, and SDPA's own (causal) masking
+            positions = torch.arange(tokens.size(1), device=tokens.device).expand_as(tokens)
+            return self._encode(tokens, positions, None, None)
         attn_mask = self._attention_mask(mask, 0, tokens.size(1))  # (B, 1, T, T)
         return self._encode(tokens, _count_positions(mask), attn_mask, None)
 
@@ -218,7 +227,7 @@ class TransformerEncoder(Encoder):
             allowed = allowed & (slots <= query_slots)  # (B, t, S)
         return (allowed | (slots == query_slots)).unsqueeze(1)  # (B, 1, t, S)
 
-    def _encode(self, tokens: Tensor, positions: Tensor, attn_mask: Tensor, cache: KVCache | None) -> Tensor:
+    def _encode(self, tokens: Tensor, positions: Tensor, attn_mask: Tensor | None, cache: KVCache | None) -> Tensor:
         """Embed ``tokens`` (B, T) at ``positions`` (B, T) and run every block: (B, T, d_model)."""
         x = self.token_embedding(tokens)  # (B, T, C)
         rotary = None

@@ -1,5 +1,33 @@
-"""nlpkit plugin: Text generation: causal language models and seq2seq.
+"""nlpkit plugin: causal language models over any causal encoder (``causal-lm`` task, ``text`` data).
 
-A registered skeleton: it loads through the ``nlpkit`` entry point like any plugin; its tasks,
-datasets and metrics arrive with issue #4.
+Decoding (sampling, beam search, streaming) and seq2seq arrive with issue #4.
 """
+
+from __future__ import annotations
+
+from nlpkit import hookimpl
+from nlpkit.hookspecs import Register
+
+
+@hookimpl
+def register_tasks(register: Register) -> None:
+    """The causal language model."""
+    from nlpkit_generation.task import CausalLMTask
+
+    register("causal-lm", CausalLMTask)
+
+
+@hookimpl
+def register_datasets(register: Register) -> None:
+    """Plain text, optionally packed into fixed-length blocks."""
+    from nlpkit_generation.data import LanguageModelingData
+
+    register("text", LanguageModelingData)
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    """Perplexity over a whole epoch."""
+    from nlpkit_generation.task import perplexity
+
+    register("perplexity", perplexity)

@@ -1,0 +1,91 @@
+"""Causal language modelling: packing, exact epoch perplexity, learning a corpus, encoder checks."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import pytest
+import torch
+from nlpkit_generation.data import LanguageModelingData, pack_blocks
+from nlpkit_generation.task import CausalLMTask
+
+from nlpkit.encoders.rnn import LSTMEncoder
+from nlpkit.encoders.transformer import CausalTransformerEncoder
+from nlpkit.errors import ConfigError
+from nlpkit.plugins import discover
+from nlpkit.testing import fit_tiny
+from nlpkit.tokenization import TokenizerOptions
+
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "a journey of a thousand miles begins with a single step",
+    "all that glitters is not gold",
+    "the early bird catches the worm",
+]
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lm") / "corpus.txt"
+    path.write_text("\n".join(CORPUS * 8) + "\n")
+    return path
+
+
+def test_registered_through_the_entry_point() -> None:
+    plugins = discover()
+    assert plugins["tasks"]["causal-lm"] is CausalLMTask
+    assert plugins["datasets"].entry("text").plugin == plugins["metrics"].entry("perplexity").plugin == "generation"
+
+
+def test_packed_blocks_predict_every_token_once() -> None:
+    documents = [[2, 5, 6, 3], [2, 7, 3], [2, 8, 9, 10, 3]]
+    blocks = pack_blocks(documents, block_size=4)
+    stream = [t for d in documents for t in d]
+    targets = [t for b in blocks for t in b["tokens"][1:]]
+    assert targets == stream[1:]
+    assert [b["length"] for b in blocks] == [5, 5, 4]
+    assert all(b["length"] == len(b["tokens"]) for b in blocks)
+
+
+def lm_data(path, **options) -> LanguageModelingData:
+    return LanguageModelingData(
+        train_path=str(path), val_path=str(path), batch_size=8, tokenizer=TokenizerOptions(vocab_size=60), **options
+    )
+
+
+@pytest.mark.parametrize(
+    "encoder",
+    [
+        partial(LSTMEncoder, embedding_dim=64, hidden_size=64, tie_weights=True),
+        partial(CausalTransformerEncoder, d_model=64, num_heads=4, num_layers=2, dropout=0.0),
+    ],
+    ids=["lstm", "causal-transformer"],
+)
+def test_learns_a_small_corpus(encoder, corpus_file) -> None:
+    torch.manual_seed(0)
+    task = CausalLMTask(encoder=encoder, learning_rate=1e-2, warmup_steps=5)
+    data = lm_data(corpus_file, block_size=32)
+    trainer = fit_tiny(task, data, max_steps=150)
+    metrics = trainer.validate(task, datamodule=data, verbose=False)[0]
+    assert metrics["val/loss"] < 0.5
+    assert metrics["val/perplexity"] == pytest.approx(math.exp(metrics["val/loss"]), rel=0.05)
+
+
+def test_epoch_perplexity_is_exact_not_a_mean_of_batches(corpus_file) -> None:
+    torch.manual_seed(0)
+    task = CausalLMTask(encoder=partial(LSTMEncoder, embedding_dim=16, hidden_size=16))
+    data = lm_data(corpus_file)  # unpacked: batches hold different numbers of tokens
+    trainer = fit_tiny(task, data, max_steps=2)
+    reported = trainer.validate(task, datamodule=data, verbose=False)[0]["val/perplexity"]
+    total, count = 0.0, 0
+    for row in task.predict([line for line in corpus_file.read_text().splitlines()], batch_size=3):
+        total += row["log_likelihood"]
+        count += row["tokens"]
+    assert reported == pytest.approx(math.exp(-total / count), rel=1e-4)
+
+
+def test_a_bidirectional_encoder_is_refused(corpus_file) -> None:
+    task = CausalLMTask(encoder=partial(LSTMEncoder, hidden_size=8, bidirectional=True))
+    with pytest.raises(ConfigError, match="causal-lm needs a causal encoder"):
+        fit_tiny(task, lm_data(corpus_file), max_steps=1)
