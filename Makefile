@@ -25,10 +25,14 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 lint: venv
-	$(BIN)/ruff check nlpkit plugins tests benchmarks examples
+	$(BIN)/ruff check nlpkit plugins tests benchmarks examples docs
+	$(BIN)/ruff format --check nlpkit plugins tests benchmarks examples docs
+
+docs: venv
+	$(BIN)/python docs/generate_hooks.py
 
 bench: venv
-	@for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+	@for script in $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)); do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit
+from _common import emit
 from nlpkit_generation.task import CausalLMTask
 
 from nlpkit.encoders.rnn import LSTMEncoder
@@ -219,11 +219,20 @@ def training(args: argparse.Namespace, tokenizer: Tokenizer) -> float:
         ours, theirs = [], []
         for _ in range(args.rounds):  # interleave the two sides, so drifts of the machine hit both
             torch.manual_seed(0)
-            task = CausalLMTask(encoder=encoder, learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY, metrics=[])
+            task = CausalLMTask(
+                encoder=encoder,
+                learning_rate=LEARNING_RATE,
+                weight_decay=WEIGHT_DECAY,
+                metrics=[],
+                compile=args.compile,
+            )
             task.bind(tokenizer, None)
             ours += chunk_rates(nlpkit_loop(task, batches, args.precision), args.warmup, args.chunk, tokens_per_step)
             torch.manual_seed(0)
-            theirs += chunk_rates(plain_loop(reference(), batches, autocast), args.warmup, args.chunk, tokens_per_step)
+            model = reference()
+            if args.compile:
+                model.compile()
+            theirs += chunk_rates(plain_loop(model, batches, autocast), args.warmup, args.chunk, tokens_per_step)
         ours_rate, their_rate = statistics.median(ours), statistics.median(theirs)
         config = {
             "encoder": name,
@@ -232,6 +241,7 @@ def training(args: argparse.Namespace, tokenizer: Tokenizer) -> float:
             "seq_len": length,
             "vocab": vocab,
             "precision": args.precision,
+            "compile": args.compile,
             "threads": torch.get_num_threads(),
         }
         emit("encoders", "train_tokens_per_s", "tokens/s", ours_rate, their_rate, "plain PyTorch loop", **config)
@@ -342,6 +352,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run with toy sizes")
     parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default="32-true")
     parser.add_argument("--only", choices=["train", "generate"], default=None)
+    parser.add_argument("--compile", action="store_true", help="torch.compile both sides' models (training)")
     args = parser.parse_args(argv)
     sizes = dict(
         vocab=8000,

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit, median_seconds
+from _common import emit, median_seconds
 
 
 def python(code: str) -> None:

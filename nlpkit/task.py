@@ -66,6 +66,7 @@ class Task(pl.LightningModule):
     :param min_lr_ratio: the cosine schedule decays to ``learning_rate * min_lr_ratio``
     :param metrics: names of registered metrics to compute on validation and test
     :param init_from: a checkpoint whose compatible encoder weights (and tokenizer) start this model
+    :param compile: compile the encoder with ``torch.compile`` (pays on GPU; measure before using it on CPU)
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class Task(pl.LightningModule):
         min_lr_ratio: float = 0.1,
         metrics: list[str] | None = None,
         init_from: str | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -140,6 +142,8 @@ class Task(pl.LightningModule):
         if not isinstance(self.encoder, Encoder):
             raise ConfigError(f"model.encoder built a {type(self.encoder).__name__}, not an nlpkit Encoder")
         self.build()
+        if self.hparams.get("compile"):
+            self.encoder.compile()  # in place: parameter names, and so checkpoints, stay the same
         if self._init_state is not None:
             self._load_encoder_weights(self._init_state)
             self._init_state = None
@@ -261,11 +265,10 @@ class Task(pl.LightningModule):
 
     def _plain_hyperparameters(self) -> dict[str, Any]:
         hparams: dict[str, Any] = {"_class_path": _class_path(type(self))}
-        built = {"encoder": self.encoder}
         for name, value in self.hparams.items():
             if name.startswith("_"):
                 continue
-            module = built.get(name, getattr(self, name, None))
+            module = getattr(self, name, None)  # a factory argument's built module has the argument's name
             if not _is_plain(value) and isinstance(module, Configurable):
                 value = module.spec()
             if not _is_plain(value):

@@ -131,3 +131,15 @@ def test_third_party_head_and_metric_extend_a_fit(plugin_site, sentiment_files) 
     metrics = trainer.validate(task, datamodule=data, verbose=False)[0]
     assert type(task.head).__name__ == "ScaledLinearHead"
     assert metrics["val/error-rate"] == pytest.approx(1 - metrics["val/accuracy"], abs=1e-6)
+
+
+def test_trains_under_bf16_autocast_and_keeps_fp32_weights(sentiment_files) -> None:
+    from nlpkit.encoders.transformer import TransformerEncoder
+
+    encoder = partial(TransformerEncoder, d_model=32, num_heads=2, num_layers=1, positions="rotary")
+    task = TextClassificationTask(encoder=encoder)
+    data = make_data(sentiment_files)
+    trainer = fit_tiny(task, data, max_steps=3, precision="bf16-mixed")
+    metrics = trainer.validate(task, datamodule=data, verbose=False)[0]
+    assert torch.isfinite(torch.tensor(metrics["val/loss"]))
+    assert all(p.dtype == torch.float32 for p in task.parameters())
