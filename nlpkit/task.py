@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
 
 import pytorch_lightning as pl
@@ -228,12 +228,22 @@ class Task(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # -- prediction from Python ------------------------------------------------------------------------
-    @torch.inference_mode()
     def predict(self, inputs: Sequence[Any], batch_size: int = 32) -> list[Any]:
         """Predict a list of inputs (texts, or dicts of fields), batched by length; results keep input order."""
+        return self.map_batches(inputs, self.predict_batch, batch_size)
+
+    @torch.inference_mode()
+    def map_batches(
+        self,
+        inputs: Sequence[Any],
+        function: Callable[[dict[str, Any]], list[Any]],
+        batch_size: int,
+        labeled: bool = False,
+    ) -> list[Any]:
+        """``function`` over length-sorted batches of the encoded ``inputs`` in eval mode; results in input order."""
         if not self.is_built:
             raise ConfigError("this task has not been trained or loaded yet")
-        examples = [self.encode(self.input_fields(item), labeled=False) for item in inputs]
+        examples = [self.encode(self.input_fields(item), labeled=labeled) for item in inputs]
         results: list[Any] = [None] * len(examples)
         was_training = self.training
         self.eval()
@@ -241,7 +251,7 @@ class Task(pl.LightningModule):
             for indices in BucketBatchSampler([e["length"] for e in examples], batch_size, shuffle=False):
                 batch = self.collate([{**examples[i], "index": i} for i in indices])
                 batch = self.transfer_batch_to_device(batch, self.device, 0)
-                for i, result in zip(indices, self.predict_batch(batch), strict=True):
+                for i, result in zip(indices, function(batch), strict=True):
                     results[i] = result
         finally:
             self.train(was_training)
@@ -271,6 +281,8 @@ class Task(pl.LightningModule):
             module = getattr(self, name, None)  # a factory argument's built module has the argument's name
             if not _is_plain(value) and isinstance(module, Configurable):
                 value = module.spec()
+            elif is_dataclass(value) and not isinstance(value, type):
+                value = asdict(value)
             if not _is_plain(value):
                 raise CheckpointError(f"hyperparameter '{name}' is not plain data ({type(value).__name__})")
             hparams[name] = value

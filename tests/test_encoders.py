@@ -236,3 +236,28 @@ def test_kv_cache_overflow_is_an_error() -> None:
     model.step(tokens, tokens.bool(), cache)
     with pytest.raises(ValueError, match="KV cache full"):
         model.step(tokens, tokens.bool(), cache)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        partial(LSTMEncoder, VOCAB, embedding_dim=8, hidden_size=8),
+        partial(CausalTransformerEncoder, VOCAB, **TINY_TRANSFORMER),
+    ],
+    ids=["lstm", "gpt"],
+)
+def test_cache_select_reorders_rows_like_running_them_again(make) -> None:
+    torch.manual_seed(0)
+    model = make().eval()
+    tokens = torch.randint(4, VOCAB, (3, 5))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    cache = model.init_cache(3)
+    model.step(tokens, mask, cache)
+    rows = torch.tensor([2, 2, 0])
+    cache.select(rows)
+    following = torch.randint(4, VOCAB, (3, 1))
+    expected_cache = model.init_cache(3)
+    model.step(tokens[rows], mask, expected_cache)
+    torch.testing.assert_close(
+        model.step(following, mask[:, :1], cache), model.step(following, mask[:, :1], expected_cache)
+    )

@@ -9,14 +9,15 @@ from torch import Tensor
 from torch.utils.data import Sampler
 
 
-def pad(sequences: Sequence[Sequence[int]], value: int = 0) -> tuple[Tensor, Tensor]:
-    """Right-pad id sequences into ``(B, T)`` ids and a ``(B, T)`` bool mask (True = real)."""
-    length = max((len(seq) for seq in sequences), default=0)
-    ids = torch.full((len(sequences), max(length, 1)), value, dtype=torch.long)
+def pad(sequences: Sequence[Sequence[int]], value: int = 0, left: bool = False) -> tuple[Tensor, Tensor]:
+    """Pad id sequences on the right (or ``left``) into ``(B, T)`` ids and a ``(B, T)`` bool mask (True = real)."""
+    length = max(max((len(seq) for seq in sequences), default=0), 1)
+    ids = torch.full((len(sequences), length), value, dtype=torch.long)
     mask = torch.zeros_like(ids, dtype=torch.bool)
     for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = True
+        columns = slice(length - len(seq), length) if left else slice(0, len(seq))
+        ids[row, columns] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, columns] = True
     return ids, mask
 
 

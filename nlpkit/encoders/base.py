@@ -30,8 +30,11 @@ class Encoder(Configurable, nn.Module):
         """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, output_dim)."""
         raise NotImplementedError
 
-    def init_cache(self, batch_size: int) -> Any:
-        """A fresh decoding cache for ``batch_size`` sequences (causal encoders only)."""
+    def init_cache(self, batch_size: int, capacity: int | None = None) -> Any:
+        """A fresh decoding cache for ``batch_size`` sequences of up to ``capacity`` tokens (causal encoders only).
+
+        Every cache has ``select(rows)``: keep, repeat or reorder batch rows in place (for beam search).
+        """
         raise NotImplementedError(f"{type(self).__name__} is not causal and cannot decode incrementally")
 
     def step(self, tokens: Tensor, mask: Tensor, cache: Any) -> Tensor:

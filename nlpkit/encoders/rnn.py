@@ -21,6 +21,12 @@ class RecurrentCache:
 
     state: RNNState
 
+    def select(self, rows: Tensor) -> None:
+        """Keep (and repeat or reorder) the given batch rows, in place: beam search and finished prompts."""
+        self.state = (
+            tuple(part[:, rows] for part in self.state) if isinstance(self.state, tuple) else self.state[:, rows]
+        )
+
 
 class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
     """Token embedding, dropout and a stacked torch RNN; subclasses choose the cell with ``rnn_type``.
@@ -62,8 +68,8 @@ class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
         """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, output_dim)."""
         return self._run(tokens, mask, None)[0]
 
-    def init_cache(self, batch_size: int) -> RecurrentCache:
-        """A zero state for ``batch_size`` sequences."""
+    def init_cache(self, batch_size: int, capacity: int | None = None) -> RecurrentCache:
+        """A zero state for ``batch_size`` sequences (a recurrent state needs no ``capacity``)."""
         if not self.is_causal:
             return super().init_cache(batch_size)
         h = self.token_embedding.weight.new_zeros(self.rnn.num_layers, batch_size, self.rnn.hidden_size)

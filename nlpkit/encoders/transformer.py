@@ -41,6 +41,11 @@ class KVCache:
         self.values[layer, :, :, self.length : end] = v
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]  # (B, nh, end, hd) views
 
+    def select(self, rows: Tensor) -> None:
+        """Keep (and repeat or reorder) the given batch rows, in place: beam search and finished prompts."""
+        self.keys, self.values = self.keys[:, rows], self.values[:, rows]
+        self.key_mask, self.positions = self.key_mask[rows], self.positions[rows]
+
 
 def _position_angles(max_length: int, dim: int) -> Tensor:
     """Angles ``pos / 10000^(2i / dim)`` for every position and frequency: (max_length, ceil(dim / 2))."""

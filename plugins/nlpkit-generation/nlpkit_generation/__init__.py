@@ -1,7 +1,5 @@
-"""nlpkit plugin: causal language models over any causal encoder (``causal-lm`` task, ``text`` data).
-
-Decoding (sampling, beam search, streaming) and seq2seq arrive with issue #4.
-"""
+"""nlpkit plugin: text generation: causal language models over any causal encoder (``causal-lm``), one validated
+``generate()`` (greedy, sampling, beam search, streaming) and the ``nlpkit generate`` command."""
 
 from __future__ import annotations
 
@@ -31,3 +29,11 @@ def register_metrics(register: Register) -> None:
     from nlpkit_generation.task import perplexity
 
     register("perplexity", perplexity)
+
+
+@hookimpl
+def register_commands(register: Register) -> None:
+    """``nlpkit generate``."""
+    from nlpkit_generation.command import GenerateCommand
+
+    register("generate", GenerateCommand())

@@ -1,8 +1,10 @@
-"""Causal language modelling: next-token cross-entropy over any causal encoder, perplexity over the epoch."""
+"""Causal language modelling: next-token cross-entropy over any causal encoder, perplexity over the epoch, and
+generation through the shared :func:`nlpkit_generation.decoding.generate`."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -15,6 +17,7 @@ from nlpkit.data import Record, pad
 from nlpkit.encoders import EncoderFactory, LanguageModelHeadMixin
 from nlpkit.errors import ConfigError
 from nlpkit.task import StepOutput, Task
+from nlpkit_generation.decoding import Generation, GenerationConfig, generate, stream
 
 IGNORE = -100
 
@@ -27,11 +30,21 @@ def perplexity() -> Metric:
 class CausalLMTask(Task):
     """Next-token prediction over a causal encoder (``causal-transformer``, or a unidirectional RNN).
 
-    Predicting scores each text: its per-token log-likelihood and perplexity.
+    ``predict`` continues each input text with the ``generation`` settings; ``score`` gives each text's
+    log-likelihood and perplexity; ``generate`` and ``stream`` take prompts from Python.
+
+    :param generation: default decoding settings for ``predict`` and ``generate``
     """
 
-    def __init__(self, encoder: EncoderFactory, metrics: list[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        encoder: EncoderFactory,
+        metrics: list[str] | None = None,
+        generation: GenerationConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(encoder, metrics=["perplexity"] if metrics is None else metrics, **kwargs)
+        self.generation = generation or GenerationConfig()
 
     def build(self) -> None:
         """Check the encoder can predict the next token; create the metrics."""
@@ -43,8 +56,8 @@ class CausalLMTask(Task):
         self.build_metrics()
 
     def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:
-        """``<s> text </s>`` as ids."""
-        tokens = self.tokenizer.encode([fields["text"]], add_bos=True, add_eos=True)[0]  # type: ignore[union-attr]
+        """``<s> text </s>`` as ids to learn from, or ``<s> text`` as a prompt to continue."""
+        tokens = self.tokenizer.encode([fields["text"]], add_bos=True, add_eos=labeled)[0]  # type: ignore[union-attr]
         return {"tokens": tokens, "length": len(tokens)}
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -68,8 +81,8 @@ class CausalLMTask(Task):
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
         return StepOutput(loss, logits, targets, len(logits))
 
-    def predict_batch(self, batch: dict[str, Any]) -> list[dict[str, float]]:
-        """Each text's total log-likelihood, its predicted-token count and perplexity."""
+    # -- scoring ------------------------------------------------------------------------------------------
+    def _score_batch(self, batch: dict[str, Any]) -> list[dict[str, float]]:
         logits, targets = self._logits_and_targets(batch)
         log_probs = -F.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
         counts = (targets != IGNORE).sum(1)
@@ -77,3 +90,59 @@ class CausalLMTask(Task):
             {"log_likelihood": total, "tokens": count, "perplexity": math.exp(-total / max(count, 1))}
             for total, count in zip(log_probs.sum(1).tolist(), counts.tolist(), strict=True)
         ]
+
+    def score(self, texts: Sequence[str], batch_size: int = 32) -> list[dict[str, float]]:
+        """Each text's total log-likelihood (``<s>`` to ``</s>``), its predicted-token count and perplexity."""
+        return self.map_batches(texts, self._score_batch, batch_size, labeled=True)
+
+    # -- generation: the Decoder protocol -------------------------------------------------------------------
+    def start(self, inputs: list[list[int]], max_new_tokens: int) -> tuple[Tensor, Any]:
+        """Prefill left-padded prompts into a fresh cache; logits for each prompt's next token ``(B, V)``."""
+        limit = getattr(self.encoder, "max_length", None)
+        if limit is not None:
+            room = limit - max_new_tokens
+            if room < 1:
+                raise ConfigError(f"max_new_tokens {max_new_tokens} leaves no room for a prompt (max_length {limit})")
+            inputs = [ids[-room:] for ids in inputs]  # keep the end of a prompt that is too long
+        tokens, mask = pad(inputs, left=True)
+        tokens, mask = tokens.to(self.device), mask.to(self.device)
+        cache = self.encoder.init_cache(len(inputs), capacity=tokens.size(1) + max_new_tokens)
+        hidden = self.encoder.step(tokens, mask, cache)  # (B, T, H); the last column is real in every row
+        return self.encoder.output_logits(hidden[:, -1]), cache
+
+    def extend(self, tokens: Tensor, state: Any) -> Tensor:
+        """Feed one token per row; the next logits ``(B, V)``."""
+        mask = torch.ones(len(tokens), 1, dtype=torch.bool, device=tokens.device)
+        return self.encoder.output_logits(self.encoder.step(tokens[:, None], mask, state)[:, -1])
+
+    def _generate_batch(self, batch: dict[str, Any], config: GenerationConfig) -> list[Generation]:
+        prompts = [row[mask].tolist() for row, mask in zip(batch["tokens"], batch["mask"], strict=True)]
+        return generate(self, prompts, config, self.tokenizer)  # type: ignore[arg-type]
+
+    def predict_batch(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """The continuation of every prompt with the task's ``generation`` settings."""
+        results = []
+        for generation in self._generate_batch(batch, self.generation):
+            row: dict[str, Any] = {"text": generation.text, "score": generation.score}
+            if generation.alternatives:
+                row["alternatives"] = [{"text": a.text, "score": a.score} for a in generation.alternatives]
+            results.append(row)
+        return results
+
+    def generate(
+        self, prompts: Sequence[str], config: GenerationConfig | None = None, batch_size: int = 32, **options: Any
+    ) -> list[Generation]:
+        """Continue each prompt; ``options`` override fields of ``config`` (default: the task's ``generation``)."""
+        settings = (config or self.generation).replace(**options)
+        return self.map_batches(prompts, lambda batch: self._generate_batch(batch, settings), batch_size)
+
+    def stream(self, prompt: str, config: GenerationConfig | None = None, **options: Any) -> Iterator[str]:
+        """Yield the continuation of ``prompt`` piece by piece as it is generated."""
+        settings = (config or self.generation).replace(**options)
+        prompt_ids = self.encode({"text": prompt}, labeled=False)["tokens"]
+        was_training = self.training
+        self.eval()
+        try:
+            yield from stream(self, prompt_ids, settings, self.tokenizer)  # type: ignore[arg-type]
+        finally:
+            self.train(was_training)

@@ -1,0 +1,71 @@
+"""``nlpkit generate``: continue prompts with a trained checkpoint, every generation option on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+import typing
+from dataclasses import fields
+
+import nlpkit
+from nlpkit.commands import Command
+from nlpkit.errors import ConfigError
+from nlpkit_generation.decoding import GenerationConfig
+
+
+def _option_type(annotation: object) -> tuple[type, dict[str, object]]:
+    """argparse settings for a GenerationConfig field's annotation."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return str, {"choices": list(typing.get_args(annotation))}
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    if typing.get_origin(annotation) is list:
+        return typing.get_args(annotation)[0], {"action": "append"}
+    return annotation, {}  # type: ignore[return-value]
+
+
+class GenerateCommand(Command):
+    """``nlpkit generate --ckpt_path lm.ckpt --prompt "Once upon" [--strategy sample --top_p 0.9 ...]``."""
+
+    help = "continue prompts with a trained checkpoint (greedy, sampling, beam search, streaming)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The checkpoint, prompts, output options, and one option per GenerationConfig field."""
+        parser.add_argument("--ckpt_path", required=True, help="a checkpoint of a task that generates")
+        parser.add_argument("--prompt", action="append", default=[], help="a prompt (repeat for several)")
+        parser.add_argument("--prompts_file", help="a text file of prompts, one a line")
+        parser.add_argument("--stream", action="store_true", help="print each prompt's text as it is produced")
+        parser.add_argument("--json", action="store_true", help="print one JSON object per prompt")
+        hints = typing.get_type_hints(GenerationConfig)
+        for field in fields(GenerationConfig):
+            kind, extra = _option_type(hints[field.name])
+            parser.add_argument(f"--{field.name}", type=kind, default=None, **extra)  # type: ignore[arg-type]
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Load the checkpoint and generate for every prompt."""
+        prompts = list(args.prompt)
+        if args.prompts_file:
+            with open(args.prompts_file, encoding="utf-8") as handle:
+                prompts += [line.rstrip("\r\n") for line in handle if line.strip()]
+        if not prompts:
+            raise ConfigError("give at least one --prompt or a --prompts_file")
+        task = nlpkit.load(args.ckpt_path)
+        if not hasattr(task, "generate"):
+            raise ConfigError(f"{args.ckpt_path}: a {type(task).__name__} checkpoint cannot generate")
+        options = {f.name: getattr(args, f.name) for f in fields(GenerationConfig) if getattr(args, f.name) is not None}
+        if args.stream:
+            for prompt in prompts:
+                sys.stdout.write(prompt)
+                for piece in task.stream(prompt, **options):
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+                sys.stdout.write("\n")
+            return 0
+        for prompt, generation in zip(prompts, task.generate(prompts, **options), strict=True):
+            if args.json:
+                print(json.dumps({"prompt": prompt, "text": generation.text, "score": generation.score}))
+            else:
+                print(prompt + generation.text)
+        return 0

@@ -1,0 +1,149 @@
+"""The shared generate(): validated options, greedy/beam/top-k/top-p relations, padding, seeds, streaming, CLI."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from functools import partial
+
+import pytest
+import torch
+from nlpkit_generation.decoding import GenerationConfig, _sampling_filter
+from nlpkit_generation.task import IGNORE, CausalLMTask, perplexity
+
+from nlpkit.encoders.rnn import LSTMEncoder
+from nlpkit.encoders.transformer import CausalTransformerEncoder
+from nlpkit.errors import ConfigError
+from nlpkit.testing import sentiment_corpus
+from nlpkit.tokenization import Tokenizer
+
+PROMPTS = ["the film", "the acting was not", "a"]
+ENCODERS = {
+    "gpt": partial(CausalTransformerEncoder, d_model=32, num_heads=2, num_layers=2, dropout=0.0, max_length=64),
+    "lstm": partial(LSTMEncoder, embedding_dim=16, hidden_size=16, tie_weights=True),
+}
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    return Tokenizer.train([text for text, _ in sentiment_corpus(200)], vocab_size=60)
+
+
+@pytest.fixture(params=sorted(ENCODERS), scope="module")
+def model(request, tokenizer) -> CausalLMTask:
+    torch.manual_seed(0)
+    task = CausalLMTask(encoder=ENCODERS[request.param])
+    task.bind(tokenizer, None)
+    with torch.no_grad():  # sharpen the random model so that decisions are not near-ties
+        for parameter in task.parameters():
+            parameter.mul_(4.0)
+    return task.eval()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"temperature": 0.7}, "'temperature' only applies to strategy 'sample'"),
+        ({"strategy": "sample", "num_beams": 3}, "'num_beams' only applies to strategy 'beam'"),
+        ({"strategy": "sample", "top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+        ({"strategy": "sample", "temperature": 0.0}, "temperature must be > 0"),
+        ({"min_new_tokens": 9, "max_new_tokens": 4}, "min_new_tokens must be between"),
+        ({"strategy": "beam", "num_beams": 2, "num_return_sequences": 3}, "num_return_sequences must be between"),
+        ({"strategy": "nucleus"}, "strategy must be greedy, sample or beam"),
+    ],
+)
+def test_combinations_that_cannot_work_are_errors(options, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        GenerationConfig(**options)
+
+
+def test_greedy_equals_one_beam_and_top_k_one(model) -> None:
+    greedy = model.generate(PROMPTS, max_new_tokens=10)
+    one_beam = model.generate(PROMPTS, max_new_tokens=10, strategy="beam", num_beams=1, length_penalty=0.0)
+    top_1 = model.generate(PROMPTS, max_new_tokens=10, strategy="sample", top_k=1, seed=3)
+    assert [g.tokens for g in greedy] == [g.tokens for g in one_beam] == [g.tokens for g in top_1]
+    assert [g.score for g in greedy] == pytest.approx([g.score for g in one_beam], abs=1e-4)
+
+
+def test_beams_are_sorted_and_at_least_as_good_as_greedy(model) -> None:
+    greedy = model.generate(PROMPTS, max_new_tokens=8)
+    beams = model.generate(
+        PROMPTS, max_new_tokens=8, strategy="beam", num_beams=4, length_penalty=0.0, num_return_sequences=4
+    )
+    for best, reference in zip(beams, greedy, strict=True):
+        scores = [best.score] + [a.score for a in best.alternatives]
+        assert len(scores) == 4 and scores == sorted(scores, reverse=True)
+        assert best.score >= reference.score - 1e-5
+
+
+def test_top_p_keeps_exactly_the_smallest_set_reaching_p() -> None:
+    logits = torch.tensor([[0.5, 0.25, 0.125, 0.125]]).log()
+    kept = lambda p: torch.isfinite(_sampling_filter(logits, GenerationConfig("sample", top_p=p)))[0].tolist()  # noqa: E731
+    assert kept(0.4) == [True, False, False, False]
+    assert kept(0.7) == [True, True, False, False]
+    assert kept(0.76) == [True, True, True, False]
+    assert kept(1.0) == [True, True, True, True]
+    top2 = torch.isfinite(_sampling_filter(logits, GenerationConfig("sample", top_k=2)))[0].tolist()
+    assert top2 == [True, True, False, False]
+
+
+def test_padding_never_changes_a_prompts_continuation(model) -> None:
+    alone = [model.generate([prompt], max_new_tokens=8)[0].tokens for prompt in PROMPTS]
+    together = [g.tokens for g in model.generate(PROMPTS, max_new_tokens=8)]
+    assert alone == together
+
+
+def test_seeded_sampling_repeats_and_stop_and_length_limits(model) -> None:
+    sample = partial(model.generate, PROMPTS, max_new_tokens=12, strategy="sample", temperature=1.5)
+    assert [g.text for g in sample(seed=7)] == [g.text for g in sample(seed=7)]
+    assert [g.tokens for g in sample(seed=7)] != [g.tokens for g in sample(seed=8)]
+    assert all(len(g.tokens) == 5 for g in model.generate(PROMPTS, max_new_tokens=5, min_new_tokens=5))
+    free = model.generate(["the"], max_new_tokens=12)[0].text
+    stop = free.strip()[1:3]
+    cut = model.generate(["the"], max_new_tokens=12, stop=[stop])[0].text
+    assert stop not in cut and free.startswith(cut)
+
+
+def test_streaming_yields_the_same_text(model) -> None:
+    for options in ({}, {"strategy": "sample", "seed": 1, "temperature": 1.3}, {"stop": ["e"]}):
+        pieces = list(model.stream("the plot", max_new_tokens=10, min_new_tokens=4, **options))
+        assert "".join(pieces) == model.generate(["the plot"], max_new_tokens=10, min_new_tokens=4, **options)[0].text
+        assert len(pieces) >= (0 if "stop" in options else 4)
+    with pytest.raises(ConfigError, match="streaming works with strategy greedy or sample"):
+        list(model.stream("the", strategy="beam"))
+
+
+def test_perplexity_metric_equals_exp_mean_nll_by_hand() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 5, 7, generator=generator)
+    targets = torch.randint(0, 7, (3, 5), generator=generator)
+    targets[0, 3:] = IGNORE
+    targets[2, 1:] = IGNORE
+    nll, count = 0.0, 0
+    for b in range(3):
+        for t in range(5):
+            if targets[b, t] != IGNORE:
+                nll -= logits[b, t].log_softmax(-1)[targets[b, t]].item()
+                count += 1
+    metric = perplexity()
+    metric.update(logits, targets)
+    assert metric.compute().item() == pytest.approx(math.exp(nll / count), rel=1e-5)
+
+
+def test_generate_command(model, tmp_path) -> None:
+    import pytorch_lightning as pl
+
+    path = tmp_path / "lm.ckpt"
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    expected = model.generate(["the film"], max_new_tokens=6)[0].text
+    command = [sys.executable, "-m", "nlpkit", "generate", "--ckpt_path", str(path), "--prompt", "the film"]
+    result = subprocess.run([*command, "--max_new_tokens", "6"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "the film" + expected
+    streamed = subprocess.run([*command, "--max_new_tokens", "6", "--stream"], capture_output=True, text=True)
+    assert streamed.stdout.splitlines()[-1] == "the film" + expected
+    bad = subprocess.run([*command, "--temperature", "0.5"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "'temperature' only applies to strategy 'sample'" in bad.stderr
