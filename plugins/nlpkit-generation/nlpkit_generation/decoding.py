@@ -127,9 +127,10 @@ class _Rows:
     """Per-row bookkeeping shared by sampling and beam search: ids so far, text, stop checks."""
 
     def __init__(
-        self, tokenizer: Tokenizer, inputs: list[list[int]], config: GenerationConfig, continues: bool
+        self, tokenizer: Tokenizer, inputs: list[list[int]], config: GenerationConfig, continues: bool, live: bool
     ) -> None:
         self.tokenizer, self.config = tokenizer, config
+        self.live = live or bool(config.stop)  # decode text at every step (streaming, stop strings) or at the end
         self.prefixes = inputs if continues else [[] for _ in inputs]
         self.prefix_texts = [tokenizer.decode([p])[0] if p else "" for p in self.prefixes]
 
@@ -141,11 +142,15 @@ class _Rows:
         cuts = [text.find(stop) for stop in self.config.stop if stop in text]
         return (text[: min(cuts)], True) if cuts else (text, False)
 
+    def stopped(self, row: int, tokens: list[int]) -> bool:
+        """Whether a stop string ends ``tokens`` (only decoded when stop strings are set)."""
+        return bool(self.config.stop) and self.text(row, tokens)[1]
 
-def _adjust(logits: Tensor, seen: Tensor, step: int, config: GenerationConfig, eos_id: int) -> Tensor:
+
+def _adjust(logits: Tensor, seen: Tensor | None, step: int, config: GenerationConfig, eos_id: int) -> Tensor:
     """Repetition penalty and the minimum length, applied to raw logits ``(N, V)``."""
     logits = logits.float()
-    if config.repetition_penalty != 1.0:
+    if seen is not None:
         penalised = torch.where(logits > 0, logits / config.repetition_penalty, logits * config.repetition_penalty)
         logits = torch.where(seen, penalised, logits)
     if step < config.min_new_tokens:
@@ -166,11 +171,17 @@ def _sampling_filter(logits: Tensor, config: GenerationConfig) -> Tensor:
     return logits
 
 
-def _mark_seen(seen: Tensor, tokens: Tensor) -> None:
-    seen.scatter_(1, tokens[:, None], True)
+def _mark_seen(seen: Tensor | None, rows: Tensor, tokens: Tensor) -> Tensor | None:
+    """Keep ``rows`` of the seen-token table and add each row's new token (None: no repetition penalty)."""
+    if seen is None:
+        return None
+    return seen[rows].scatter_(1, tokens[:, None], True)
 
 
-def _initial_seen(inputs: list[list[int]], vocab: int, device: torch.device) -> Tensor:
+def _initial_seen(inputs: list[list[int]], vocab: int, device: torch.device, config: GenerationConfig) -> Tensor | None:
+    """Which tokens each input already holds, for the repetition penalty (None when it is off)."""
+    if config.repetition_penalty == 1.0:
+        return None
     seen = torch.zeros(len(inputs), vocab, dtype=torch.bool, device=device)
     for row, ids in enumerate(inputs):
         seen[row, torch.as_tensor(ids, dtype=torch.long, device=device)] = True
@@ -186,7 +197,7 @@ def _sample_steps(
     if config.seed is not None:
         generator = torch.Generator(device=logits.device).manual_seed(config.seed)
     alive = list(range(len(inputs)))  # input index of each row still in ``state``
-    seen = _initial_seen(inputs, logits.size(-1), logits.device)
+    seen = _initial_seen(inputs, logits.size(-1), logits.device, config)
     results = {i: Generation("", [], 0.0) for i in alive}
     for step in range(config.max_new_tokens):
         scores = _adjust(logits, seen, step, config, eos_id)
@@ -195,14 +206,17 @@ def _sample_steps(
             chosen = scores.argmax(-1)  # (N,)
         else:
             chosen = torch.multinomial(_sampling_filter(scores, config).softmax(-1), 1, generator=generator)[:, 0]
+        picked = log_probs.gather(1, chosen[:, None])[:, 0].tolist()
         keep = []
         for position, (index, token) in enumerate(zip(alive, chosen.tolist(), strict=True)):
             result = results[index]
             if token == eos_id:
                 continue
             result.tokens.append(token)
-            result.score += float(log_probs[position, token])
-            result.text, stopped = rows.text(index, result.tokens)
+            result.score += picked[position]
+            stopped = False
+            if rows.live:
+                result.text, stopped = rows.text(index, result.tokens)
             if not stopped and len(result.tokens) < config.max_new_tokens:
                 keep.append(position)
         yield results
@@ -211,8 +225,8 @@ def _sample_steps(
         keep_rows = torch.tensor(keep, device=logits.device)
         if len(keep) < len(alive):
             state.select(keep_rows)
-        alive, seen = [alive[p] for p in keep], seen[keep_rows]
-        _mark_seen(seen, chosen[keep_rows])
+        alive = [alive[p] for p in keep]
+        seen = _mark_seen(seen, keep_rows, chosen[keep_rows])
         logits = decoder.extend(chosen[keep_rows], state)
 
 
@@ -225,14 +239,16 @@ def _beam_search(
     batch, vocab, device = len(inputs), logits.size(-1), logits.device
     expand = torch.arange(batch, device=device).repeat_interleave(beams)  # (B*K,)
     state.select(expand)
-    logits, seen = logits[expand], _initial_seen(inputs, vocab, device)[expand]
+    logits = logits[expand]
+    seen = _initial_seen(inputs, vocab, device, config)
+    seen = None if seen is None else seen[expand]
     beam_scores = torch.full((batch, beams), float("-inf"), device=device)
     beam_scores[:, 0] = 0.0  # every beam starts identical: expand only the first
     sequences: list[list[int]] = [[] for _ in range(batch * beams)]
-    finished: list[list[tuple[float, float, list[int], str]]] = [[] for _ in range(batch)]
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]  # (normalised score, tokens)
 
-    def finish(index: int, score: float, tokens: list[int], text: str) -> None:
-        finished[index].append((score / max(len(tokens), 1) ** penalty, score, tokens, text))
+    def finish(index: int, score: float, tokens: list[int]) -> None:
+        finished[index].append((score / max(len(tokens), 1) ** penalty, tokens))
 
     for step in range(config.max_new_tokens):
         log_probs = _adjust(logits, seen, step, config, eos_id).log_softmax(-1)  # (B*K, V)
@@ -248,11 +264,10 @@ def _beam_search(
                 tokens = [*sequences[row], token]
                 if token == eos_id:
                     if rank < beams:
-                        finish(index, score, sequences[row], rows.text(index, sequences[row])[0])
+                        finish(index, score, sequences[row])
                     continue
-                text, stopped = rows.text(index, tokens)
-                if stopped:
-                    finish(index, score, tokens, text)
+                if rows.stopped(index, tokens):
+                    finish(index, score, tokens)
                     continue
                 next_rows.append(row)
                 next_tokens.append(token)
@@ -271,21 +286,19 @@ def _beam_search(
             break
         rows_tensor, tokens_tensor = torch.tensor(next_rows, device=device), torch.tensor(next_tokens, device=device)
         state.select(rows_tensor)
-        seen = seen[rows_tensor]
-        _mark_seen(seen, tokens_tensor)
+        seen = _mark_seen(seen, rows_tensor, tokens_tensor)
         logits = decoder.extend(tokens_tensor, state)
     for index in range(batch):  # unfinished beams compete with the finished ones
         for k in range(beams):
             score = float(beam_scores[index, k])
             if score > float("-inf"):
-                tokens = sequences[index * beams + k]
-                finish(index, score, tokens, rows.text(index, tokens)[0])
+                finish(index, score, sequences[index * beams + k])
     returned = config.num_return_sequences or 1
     results = []
-    for candidates in finished:
+    for index, candidates in enumerate(finished):
         ranked = [
-            Generation(text, tokens, normalised)
-            for normalised, _, tokens, text in sorted(candidates, key=lambda c: -c[0])
+            Generation(rows.text(index, tokens)[0], tokens, normalised)
+            for normalised, tokens in sorted(candidates, key=lambda c: -c[0])
         ]
         best, *others = ranked[:returned] or [Generation("", [], float("-inf"))]
         best.alternatives = others
@@ -294,7 +307,7 @@ def _beam_search(
 
 
 def _beams_done(
-    finished: list[list[tuple[float, float, list[int], str]]],
+    finished: list[list[tuple[float, list[int]]]],
     beam_scores: Tensor,
     beams: int,
     length: int,
@@ -319,10 +332,12 @@ def generate(
     continues_input: bool = True,
 ) -> list[Generation]:
     """Generate for every input (token ids); ``continues_input`` makes texts continue the input (language models)."""
-    rows = _Rows(tokenizer, inputs, config, continues_input)
+    rows = _Rows(tokenizer, inputs, config, continues_input, live=False)
     if config.strategy == "beam":
         return _beam_search(decoder, inputs, config, rows, tokenizer.eos_id)
     (results,) = deque(_sample_steps(decoder, inputs, config, rows, tokenizer.eos_id), maxlen=1)  # the last step
+    for index, result in results.items():
+        result.text = rows.text(index, result.tokens)[0]
     return [results[i] for i in range(len(inputs))]
 
 
@@ -335,7 +350,7 @@ def stream(
     """
     if config.strategy == "beam":
         raise ConfigError("streaming works with strategy greedy or sample, not beam")
-    rows, sent = _Rows(tokenizer, [inputs], config, continues_input), 0
+    rows, sent = _Rows(tokenizer, [inputs], config, continues_input, live=True), 0
     with torch.inference_mode():
         for results in _sample_steps(decoder, [inputs], config, rows, tokenizer.eos_id):
             text = results[0].text

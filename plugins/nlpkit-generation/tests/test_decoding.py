@@ -147,3 +147,12 @@ def test_generate_command(model, tmp_path) -> None:
     assert streamed.stdout.splitlines()[-1] == "the film" + expected
     bad = subprocess.run([*command, "--temperature", "0.5"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "'temperature' only applies to strategy 'sample'" in bad.stderr
+
+
+def test_repetition_penalty_discourages_repeats(model) -> None:
+    def repeats(generations) -> int:
+        return sum(len(g.tokens) - len(set(g.tokens)) for g in generations)
+
+    plain = model.generate(PROMPTS, max_new_tokens=12, min_new_tokens=12)
+    penalised = model.generate(PROMPTS, max_new_tokens=12, min_new_tokens=12, repetition_penalty=50.0)
+    assert repeats(penalised) < repeats(plain)
