@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import random
 import statistics
+import string
 import time
 from collections.abc import Callable
 from typing import Any
+
+from nlpkit.tokenization import Tokenizer
 
 
 def median_seconds(run: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
@@ -45,3 +49,11 @@ def emit(
     }
     print(json.dumps(row), flush=True)
     return row
+
+
+def synthetic_tokenizer(vocab_size: int) -> Tokenizer:
+    """A SentencePiece model of about ``vocab_size`` pieces, trained on random words."""
+    rng = random.Random(0)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(vocab_size * 3)]
+    lines = [" ".join(rng.choices(words, k=12)) for _ in range(vocab_size * 4)]
+    return Tokenizer.train(lines, vocab_size=vocab_size, model_type="bpe")

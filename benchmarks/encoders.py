@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 import statistics
-import string
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit
+from _common import emit, synthetic_tokenizer
 from nlpkit_generation.task import CausalLMTask
 
 from nlpkit.encoders.rnn import LSTMEncoder
@@ -94,14 +92,6 @@ class RefLSTM(nn.Module):
 
 
 # -- training throughput -----------------------------------------------------------------------------------
-def synthetic_tokenizer(vocab_size: int) -> Tokenizer:
-    """A SentencePiece model of about ``vocab_size`` pieces, trained on random words."""
-    rng = random.Random(0)
-    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(vocab_size * 3)]
-    lines = [" ".join(rng.choices(words, k=12)) for _ in range(vocab_size * 4)]
-    return Tokenizer.train(lines, vocab_size=vocab_size, model_type="bpe")
-
-
 def token_batches(vocab: int, batch: int, length: int, count: int) -> list[Tensor]:
     """``count`` fixed batches of ``length + 1`` random ids (no padding), the same for both sides."""
     generator = torch.Generator().manual_seed(0)

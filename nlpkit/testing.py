@@ -36,6 +36,23 @@ def sentiment_corpus(size: int = 200, seed: int = 0) -> list[tuple[str, str]]:
     return rows
 
 
+STORY_PARTS = {
+    "subject": ["the old sailor", "a young fox", "the baker", "my grandmother", "the quiet girl", "a tired soldier"],
+    "verb": ["walked to", "ran past", "looked at", "sang near", "waited by", "dreamed of"],
+    "place": ["the harbour", "the green hill", "the market", "the river", "the old bridge", "the lighthouse"],
+    "time": ["at dawn", "in the rain", "before supper", "every sunday", "late at night", "in the spring"],
+}
+
+
+def story_corpus(size: int = 300, seed: int = 0) -> list[str]:
+    """Synthetic one-line stories from a small grammar ("the baker waited by the river at dawn .")."""
+    rng = random.Random(seed)
+    return [
+        " ".join(rng.choice(STORY_PARTS[part]) for part in ("subject", "verb", "place", "time")) + " ."
+        for _ in range(size)
+    ]
+
+
 def write_sentiment_files(directory: str | Path, train: int = 400, val: int = 100, seed: int = 0) -> dict[str, Path]:
     """Write ``train.csv``, ``val.csv`` (text,label) and ``predict.txt`` (texts only) under ``directory``."""
     directory = Path(directory)

@@ -65,7 +65,10 @@ class GenerateCommand(Command):
             return 0
         for prompt, generation in zip(prompts, task.generate(prompts, **options), strict=True):
             if args.json:
-                print(json.dumps({"prompt": prompt, "text": generation.text, "score": generation.score}))
+                row = {"prompt": prompt, "text": generation.text, "score": generation.score}
+                if generation.alternatives:
+                    row["alternatives"] = [{"text": a.text, "score": a.score} for a in generation.alternatives]
+                print(json.dumps(row))
             else:
                 print(prompt + generation.text)
         return 0

@@ -37,6 +37,11 @@ class Decoder(Protocol):
 
 
 Strategy = Literal["greedy", "sample", "beam"]
+#: options that only mean something for one strategy
+STRATEGY_OPTIONS = {
+    "sample": ("temperature", "top_k", "top_p", "seed"),
+    "beam": ("num_beams", "length_penalty", "num_return_sequences"),
+}
 
 
 @dataclass
@@ -73,11 +78,7 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         if self.strategy not in ("greedy", "sample", "beam"):
             raise ConfigError(f"generation strategy must be greedy, sample or beam, not '{self.strategy}'")
-        only = {
-            "sample": ("temperature", "top_k", "top_p", "seed"),
-            "beam": ("num_beams", "length_penalty", "num_return_sequences"),
-        }
-        for strategy, names in only.items():
+        for strategy, names in STRATEGY_OPTIONS.items():
             for name in names:
                 if getattr(self, name) is not None and self.strategy != strategy:
                     raise ConfigError(f"generation option '{name}' only applies to strategy '{strategy}'")
@@ -105,8 +106,12 @@ class GenerationConfig:
         return (self.num_beams or 4) if self.strategy == "beam" else 1
 
     def replace(self, **changes: Any) -> GenerationConfig:
-        """A validated copy with ``changes``."""
-        return GenerationConfig(**{**self.__dict__, **changes})
+        """A validated copy with ``changes``; a new strategy drops the old strategy's own options."""
+        current = dict(self.__dict__)
+        if changes.get("strategy", self.strategy) != self.strategy:
+            for name in STRATEGY_OPTIONS.get(self.strategy, ()):
+                current[name] = None
+        return GenerationConfig(**{**current, **changes})
 
 
 @dataclass

@@ -58,6 +58,14 @@ def test_combinations_that_cannot_work_are_errors(options, message) -> None:
         GenerationConfig(**options)
 
 
+def test_switching_strategy_drops_the_old_strategys_options() -> None:
+    sampling = GenerationConfig("sample", temperature=0.7, top_p=0.9, max_new_tokens=5)
+    assert sampling.replace(strategy="greedy") == GenerationConfig(max_new_tokens=5)
+    assert sampling.replace(strategy="beam", num_beams=2).num_beams == 2
+    with pytest.raises(ConfigError, match="'top_k' only applies to strategy 'sample'"):
+        sampling.replace(strategy="greedy", top_k=3)
+
+
 def test_greedy_equals_one_beam_and_top_k_one(model) -> None:
     greedy = model.generate(PROMPTS, max_new_tokens=10)
     one_beam = model.generate(PROMPTS, max_new_tokens=10, strategy="beam", num_beams=1, length_penalty=0.0)

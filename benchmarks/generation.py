@@ -1,0 +1,92 @@
+"""Generation speed: nlpkit's ``generate()`` on a causal-lm task against Hugging Face ``GPT2LMHeadModel.generate``
+with the same dimensions (random initialisation, nothing downloaded), greedy and 4-beam, in the same process.
+
+Both produce exactly ``new_tokens`` tokens per sequence (end-of-sequence is blocked until then), from the same
+random prompts, with the same threads; each figure is the median of repetitions after a warm-up.
+``--tiny`` is a seconds-long smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit, synthetic_tokenizer
+from nlpkit_generation.decoding import GenerationConfig, generate
+from nlpkit_generation.task import CausalLMTask
+
+from nlpkit.encoders.transformer import CausalTransformerEncoder
+
+
+def median_time(run: Callable[[], object], repeats: int) -> float:
+    """Median seconds of ``run`` after one warm-up call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print greedy and beam figures for each batch size."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run with toy sizes")
+    args = parser.parse_args(argv)
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    vocab, d, heads, layers, prompt_length, new_tokens, batches, repeats = (
+        (300, 32, 2, 1, 4, 4, [1], 1) if args.tiny else (8000, 256, 4, 4, 16, 128, [1, 8], 3)
+    )
+    tokenizer = synthetic_tokenizer(vocab)
+    vocab = tokenizer.vocab_size
+    length = prompt_length + new_tokens
+    torch.manual_seed(0)
+    task = CausalLMTask(
+        encoder=partial(CausalTransformerEncoder, d_model=d, num_heads=heads, num_layers=layers, dropout=0.0,
+                        max_length=length)
+    )  # fmt: skip
+    task.bind(tokenizer, None)
+    task.eval()
+    reference = GPT2LMHeadModel(
+        GPT2Config(vocab_size=vocab, n_positions=length, n_embd=d, n_layer=layers, n_head=heads, resid_pdrop=0.0,
+                   embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id,
+                   pad_token_id=tokenizer.pad_id, attn_implementation="sdpa")
+    ).eval()  # fmt: skip
+    for method, beams in (("greedy", 1), ("beam", 4)):
+        for batch in batches:
+            prompts = torch.randint(4, vocab, (batch, prompt_length), generator=torch.Generator().manual_seed(batch))
+            options = {"strategy": "beam", "num_beams": beams} if beams > 1 else {}
+            config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, **options)
+            ours = median_time(lambda: generate(task, prompts.tolist(), config, tokenizer), repeats)  # noqa: B023
+
+            def theirs(prompts: torch.Tensor = prompts, beams: int = beams) -> None:
+                with torch.inference_mode():
+                    reference.generate(
+                        prompts,
+                        attention_mask=torch.ones_like(prompts),
+                        max_new_tokens=new_tokens,
+                        min_new_tokens=new_tokens,
+                        do_sample=False,
+                        num_beams=beams,
+                    )
+
+            their_time = median_time(theirs, repeats)
+            tokens = batch * new_tokens
+            emit("generation", "generate_tokens_per_s", "tokens/s", tokens / ours, tokens / their_time,
+                 "transformers GPT2LMHeadModel.generate (sdpa)", method=method, beams=beams, batch=batch,
+                 prompt=prompt_length, new_tokens=new_tokens, d_model=d, layers=layers, vocab=vocab,
+                 threads=torch.get_num_threads())  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
