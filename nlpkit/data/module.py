@@ -107,8 +107,12 @@ class TextDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         """Read the stage's files, get the tokenizer and labels (from the task if it has them), encode."""
         task = self._task()
-        splits = SPLITS_BY_STAGE[stage]
-        read = {split: self.read(split, labeled=split != "predict") for split in splits}
+        splits = [
+            split
+            for split in SPLITS_BY_STAGE[stage]
+            if not (stage == "fit" and split == "val" and not self.paths["val"])
+        ]
+        read = {split: self.read(split, labeled=split != "predict") for split in splits}  # fit may skip validation
         needs_training_split = (task is None or task.tokenizer is None) and not self.tokenizer_options.path
         train = read.get("train") or (self.read("train") if needs_training_split else None)
         if task is not None and task.tokenizer is not None:
@@ -169,9 +173,9 @@ class TextDataModule(pl.LightningDataModule):
         """Shuffled, length-bucketed training batches."""
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        """Validation batches in length order."""
-        return self._loader("val", shuffle=False)
+    def val_dataloader(self) -> DataLoader | list:
+        """Validation batches in length order (none when fitting without ``val_path``)."""
+        return self._loader("val", shuffle=False) if "val" in self.examples else []
 
     def test_dataloader(self) -> DataLoader:
         """Test batches in length order."""

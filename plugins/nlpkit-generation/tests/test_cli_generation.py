@@ -1,0 +1,44 @@
+"""The generation plugin from the command line: fit a language model, predict a file of prompts, generate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from nlpkit.testing import story_corpus
+
+
+def nlpkit(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nlpkit", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=os.environ
+    )
+
+
+def test_fit_then_predict_prompts_then_generate(tmp_path) -> None:
+    (tmp_path / "train.txt").write_text("\n".join(story_corpus(200)) + "\n")
+    (tmp_path / "prompts.txt").write_text("the baker\na young fox\n")
+    fit = nlpkit(
+        "fit", "--model", "causal-lm", "--model.encoder", "causal-transformer",
+        "--model.encoder.d_model", "32", "--model.encoder.num_heads", "2", "--model.encoder.num_layers", "1",
+        "--model.generation.max_new_tokens", "6",
+        "--data", "text", "--data.train_path", "train.txt", "--data.block_size", "32",
+        "--data.tokenizer.vocab_size", "80", "--trainer.max_steps", "5", "--trainer.enable_progress_bar", "false",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    checkpoint = "runs/checkpoints/last.ckpt"
+    predict = nlpkit(
+        "predict", "--ckpt_path", checkpoint, "--data.predict_path", "prompts.txt",
+        "--model.generation.strategy", "beam", "--model.generation.num_beams", "2",
+        "--trainer.enable_progress_bar", "false", cwd=tmp_path,
+    )  # fmt: skip
+    assert predict.returncode == 0, predict.stderr[-3000:]
+    rows = [json.loads(line) for line in predict.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 2 and all(set(row) >= {"text", "score"} for row in rows)
+    generate = nlpkit("generate", "--ckpt_path", checkpoint, "--prompts_file", "prompts.txt", "--json", cwd=tmp_path)
+    assert generate.returncode == 0, generate.stderr[-3000:]
+    assert [json.loads(line)["prompt"] for line in generate.stdout.splitlines()] == ["the baker", "a young fox"]
+    missing = nlpkit("generate", "--ckpt_path", checkpoint, cwd=tmp_path)
+    assert missing.returncode == 2 and "give at least one --prompt" in missing.stderr
