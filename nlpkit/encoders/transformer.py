@@ -28,22 +28,43 @@ class KVCache:
     shifts nothing.
     """
 
-    keys: Tensor  # (L, B, nh, S, hd), rotary already applied
-    values: Tensor  # (L, B, nh, S, hd)
+    keys: Tensor  # (B, L, nh, S, hd), rotary already applied; batch first, so a row is one contiguous block
+    values: Tensor  # (B, L, nh, S, hd)
     key_mask: Tensor  # (B, S) True where the slot holds a real token
     positions: Tensor  # (B,) position of each row's next real token
     length: int = 0  # slots filled so far, the same for every row
 
+    @classmethod
+    def empty(cls, batch_size: int, layers: int, heads: int, capacity: int, head_dim: int, like: Tensor) -> KVCache:
+        """A cache of ``capacity`` slots per row, with the dtype and device of ``like``."""
+        shape = (batch_size, layers, heads, capacity, head_dim)
+        return cls(
+            keys=like.new_empty(shape),  # a slot is written before it is ever read
+            values=like.new_empty(shape),
+            key_mask=torch.zeros(batch_size, capacity, dtype=torch.bool, device=like.device),
+            positions=torch.zeros(batch_size, dtype=torch.long, device=like.device),
+        )
+
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store a chunk's ``k``, ``v`` (B, nh, t, hd) in the next slots of ``layer``; return all filled."""
         end = self.length + k.size(2)
-        self.keys[layer, :, :, self.length : end] = k
-        self.values[layer, :, :, self.length : end] = v
-        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]  # (B, nh, end, hd) views
+        self.keys[:, layer, :, self.length : end] = k
+        self.values[:, layer, :, self.length : end] = v
+        return self.keys[:, layer, :, :end], self.values[:, layer, :, :end]  # (B, nh, end, hd) views
 
     def select(self, rows: Tensor) -> None:
-        """Keep (and repeat or reorder) the given batch rows, in place: beam search and finished prompts."""
-        self.keys, self.values = self.keys[:, rows], self.values[:, rows]
+        """Keep (and repeat or reorder) the given batch rows, in place: beam search and finished prompts.
+
+        When the batch keeps its size (beam search), only the rows that change are copied.
+        """
+        if len(rows) == len(self.positions):
+            changed = (rows != torch.arange(len(rows), device=rows.device)).nonzero()[:, 0]
+            sources = rows[changed]
+            filled = (self.keys[..., : self.length, :], self.values[..., : self.length, :])  # views: filled slots
+            for table in (*filled, self.key_mask, self.positions):
+                table.index_copy_(0, changed, table.index_select(0, sources))
+            return
+        self.keys, self.values = self.keys.index_select(0, rows), self.values.index_select(0, rows)
         self.key_mask, self.positions = self.key_mask[rows], self.positions[rows]
 
 
@@ -68,7 +89,7 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).type_as(x)
 
 
-def _count_positions(mask: Tensor) -> Tensor:
+def count_positions(mask: Tensor) -> Tensor:
     """Index of each column among its row's real tokens (B, T); a padded column reuses a neighbour's index."""
     return (mask.cumsum(1) - 1).clamp(min=0)
 
@@ -217,7 +238,7 @@ class TransformerEncoder(Encoder):
             positions = torch.arange(tokens.size(1), device=tokens.device).expand_as(tokens)
             return self._encode(tokens, positions, None, None)
         attn_mask = self._attention_mask(mask, 0, tokens.size(1))  # (B, 1, T, T)
-        return self._encode(tokens, _count_positions(mask), attn_mask, None)
+        return self._encode(tokens, count_positions(mask), attn_mask, None)
 
     def _attention_mask(self, key_mask: Tensor, start: int, length: int) -> Tensor:
         """Keys (B, S) visible to the ``length`` queries in slots ``start``...: (B, 1, length, S).
@@ -266,14 +287,10 @@ class CausalTransformerEncoder(LanguageModelHeadMixin, TransformerEncoder):
 
         Every column of every chunk passed to :meth:`step` takes a slot, padded columns included.
         """
-        weight = self.token_embedding.weight
+        head_dim = self.output_dim // self.num_heads
         capacity = capacity or self.max_length
-        shape = (len(self.blocks), batch_size, self.num_heads, capacity, self.output_dim // self.num_heads)
-        return KVCache(
-            keys=weight.new_empty(shape),  # (L, B, nh, S, hd); a slot is written before it is ever read
-            values=weight.new_empty(shape),
-            key_mask=torch.zeros(batch_size, capacity, dtype=torch.bool, device=weight.device),
-            positions=torch.zeros(batch_size, dtype=torch.long, device=weight.device),
+        return KVCache.empty(
+            batch_size, len(self.blocks), self.num_heads, capacity, head_dim, self.token_embedding.weight
         )
 
     def step(self, tokens: Tensor, mask: Tensor, cache: KVCache) -> Tensor:
@@ -281,7 +298,7 @@ class CausalTransformerEncoder(LanguageModelHeadMixin, TransformerEncoder):
         start, end = cache.length, cache.length + tokens.size(1)
         if end > cache.key_mask.size(1):
             raise ValueError(f"KV cache full: {end} slots needed, {cache.key_mask.size(1)} allocated")
-        positions = cache.positions[:, None] + _count_positions(mask)  # (B, t)
+        positions = cache.positions[:, None] + count_positions(mask)  # (B, t)
         cache.key_mask[:, start:end] = mask
         attn_mask = self._attention_mask(cache.key_mask[:, :end], start, tokens.size(1))  # (B, 1, t, end)
         hidden = self._encode(tokens, positions, attn_mask, cache)  # each layer writes its k, v to start:end
