@@ -31,8 +31,8 @@ class StepOutput:
     """What a task's :meth:`Task.step` returns: the loss, and predictions/targets for the metrics."""
 
     loss: Tensor
-    predictions: Tensor
-    targets: Tensor
+    predictions: Any  # whatever the task's metrics take: class ids, logits, decoded strings
+    targets: Any
     batch_size: int
 
 

@@ -94,6 +94,20 @@ def count_positions(mask: Tensor) -> Tensor:
     return (mask.cumsum(1) - 1).clamp(min=0)
 
 
+def attention_mask(key_mask: Tensor, start: int, length: int, causal: bool) -> Tensor:
+    """Keys (B, S) visible to the ``length`` queries in slots ``start``...: (B, 1, length, S).
+
+    Every query also sees itself: that changes nothing for real queries, and it spares padded queries an
+    all-masked row, which gives NaN on some SDPA backends and older torch versions.
+    """
+    slots = torch.arange(key_mask.size(1), device=key_mask.device)  # (S,)
+    query_slots = torch.arange(start, start + length, device=key_mask.device)[:, None]  # (t, 1)
+    allowed = key_mask[:, None, :]  # (B, 1, S)
+    if causal:
+        allowed = allowed & (slots <= query_slots)  # (B, t, S)
+    return (allowed | (slots == query_slots)).unsqueeze(1)  # (B, 1, t, S)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention over ``scaled_dot_product_attention``, with optional rotary and KV cache."""
 
@@ -237,21 +251,8 @@ class TransformerEncoder(Encoder):
         if bool(mask.all()):  # no padding: plain positions, and SDPA's own (causal) masking
             positions = torch.arange(tokens.size(1), device=tokens.device).expand_as(tokens)
             return self._encode(tokens, positions, None, None)
-        attn_mask = self._attention_mask(mask, 0, tokens.size(1))  # (B, 1, T, T)
+        attn_mask = attention_mask(mask, 0, tokens.size(1), self.is_causal)  # (B, 1, T, T)
         return self._encode(tokens, count_positions(mask), attn_mask, None)
-
-    def _attention_mask(self, key_mask: Tensor, start: int, length: int) -> Tensor:
-        """Keys (B, S) visible to the ``length`` queries in slots ``start``...: (B, 1, length, S).
-
-        Every query also sees itself: that changes nothing for real queries, and it spares padded queries an
-        all-masked row, which gives NaN on some SDPA backends and older torch versions.
-        """
-        slots = torch.arange(key_mask.size(1), device=key_mask.device)  # (S,)
-        query_slots = torch.arange(start, start + length, device=key_mask.device)[:, None]  # (t, 1)
-        allowed = key_mask[:, None, :]  # (B, 1, S)
-        if self.is_causal:
-            allowed = allowed & (slots <= query_slots)  # (B, t, S)
-        return (allowed | (slots == query_slots)).unsqueeze(1)  # (B, 1, t, S)
 
     def _encode(self, tokens: Tensor, positions: Tensor, attn_mask: Tensor | None, cache: KVCache | None) -> Tensor:
         """Embed ``tokens`` (B, T) at ``positions`` (B, T) and run every block: (B, T, d_model)."""
@@ -300,7 +301,7 @@ class CausalTransformerEncoder(LanguageModelHeadMixin, TransformerEncoder):
             raise ValueError(f"KV cache full: {end} slots needed, {cache.key_mask.size(1)} allocated")
         positions = cache.positions[:, None] + count_positions(mask)  # (B, t)
         cache.key_mask[:, start:end] = mask
-        attn_mask = self._attention_mask(cache.key_mask[:, :end], start, tokens.size(1))  # (B, 1, t, end)
+        attn_mask = attention_mask(cache.key_mask[:, :end], start, tokens.size(1), self.is_causal)  # (B, 1, t, end)
         hidden = self._encode(tokens, positions, attn_mask, cache)  # each layer writes its k, v to start:end
         cache.length = end
         cache.positions = cache.positions + mask.sum(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -27,13 +27,71 @@ def perplexity() -> Metric:
     return Perplexity(ignore_index=IGNORE)
 
 
-class CausalLMTask(Task):
+class GenerativeTask(Task):
+    """A task whose predictions are generated text, through the shared :func:`generate` (the Decoder protocol).
+
+    Subclasses implement ``start``/``extend`` and :meth:`decoder_inputs`; ``predict``, ``generate`` and
+    ``stream`` use the task's ``generation`` settings, which any call may override.
+    """
+
+    #: whether generated text continues the input (language models) or stands alone (translation)
+    continues_input: ClassVar[bool] = True
+    generation: GenerationConfig
+
+    def decoder_inputs(self, batch: dict[str, Any]) -> list[list[int]]:
+        """The token ids ``start`` receives for each row of a collated batch."""
+        raise NotImplementedError
+
+    def start(self, inputs: list[list[int]], max_new_tokens: int) -> tuple[Tensor, Any]:
+        """Decoder protocol: begin decoding ``inputs``; next-token logits ``(B, V)`` and the state."""
+        raise NotImplementedError
+
+    def extend(self, tokens: Tensor, state: Any) -> Tensor:
+        """Decoder protocol: feed one token per row; the next logits ``(B, V)``."""
+        raise NotImplementedError
+
+    def generate_batch(self, batch: dict[str, Any], config: GenerationConfig | None = None) -> list[Generation]:
+        """Generations for every row of a collated batch."""
+        inputs = self.decoder_inputs(batch)
+        return generate(self, inputs, config or self.generation, self.tokenizer, self.continues_input)  # type: ignore[arg-type]
+
+    def predict_batch(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """``{"text", "score"}`` per row (and ``alternatives`` when beam search returns several)."""
+        results = []
+        for generation in self.generate_batch(batch):
+            row: dict[str, Any] = {"text": generation.text, "score": generation.score}
+            if generation.alternatives:
+                row["alternatives"] = [{"text": a.text, "score": a.score} for a in generation.alternatives]
+            results.append(row)
+        return results
+
+    def generate(
+        self, inputs: Sequence[Any], config: GenerationConfig | None = None, batch_size: int = 32, **options: Any
+    ) -> list[Generation]:
+        """Generate for each input; ``options`` override fields of ``config`` (default: the task's ``generation``)."""
+        settings = (config or self.generation).replace(**options)
+        return self.map_batches(inputs, lambda batch: self.generate_batch(batch, settings), batch_size)
+
+    def stream(self, item: Any, config: GenerationConfig | None = None, **options: Any) -> Iterator[str]:
+        """Yield the generated text for one input piece by piece, as it is produced."""
+        settings = (config or self.generation).replace(**options)
+        batch = self.collate([{**self.encode(self.input_fields(item), labeled=False), "index": 0}])
+        was_training = self.training
+        self.eval()
+        try:
+            inputs = self.decoder_inputs(self.transfer_batch_to_device(batch, self.device, 0))[0]
+            yield from stream(self, inputs, settings, self.tokenizer, self.continues_input)  # type: ignore[arg-type]
+        finally:
+            self.train(was_training)
+
+
+class CausalLMTask(GenerativeTask):
     """Next-token prediction over a causal encoder (``causal-transformer``, or a unidirectional RNN).
 
     ``predict`` continues each input text with the ``generation`` settings; ``score`` gives each text's
     log-likelihood and perplexity; ``generate`` and ``stream`` take prompts from Python.
 
-    :param generation: default decoding settings for ``predict`` and ``generate``
+    :param generation: default decoding settings for ``predict``, ``generate`` and ``stream``
     """
 
     def __init__(
@@ -115,34 +173,6 @@ class CausalLMTask(Task):
         mask = torch.ones(len(tokens), 1, dtype=torch.bool, device=tokens.device)
         return self.encoder.output_logits(self.encoder.step(tokens[:, None], mask, state)[:, -1])
 
-    def _generate_batch(self, batch: dict[str, Any], config: GenerationConfig) -> list[Generation]:
-        prompts = [row[mask].tolist() for row, mask in zip(batch["tokens"], batch["mask"], strict=True)]
-        return generate(self, prompts, config, self.tokenizer)  # type: ignore[arg-type]
-
-    def predict_batch(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        """The continuation of every prompt with the task's ``generation`` settings."""
-        results = []
-        for generation in self._generate_batch(batch, self.generation):
-            row: dict[str, Any] = {"text": generation.text, "score": generation.score}
-            if generation.alternatives:
-                row["alternatives"] = [{"text": a.text, "score": a.score} for a in generation.alternatives]
-            results.append(row)
-        return results
-
-    def generate(
-        self, prompts: Sequence[str], config: GenerationConfig | None = None, batch_size: int = 32, **options: Any
-    ) -> list[Generation]:
-        """Continue each prompt; ``options`` override fields of ``config`` (default: the task's ``generation``)."""
-        settings = (config or self.generation).replace(**options)
-        return self.map_batches(prompts, lambda batch: self._generate_batch(batch, settings), batch_size)
-
-    def stream(self, prompt: str, config: GenerationConfig | None = None, **options: Any) -> Iterator[str]:
-        """Yield the continuation of ``prompt`` piece by piece as it is generated."""
-        settings = (config or self.generation).replace(**options)
-        prompt_ids = self.encode({"text": prompt}, labeled=False)["tokens"]
-        was_training = self.training
-        self.eval()
-        try:
-            yield from stream(self, prompt_ids, settings, self.tokenizer)  # type: ignore[arg-type]
-        finally:
-            self.train(was_training)
+    def decoder_inputs(self, batch: dict[str, Any]) -> list[list[int]]:
+        """Each row's prompt ids."""
+        return [row[mask].tolist() for row, mask in zip(batch["tokens"], batch["mask"], strict=True)]
