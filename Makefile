@@ -32,6 +32,7 @@ docs: venv
 	$(BIN)/python docs/generate_hooks.py
 
 bench: venv
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[bench]"
 	@for script in $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)); do $(BIN)/python $$script || exit 1; done
 
 clean:

@@ -85,3 +85,20 @@ def test_bucket_order_depends_on_seed_and_epoch_only() -> None:
     again.set_epoch(1)
     assert list(first) != list(again)
     assert list(BucketBatchSampler(lengths, 8, drop_last=True))[-1].__len__() == 8
+
+
+def test_documents_are_whole_files_or_every_txt_in_a_folder(tmp_path) -> None:
+    (tmp_path / "corpus" / "b").mkdir(parents=True)
+    write(tmp_path / "corpus", "a.txt", "first line\nsecond line\n")
+    write(tmp_path / "corpus" / "b", "c.txt", "\ufeffanother\r\ndocument\r\n")
+    write(tmp_path / "corpus", "notes.md", "ignored")
+    records = read_records(tmp_path / "corpus")
+    assert [r.fields for r in records] == [
+        {"text": "first line\nsecond line", "file": "a.txt"},
+        {"text": "another\ndocument", "file": "b/c.txt"},
+    ]
+    one = read_records(tmp_path / "corpus" / "a.txt", format="documents")
+    assert [r.fields["text"] for r in one] == ["first line\nsecond line"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: no records found \(expected documents data\)"):
+        read_records(tmp_path / "empty")

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from nlpkit.errors import ConfigError, DataError
 
-Format = Literal["txt", "jsonl", "csv", "tsv", "conll"]
+Format = Literal["txt", "jsonl", "csv", "tsv", "conll", "documents"]
 FORMAT_BY_SUFFIX: dict[str, Format] = {
     ".txt": "txt",
     ".jsonl": "jsonl",
@@ -40,9 +40,11 @@ class Record:
 
 
 def detect_format(path: str | os.PathLike[str], format: Format | None = None) -> Format:
-    """``format`` if given, else the one implied by the file extension."""
+    """``format`` if given, else ``documents`` for a folder, else the one implied by the file extension."""
     if format is not None:
         return format
+    if Path(path).is_dir():
+        return "documents"
     suffix = Path(path).suffix.lower()
     if suffix not in FORMAT_BY_SUFFIX:
         known = ", ".join(sorted(FORMAT_BY_SUFFIX))
@@ -70,6 +72,16 @@ def read_txt(path: Path) -> Iterator[Record]:
     for number, line in _lines(path):
         if line.strip():
             yield Record({"text": line}, str(path), number)
+
+
+def read_documents(path: Path) -> Iterator[Record]:
+    """Whole files as records, ``{"text", "file"}``: the file itself, or every ``.txt`` file in a folder tree."""
+    files = sorted(file for file in path.rglob("*.txt") if file.is_file()) if path.is_dir() else [path]
+    for file in files:
+        text = "\n".join(line for _, line in _lines(file))
+        if text.strip():
+            name = file.relative_to(path).as_posix() if path.is_dir() else file.name
+            yield Record({"text": text, "file": name}, str(file), 1)
 
 
 def read_jsonl(path: Path) -> Iterator[Record]:
@@ -147,6 +159,7 @@ def read_records(path: str | os.PathLike[str], format: Format | None = None, **o
         "csv": lambda: read_delimited(path, ","),
         "tsv": lambda: read_delimited(path, "\t"),
         "conll": lambda: read_conll(path, **options),
+        "documents": lambda: read_documents(path),
     }
     records = list(readers[kind]())
     if not records:

@@ -1,4 +1,5 @@
-"""Plain text for language modelling: one document per line (or per record), optionally packed into blocks."""
+"""Plain text for language modelling: one document a line (or record), or whole files (``format: documents``, or
+a folder of ``.txt`` files), optionally packed into blocks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from nlpkit.data import Record, TextDataModule
 
 
 class LanguageModelingData(TextDataModule):
-    """Documents from txt/jsonl/csv files; with ``block_size``, packed into blocks with no padding.
+    """Documents from txt/jsonl/csv files or whole files; with ``block_size``, packed into blocks with no padding.
 
     :param text_field: the JSON key or column holding each document (a ``.txt`` file's lines are ``text``)
     :param block_size: if set, documents are concatenated (each ``<s> ... </s>``) and cut into blocks of
