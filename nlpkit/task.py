@@ -34,6 +34,7 @@ class StepOutput:
     predictions: Any  # whatever the task's metrics take: class ids, logits, decoded strings
     targets: Any
     batch_size: int
+    outputs: Tensor | None = None  # the raw model outputs (logits), for tasks that evaluate more than metrics
 
 
 def _is_plain(value: Any) -> bool:
@@ -67,6 +68,7 @@ class Task(pl.LightningModule):
     :param metrics: names of registered metrics to compute on validation and test
     :param init_from: a checkpoint whose compatible encoder weights (and tokenizer) start this model
     :param compile: compile the encoder with ``torch.compile`` (pays on GPU; measure before using it on CPU)
+    :param freeze_encoder: train only the task's own layers (linear probing); the encoder stays in eval mode
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Task(pl.LightningModule):
         metrics: list[str] | None = None,
         init_from: str | None = None,
         compile: bool = False,
+        freeze_encoder: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -147,6 +150,16 @@ class Task(pl.LightningModule):
         if self._init_state is not None:
             self._load_encoder_weights(self._init_state)
             self._init_state = None
+        if self.hparams.get("freeze_encoder"):
+            self.encoder.requires_grad_(False)
+            self.encoder.eval()
+
+    def train(self, mode: bool = True) -> Task:
+        """Switch training mode; a frozen encoder stays in eval mode (no dropout) for linear probing."""
+        super().train(mode)
+        if self.hparams.get("freeze_encoder") and getattr(self, "encoder", None) is not None:
+            self.encoder.eval()
+        return self
 
     def build_metrics(self, **kwargs: Any) -> None:
         """Create ``val_metrics`` and ``test_metrics`` from the registered metric names, built with ``kwargs``."""
@@ -188,6 +201,10 @@ class Task(pl.LightningModule):
         if metrics:
             metrics.update(output.predictions, output.targets)
             self.log_dict(metrics, batch_size=output.batch_size)
+        self.evaluated(stage, output)
+
+    def evaluated(self, stage: str, output: StepOutput) -> None:
+        """Called after each validation or test batch with its step output (default: nothing more)."""
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Update validation loss and metrics."""

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlpkit.data import Record, pad
 from nlpkit.encoders import EncoderFactory
+from nlpkit.errors import ConfigError
 from nlpkit.heads import HeadFactory, LinearHead
 from nlpkit.task import StepOutput, Task
+from nlpkit_classification.report import (
+    calibration_error,
+    fit_temperature,
+    loss_of,
+    print_report,
+    probabilities,
+    report_metrics,
+    save_confusion_matrix,
+)
 
 Pooling = Literal["mean", "max", "first", "attention"]
 
@@ -40,11 +50,18 @@ class Pool(nn.Module):
 
 
 class TextClassificationTask(Task):
-    """Single-label text classification over any registered encoder.
+    """Text classification over any registered encoder: one label per text (softmax) or a set (sigmoid).
+
+    Probabilities are calibrated by temperature scaling fitted on the validation set after every validation
+    epoch; ``nlpkit test`` reports the expected calibration error before and after it, a per-class table,
+    and writes the confusion matrix as ``confusion_matrix.png`` in the log directory.
 
     :param head: the classifier on the pooled states (``linear``, ``mlp`` or a plugin's)
     :param pooling: how token states become one vector: mean, max, first (the ``<s>`` token) or attention
-    :param class_weights: optional loss weight per label, in label order
+    :param multi_label: every text has a set of labels (sigmoid per label, binary cross-entropy)
+    :param threshold: with ``multi_label``, a label is predicted when its probability reaches this
+    :param class_weights: optional loss weight per label, in label order (``pos_weight`` when multi-label)
+    :param calibrate: fit the temperature on the validation set
     """
 
     def __init__(
@@ -52,35 +69,58 @@ class TextClassificationTask(Task):
         encoder: EncoderFactory,
         head: HeadFactory = LinearHead,
         pooling: Pooling = "mean",
+        multi_label: bool = False,
+        threshold: float = 0.5,
         class_weights: list[float] | None = None,
+        calibrate: bool = True,
         metrics: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(encoder, metrics=["accuracy", "macro-f1"] if metrics is None else metrics, **kwargs)
+        if not 0 < threshold < 1:
+            raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
         self.head_factory = head
         self.pooling = pooling
+        self.multi_label = multi_label
+        self.threshold = threshold
         self.class_weights = class_weights
+        self.calibrate = calibrate
+        self._validation: list[tuple[Tensor, Tensor]] = []
 
     def build(self) -> None:
-        """Pooling, head and metrics for the learned labels."""
+        """Pooling, head, the temperature and the metrics for the learned labels."""
         assert self.labels is not None and self.encoder is not None
+        if self.class_weights is not None and len(self.class_weights) != len(self.labels):
+            raise ConfigError(f"class_weights has {len(self.class_weights)} values for {len(self.labels)} labels")
         self.label_ids = {label: index for index, label in enumerate(self.labels)}
         self.pool = Pool(self.pooling, self.encoder.output_dim)
         self.head = self.head_factory(self.encoder.output_dim, len(self.labels))
         weights = torch.tensor(self.class_weights) if self.class_weights else None
         self.register_buffer("loss_weights", weights, persistent=False)
-        self.build_metrics(num_classes=len(self.labels))
+        self.register_buffer("temperature", torch.ones(()))  # saved with the weights
+        self.build_metrics(num_classes=len(self.labels), **({"multi_label": True} if self.multi_label else {}))
+        self.test_report = report_metrics(len(self.labels), self.multi_label)
+        self.test_ece = calibration_error(len(self.labels), self.multi_label)
+        self.test_ece_uncalibrated = calibration_error(len(self.labels), self.multi_label)
 
     def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:
-        """Ids of ``<s> text``, and the label id when labelled."""
+        """Ids of ``<s> text``, and the label id (or the set's multi-hot vector) when labelled."""
         tokens = self.tokenizer.encode([fields["text"]], add_bos=True)[0]  # type: ignore[union-attr]
         example: dict[str, Any] = {"tokens": tokens, "length": len(tokens)}
-        if labeled:
-            example["label"] = self.label_ids[fields["label"]]
+        if not labeled:
+            return example
+        labels = fields["labels"]
+        if self.multi_label:
+            example["label"] = [float(label in labels) for label in self.labels]  # type: ignore[union-attr]
+        elif len(labels) != 1:
+            message = f"expected one label, found {len(labels)} (set model.multi_label for sets of labels)"
+            raise record.error(message) if record else ConfigError(message)
+        else:
+            example["label"] = self.label_ids[labels[0]]
         return example
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        """Padded ids, mask, label ids and input indices."""
+        """Padded ids, mask, labels and input indices."""
         tokens, mask = pad([example["tokens"] for example in examples])
         batch = {"tokens": tokens, "mask": mask, "index": torch.tensor([e["index"] for e in examples])}
         if "label" in examples[0]:
@@ -88,22 +128,71 @@ class TextClassificationTask(Task):
         return batch
 
     def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
-        """Class logits ``(B, num_labels)``."""
+        """Uncalibrated class logits ``(B, num_labels)``."""
         return self.head(self.pool(self.encoder(tokens, mask), mask))
 
-    def step(self, batch: dict[str, Any]) -> StepOutput:
-        """Cross-entropy of the logits against the labels."""
-        logits = self(batch["tokens"], batch["mask"])
-        loss = F.cross_entropy(logits.float(), batch["labels"], weight=self.loss_weights)
-        return StepOutput(loss, logits.argmax(dim=-1), batch["labels"], len(logits))
+    def decide(self, logits: Tensor) -> Tensor:
+        """Predicted class ids ``(B,)``, or 0/1 label decisions ``(B, num_labels)`` when multi-label."""
+        if self.multi_label:
+            return (probabilities(logits / self.temperature, True) >= self.threshold).long()
+        return logits.argmax(dim=-1)
 
+    def step(self, batch: dict[str, Any]) -> StepOutput:
+        """The loss, the decisions and targets for the metrics, and the logits for calibration."""
+        logits = self(batch["tokens"], batch["mask"]).float()
+        loss = loss_of(logits, batch["labels"], self.multi_label, self.loss_weights)
+        targets = batch["labels"].long()
+        return StepOutput(loss, self.decide(logits), targets, len(logits), outputs=logits)
+
+    # -- calibration and the test report ------------------------------------------------------------------
+    def evaluated(self, stage: str, output: StepOutput) -> None:
+        """Keep validation logits for calibration; update the test report and calibration errors."""
+        logits, targets = output.outputs.detach(), output.targets  # type: ignore[union-attr]
+        if stage == "val":
+            self._validation.append((logits.cpu(), targets.cpu()))
+            return
+        self.test_report.update(output.predictions, targets)
+        flat = targets.flatten() if self.multi_label else targets
+        uncalibrated = probabilities(logits, self.multi_label)
+        calibrated = probabilities(logits / self.temperature, self.multi_label)
+        if self.multi_label:
+            uncalibrated, calibrated = uncalibrated.flatten(), calibrated.flatten()
+        self.test_ece_uncalibrated.update(uncalibrated, flat)
+        self.test_ece.update(calibrated, flat)
+
+    def on_validation_epoch_end(self) -> None:
+        """Fit the temperature on this epoch's validation logits (not during the sanity check)."""
+        collected, self._validation = self._validation, []
+        if self.calibrate and collected and not self.trainer.sanity_checking:
+            logits, targets = (torch.cat(parts) for parts in zip(*collected, strict=True))
+            self.temperature.fill_(fit_temperature(logits, targets, self.multi_label))
+
+    def on_test_epoch_end(self) -> None:
+        """Log calibration errors and per-class figures, print the table, save the confusion matrix PNG."""
+        values = self.test_report.compute()
+        before, after = float(self.test_ece_uncalibrated.compute()), float(self.test_ece.compute())
+        self.log_dict({"test/ece_uncalibrated": before, "test/ece": after, "test/temperature": self.temperature})
+        for name in ("precision", "recall", "f1"):
+            for label, value in zip(self.labels, values[name], strict=True):  # type: ignore[arg-type]
+                self.log(f"test/{name}/{label}", value)
+        if self.trainer.is_global_zero:
+            print_report(self.labels, values, (before, after))  # type: ignore[arg-type]
+            directory = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+            save_confusion_matrix(self.test_report["confusion"], self.labels, directory / "confusion_matrix.png")  # type: ignore[arg-type]
+        for metric in (self.test_report, self.test_ece, self.test_ece_uncalibrated):
+            metric.reset()
+
+    # -- prediction ------------------------------------------------------------------------------------------
     def predict_batch(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        """The most likely label and the probability of every label."""
-        probabilities = self(batch["tokens"], batch["mask"]).float().softmax(dim=-1).tolist()
-        return [
-            {
-                "label": self.labels[max(range(len(row)), key=row.__getitem__)],  # type: ignore[index]
-                "probabilities": dict(zip(self.labels, row, strict=True)),  # type: ignore[arg-type]
-            }
-            for row in probabilities
-        ]
+        """The label (or label set) and the calibrated probability of every label."""
+        logits = self(batch["tokens"], batch["mask"]).float()
+        rows = probabilities(logits / self.temperature, self.multi_label).tolist()
+        results = []
+        for row in rows:
+            result: dict[str, Any] = {"probabilities": dict(zip(self.labels, row, strict=True))}  # type: ignore[arg-type]
+            if self.multi_label:
+                result["labels"] = [label for label, p in zip(self.labels, row, strict=True) if p >= self.threshold]  # type: ignore[arg-type]
+            else:
+                result["label"] = self.labels[max(range(len(row)), key=row.__getitem__)]  # type: ignore[index]
+            results.append(result)
+        return results
