@@ -9,7 +9,6 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from nlpkit.errors import NlpkitError, UnknownNameError
@@ -113,69 +112,13 @@ def _ckpt_argv(argv: list[str]) -> list[str]:
 
 # -- the Lightning CLI ---------------------------------------------------------------------------------------
 def _lightning_cli(argv: list[str]) -> None:
-    from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
-    from pytorch_lightning.loggers import CSVLogger
-
-    from nlpkit.callbacks import PredictionWriter
-    from nlpkit.data.module import TextDataModule
-    from nlpkit.io import AtomicCheckpointIO
-    from nlpkit.task import Task
-
-    class NlpkitCLI(LightningCLI):
-        """LightningCLI with registered short names, checkpoint-carried configs and nlpkit's defaults."""
-
-        def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
-            kwargs.update(parser_mode=PARSER_MODE, exit_on_error=False)
-            return super().init_parser(**kwargs)
-
-        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-            from pytorch_lightning.callbacks import ModelCheckpoint
-
-            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-            parser.set_defaults({"checkpoint.save_last": True, "checkpoint.dirpath": None})
-            parser.add_lightning_class_args(PredictionWriter, "predictions")
-
-        def _parse_ckpt_path(self) -> None:
-            """Replaced by :func:`_ckpt_argv`, which also restores the data module's settings."""
-
-        def before_instantiate_classes(self) -> None:
-            config = self.config[self.subcommand] if self.subcommand else self.config
-            if config.get("checkpoint") is not None and config.checkpoint.get("dirpath") is None:
-                ckpt_path = config.get("ckpt_path")
-                if self.subcommand != "fit" and ckpt_path and Path(ckpt_path).is_file():
-                    config.checkpoint.dirpath = str(Path(ckpt_path).parent)  # evaluating a run: stay with it
-                else:
-                    root = config.trainer.get("default_root_dir") or "runs"
-                    config.checkpoint.dirpath = str(Path(root) / "checkpoints")
-
-        def instantiate_trainer(self, **kwargs: Any) -> Any:
-            trainer = super().instantiate_trainer(**kwargs)
-            if not isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
-                trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-            return trainer
+    from nlpkit.lightning_cli import run  # imports Lightning: only for fit/validate/test/predict
 
     saved_argv, sys.argv = sys.argv, sys.argv[:1]  # the arguments come through ``args``
     try:
-        _run_cli(NlpkitCLI, Task, TextDataModule, CSVLogger, argv)
+        run(argv)
     finally:
         sys.argv = saved_argv
-
-
-def _run_cli(cli_class: Any, task: type, datamodule: type, logger: type, argv: list[str]) -> None:
-    cli_class(
-        task,
-        datamodule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults={
-            "logger": {"class_path": f"{logger.__module__}.{logger.__qualname__}", "init_args": {"save_dir": "runs"}},
-            "gradient_clip_val": 1.0,
-            "log_every_n_steps": 10,
-        },
-        args=argv,
-    )
 
 
 # -- plugin commands -----------------------------------------------------------------------------------------

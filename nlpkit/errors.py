@@ -9,7 +9,7 @@ class NlpkitError(Exception):
     """Base class: its message is one line a user can act on; the CLI prints it and exits with status 2."""
 
 
-class ConfigError(NlpkitError):
+class ConfigError(NlpkitError, ValueError):
     """A configuration value, name or combination that cannot work."""
 
 

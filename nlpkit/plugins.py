@@ -102,9 +102,10 @@ class Plugins:
         for kind in KINDS:
             entries = staged.setdefault(kind, [])
 
-            def register(entry_name: str, obj: Any, *, _entries: list[Entry[Any]] = entries) -> None:
+            def register(entry_name: str, obj: Any, *, _kind: str = kind, _entries: list[Entry[Any]] = entries) -> None:
                 if not isinstance(entry_name, str) or not entry_name:
                     raise PluginError(f"registered a non-empty string name expected, got {entry_name!r}")
+                _check_registration(_kind, entry_name, obj)
                 _entries.append(Entry(entry_name, obj, name))
 
             self.manager.subset_hook_caller(f"register_{kind}", remove_plugins=others)(register=register)
@@ -118,6 +119,26 @@ class Plugins:
             PluginWarning,
             stacklevel=3,
         )
+
+
+def _check_registration(kind: str, name: str, obj: Any) -> None:
+    """A registered object must be what its kind promises; a plugin that registers something else fails."""
+    from nlpkit.commands import Command
+    from nlpkit.data.module import TextDataModule
+    from nlpkit.encoders.base import Encoder
+    from nlpkit.heads import Head
+    from nlpkit.task import Task
+
+    expected = {"encoders": Encoder, "heads": Head, "datasets": TextDataModule, "tasks": Task}
+    if kind in expected and not (isinstance(obj, type) and issubclass(obj, expected[kind])):
+        raise PluginError(f"{kind[:-1]} '{name}' must be a subclass of {expected[kind].__name__}, got {obj!r}")
+    if kind == "metrics" and not callable(obj):
+        raise PluginError(f"metric '{name}' must be a callable returning a torchmetrics Metric, got {obj!r}")
+    if kind == "commands":
+        if not isinstance(obj, Command):
+            raise PluginError(f"command '{name}' must be an nlpkit.Command instance, got {obj!r}")
+        if name in ("fit", "validate", "test", "predict"):
+            raise PluginError(f"command '{name}' would hide nlpkit's own '{name}'")
 
 
 def _one_line(error: BaseException) -> str:
@@ -154,6 +175,8 @@ def discover(points: Iterable[EntryPoint] | None = None) -> Plugins:
             plugins.info[point.name] = info
             continue
         if point.name in plugins.info:
+            info.name = f"{point.name} ({info.distribution})"
+            plugins.info[info.name] = info
             plugins._fail(info, f"another distribution already provides a plugin named '{point.name}'")
             continue
         try:

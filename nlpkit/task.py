@@ -140,10 +140,14 @@ class Task(pl.LightningModule):
                     "use the tokenizer and label set the model was trained with"
                 )
             return
-        self.tokenizer, self.labels = tokenizer, labels
+        self.labels = labels
         self.encoder = self.encoder_factory(tokenizer.vocab_size)
         if not isinstance(self.encoder, Encoder):
             raise ConfigError(f"model.encoder built a {type(self.encoder).__name__}, not an nlpkit Encoder")
+        limit = getattr(self.encoder, "max_length", None)
+        if limit is not None and tokenizer.max_length > limit:  # inputs are truncated to what the encoder can read
+            tokenizer = Tokenizer(tokenizer.to_bytes(), max_length=limit)
+        self.tokenizer = tokenizer
         self.build()
         if self.hparams.get("compile"):
             self.encoder.compile()  # in place: parameter names, and so checkpoints, stay the same
@@ -303,6 +307,7 @@ class Task(pl.LightningModule):
             if not _is_plain(value):
                 raise CheckpointError(f"hyperparameter '{name}' is not plain data ({type(value).__name__})")
             hparams[name] = value
+        hparams["init_from"] = None  # the weights are in this checkpoint: loading it needs no other file
         hparams["_instantiator"] = "pytorch_lightning.cli.instantiate_module"
         return hparams
 
@@ -315,10 +320,14 @@ class Task(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Check the checkpoint is this task's, then rebuild the modules from its tokenizer and labels."""
-        section = self._nlpkit_section(checkpoint, "checkpoint")
+        self.bind_checkpoint(checkpoint, "checkpoint")
+
+    def bind_checkpoint(self, checkpoint: dict[str, Any], source: object) -> None:
+        """:meth:`bind` with a checkpoint's tokenizer and labels, after checking this task made it."""
+        section = self._nlpkit_section(checkpoint, source)
         if section.get("task_class") != _class_path(type(self)):
             raise CheckpointError(
-                f"the checkpoint was made by task {section.get('task') or section.get('task_class')}, "
+                f"{source}: made by task {section.get('task') or section.get('task_class')}, "
                 f"not by {registry('tasks').name_of(type(self)) or type(self).__name__}"
             )
         tokenizer = Tokenizer(section["tokenizer"], max_length=section.get("max_length", 512))

@@ -11,6 +11,7 @@ import sys
 import pytest
 import torch
 
+from nlpkit.testing import write_sentiment_files
 from tests.conftest import run_nlpkit
 
 TINY_MODEL = [
@@ -35,12 +36,14 @@ def assert_ok(result) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_fit_predict_validate_and_resume(tmp_path, sentiment_files) -> None:
+def test_fit_predict_validate_and_resume(tmp_path) -> None:
+    sentiment_files = write_sentiment_files(tmp_path / "data", train=300, val=100)
     fit = ["fit", *TINY_MODEL, *tiny_data(sentiment_files), *QUIET, "--trainer.max_steps", "12"]
     assert_ok(run_nlpkit(*fit, cwd=tmp_path))
     last = tmp_path / "runs" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 12
     assert not list(last.parent.glob("*.tmp"))
+    away = sentiment_files["train"].rename(tmp_path / "moved-away.csv")  # the checkpoint must be enough
 
     predict = run_nlpkit(
         "predict", "--ckpt_path", str(last), "--data.predict_path", str(sentiment_files["predict"]), *QUIET,
@@ -62,6 +65,7 @@ def test_fit_predict_validate_and_resume(tmp_path, sentiment_files) -> None:
     assert_ok(validate)
     assert "val/accuracy" in validate.stdout
 
+    away.rename(sentiment_files["train"])
     resume = [*fit[:-1], "20", "--ckpt_path", "last"]
     assert_ok(run_nlpkit(*resume, cwd=tmp_path))
     assert torch.load(last, weights_only=True)["global_step"] == 20

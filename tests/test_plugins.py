@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -161,19 +162,72 @@ def test_every_hook_has_a_registry() -> None:
     assert _hook_names() == {f"register_{kind}" for kind in KINDS}
 
 
+VALID = {  # for each hook, a registration of the kind it promises
+    "register_encoders": ("from nlpkit.encoders.rnn import LSTMEncoder as Base", "class Thing(Base): pass"),
+    "register_heads": ("from nlpkit.heads import LinearHead as Base", "class Thing(Base): pass"),
+    "register_metrics": ("from torchmetrics.classification import MulticlassAccuracy as Base", "Thing = Base"),
+    "register_datasets": ("from nlpkit.data import TextDataModule as Base", "class Thing(Base): pass"),
+    "register_tasks": ("from nlpkit.task import Task as Base", "class Thing(Base): pass"),
+    "register_commands": ("from nlpkit.commands import Command as Base", "class Thing(Base): pass\nThing = Thing()"),
+}
+
+
+def registering(hook: str) -> str:
+    """Plugin source implementing ``hook`` by registering ``Thing`` as 'thing'."""
+    return f"from nlpkit import hookimpl\n\n@hookimpl\ndef {hook}(register):\n    register('thing', Thing)\n"
+
+
+def test_every_hook_has_a_valid_registration_case() -> None:
+    assert set(VALID) == _hook_names()
+
+
 @pytest.mark.parametrize("hook", sorted(_hook_names()))
 def test_every_hook_registers_through_an_installed_plugin(hook, plugin_site) -> None:
-    source = f"""
-        from nlpkit import hookimpl
-
-        class Thing:
-            pass
-
-        @hookimpl
-        def {hook}(register):
-            register("thing", Thing)
-    """
+    imports, definition = VALID[hook]
+    source = f"{imports}\n{definition}\n{registering(hook)}"
     plugin_site("nlpkit-every", "every", "nlpkit_every", source=source)
     kind = hook.removeprefix("register_")
-    entry = discover()[kind].entry("thing")
-    assert (entry.plugin, entry.obj.__name__) == ("every", "Thing")
+    plugins = discover()
+    assert plugins.info["every"].status == "loaded", plugins.info["every"].error
+    entry = plugins[kind].entry("thing")
+    assert entry.plugin == "every" and entry.obj is sys.modules["nlpkit_every"].Thing
+
+
+@pytest.mark.parametrize(
+    ("hook", "definition", "message"),
+    [
+        ("register_encoders", "Thing = dict", "encoder 'thing' must be a subclass of Encoder"),
+        ("register_commands", "class Thing: help = 'x'", "command 'thing' must be an nlpkit.Command instance"),
+        ("register_metrics", "Thing = 3", "metric 'thing' must be a callable"),
+    ],
+)
+def test_a_registration_of_the_wrong_kind_fails_its_plugin(hook, definition, message, plugin_site) -> None:
+    source = (
+        f"from nlpkit import hookimpl\n{definition}\n\n@hookimpl\ndef {hook}(register):\n    register('thing', Thing)\n"
+    )
+    plugin_site("nlpkit-wrong", "wrong", "nlpkit_wrong", source=source)
+    with pytest.warns(PluginWarning, match=message):
+        plugins = discover()
+    assert plugins.info["wrong"].status == "failed" and "thing" not in plugins[hook.removeprefix("register_")]
+
+
+def test_a_plugin_command_cannot_hide_fit(plugin_site) -> None:
+    source = """
+        from nlpkit import Command, hookimpl
+
+        @hookimpl
+        def register_commands(register):
+            register("fit", Command())
+    """
+    plugin_site("nlpkit-hijack", "hijack", "nlpkit_hijack", source=source)
+    with pytest.warns(PluginWarning, match="command 'fit' would hide nlpkit's own 'fit'"):
+        assert discover().info["hijack"].status == "failed"
+
+
+def test_two_distributions_with_one_plugin_name_are_both_shown(plugin_site) -> None:
+    plugin_site("nlpkit-toy", "toy", "nlpkit_toy")
+    plugin_site("nlpkit-toy-fork", "toy", "nlpkit_toy_fork", source="")
+    with pytest.warns(PluginWarning, match="another distribution already provides a plugin named 'toy'"):
+        plugins = discover()
+    statuses = {name: info.status for name, info in plugins.info.items() if name.startswith("toy")}
+    assert sorted(statuses.values()) == ["failed", "loaded"] and len(statuses) == 2

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlpkit.configurable import Configurable
+from nlpkit.errors import ConfigError
 
 
 class Encoder(Configurable, nn.Module):
@@ -58,11 +59,10 @@ class LanguageModelHeadMixin:
     def build_lm_head(self, tie_weights: bool) -> None:
         """Project onto the vocabulary with the token embedding (tied) or a new bias-free linear layer."""
         if tie_weights and self.output_dim != self.token_embedding.embedding_dim:
-            raise ValueError(
+            raise ConfigError(
                 f"tie_weights needs output_dim ({self.output_dim}) == embedding dim "
                 f"({self.token_embedding.embedding_dim})"
             )
-        self.tie_weights = tie_weights
         self.lm_head = None if tie_weights else nn.Linear(self.output_dim, self.vocab_size, bias=False)
 
     def output_logits(self, hidden: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nlpkit.encoders.base import Encoder, LanguageModelHeadMixin
+from nlpkit.errors import ConfigError
 
 #: h (num_layers, B, hidden_size), or the pair (h, c) for an LSTM.
 RNNState = Tensor | tuple[Tensor, Tensor]
@@ -63,6 +64,8 @@ class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
         )
         if self.is_causal:
             self.build_lm_head(tie_weights)
+        elif tie_weights:
+            raise ConfigError("tie_weights needs a unidirectional encoder: a bidirectional one has no next-token head")
 
     def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
         """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, output_dim)."""

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlpkit.encoders.base import Encoder, LanguageModelHeadMixin
+from nlpkit.errors import ConfigError
 
 PositionKind = Literal["sinusoidal", "learned", "rotary"]
 
@@ -206,9 +207,9 @@ class TransformerEncoder(Encoder):
     ) -> None:
         super().__init__()
         if positions not in get_args(PositionKind):
-            raise ValueError(f"positions must be one of {get_args(PositionKind)}, not {positions!r}")
+            raise ConfigError(f"positions must be one of {get_args(PositionKind)}, not {positions!r}")
         if d_model % num_heads or (positions == "rotary" and (d_model // num_heads) % 2):
-            raise ValueError(f"d_model {d_model} must split into {num_heads} heads (of even size for rotary)")
+            raise ConfigError(f"d_model {d_model} must split into {num_heads} heads (of even size for rotary)")
         self.vocab_size = vocab_size
         self.output_dim = d_model
         self.num_heads = num_heads

@@ -11,8 +11,10 @@ from dataclasses import fields
 
 import nlpkit
 from nlpkit.commands import Command
+from nlpkit.data import read_records
 from nlpkit.errors import ConfigError
 from nlpkit_generation.decoding import GenerationConfig
+from nlpkit_generation.task import GenerativeTask
 
 
 def _option_type(annotation: object) -> tuple[type, dict[str, object]]:
@@ -47,17 +49,19 @@ class GenerateCommand(Command):
         """Load the checkpoint and generate for every prompt."""
         prompts = list(args.prompt)
         if args.prompts_file:
-            with open(args.prompts_file, encoding="utf-8") as handle:
-                prompts += [line.rstrip("\r\n") for line in handle if line.strip()]
+            prompts += [record.fields["text"] for record in read_records(args.prompts_file, format="txt")]
         if not prompts:
             raise ConfigError("give at least one --prompt or a --prompts_file")
+        if args.stream and args.json:
+            raise ConfigError("--stream prints text as it comes; it cannot be combined with --json")
         task = nlpkit.load(args.ckpt_path)
-        if not hasattr(task, "generate"):
+        if not isinstance(task, GenerativeTask):
             raise ConfigError(f"{args.ckpt_path}: a {type(task).__name__} checkpoint cannot generate")
+        echo = task.continues_input  # a language model's output continues the prompt; a translation does not
         options = {f.name: getattr(args, f.name) for f in fields(GenerationConfig) if getattr(args, f.name) is not None}
         if args.stream:
             for prompt in prompts:
-                sys.stdout.write(prompt)
+                sys.stdout.write(prompt if echo else "")
                 for piece in task.stream(prompt, **options):
                     sys.stdout.write(piece)
                     sys.stdout.flush()
@@ -65,10 +69,7 @@ class GenerateCommand(Command):
             return 0
         for prompt, generation in zip(prompts, task.generate(prompts, **options), strict=True):
             if args.json:
-                row = {"prompt": prompt, "text": generation.text, "score": generation.score}
-                if generation.alternatives:
-                    row["alternatives"] = [{"text": a.text, "score": a.score} for a in generation.alternatives]
-                print(json.dumps(row))
+                print(json.dumps({"prompt": prompt, **generation.to_dict()}))
             else:
-                print(prompt + generation.text)
+                print((prompt if echo else "") + generation.text)
         return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from nlpkit.data import Record, TextDataModule
+from nlpkit.errors import ConfigError
 
 
 class LanguageModelingData(TextDataModule):
@@ -41,7 +42,7 @@ def pack_blocks(documents: list[list[int]], block_size: int) -> list[dict[str, A
     Each window gives ``block_size`` (input, next token) pairs; the tail shorter than two ids is dropped.
     """
     if block_size < 1:
-        raise ValueError(f"block_size must be >= 1, got {block_size}")
+        raise ConfigError(f"data.block_size must be >= 1, got {block_size}")
     stream = [token for document in documents for token in document]
     return [
         {"tokens": stream[start : start + block_size + 1], "length": min(block_size + 1, len(stream) - start)}

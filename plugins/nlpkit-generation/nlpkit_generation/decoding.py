@@ -127,6 +127,13 @@ class Generation:
     score: float
     alternatives: list[Generation] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """``{"text", "score"}``, plus ``alternatives`` (the same, each) when beam search returned several."""
+        row: dict[str, Any] = {"text": self.text, "score": self.score}
+        if self.alternatives:
+            row["alternatives"] = [alternative.to_dict() for alternative in self.alternatives]
+        return row
+
 
 class _Rows:
     """Per-row bookkeeping shared by sampling and beam search: ids so far, text, stop checks."""
@@ -183,12 +190,15 @@ def _mark_seen(seen: Tensor | None, rows: Tensor, tokens: Tensor) -> Tensor | No
     return seen[rows].scatter_(1, tokens[:, None], True)
 
 
-def _initial_seen(inputs: list[list[int]], vocab: int, device: torch.device, config: GenerationConfig) -> Tensor | None:
-    """Which tokens each input already holds, for the repetition penalty (None when it is off)."""
-    if config.repetition_penalty == 1.0:
+def _initial_seen(rows: _Rows, vocab: int, device: torch.device) -> Tensor | None:
+    """Which tokens each output already holds, for the repetition penalty (None when it is off).
+
+    A language model's output continues its prompt, so the prompt counts; a translation's source does not.
+    """
+    if rows.config.repetition_penalty == 1.0:
         return None
-    seen = torch.zeros(len(inputs), vocab, dtype=torch.bool, device=device)
-    for row, ids in enumerate(inputs):
+    seen = torch.zeros(len(rows.prefixes), vocab, dtype=torch.bool, device=device)
+    for row, ids in enumerate(rows.prefixes):
         seen[row, torch.as_tensor(ids, dtype=torch.long, device=device)] = True
     return seen
 
@@ -202,7 +212,7 @@ def _sample_steps(
     if config.seed is not None:
         generator = torch.Generator(device=logits.device).manual_seed(config.seed)
     alive = list(range(len(inputs)))  # input index of each row still in ``state``
-    seen = _initial_seen(inputs, logits.size(-1), logits.device, config)
+    seen = _initial_seen(rows, logits.size(-1), logits.device)
     results = {i: Generation("", [], 0.0) for i in alive}
     for step in range(config.max_new_tokens):
         scores = _adjust(logits, seen, step, config, eos_id)
@@ -245,7 +255,7 @@ def _beam_search(
     expand = torch.arange(batch, device=device).repeat_interleave(beams)  # (B*K,)
     state.select(expand)
     logits = logits[expand]
-    seen = _initial_seen(inputs, vocab, device, config)
+    seen = _initial_seen(rows, vocab, device)
     seen = None if seen is None else seen[expand]
     beam_scores = torch.full((batch, beams), float("-inf"), device=device)
     beam_scores[:, 0] = 0.0  # every beam starts identical: expand only the first
@@ -318,8 +328,10 @@ def _beams_done(
     length: int,
     penalty: float,
 ) -> bool:
-    """Every input has ``beams`` finished hypotheses that its best live beam, at this length, cannot beat."""
+    """Every input has no live beam left, or ``beams`` finished hypotheses its best live beam cannot beat."""
     for index, candidates in enumerate(finished):
+        if float(beam_scores[index].max()) == float("-inf"):
+            continue
         if len(candidates) < beams:
             return False
         worst_kept = sorted((c[0] for c in candidates), reverse=True)[beams - 1]

@@ -57,13 +57,7 @@ class GenerativeTask(Task):
 
     def predict_batch(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         """``{"text", "score"}`` per row (and ``alternatives`` when beam search returns several)."""
-        results = []
-        for generation in self.generate_batch(batch):
-            row: dict[str, Any] = {"text": generation.text, "score": generation.score}
-            if generation.alternatives:
-                row["alternatives"] = [{"text": a.text, "score": a.score} for a in generation.alternatives]
-            results.append(row)
-        return results
+        return [generation.to_dict() for generation in self.generate_batch(batch)]
 
     def generate(
         self, inputs: Sequence[Any], config: GenerationConfig | None = None, batch_size: int = 32, **options: Any

@@ -1,0 +1,88 @@
+"""The LightningCLI behind ``nlpkit fit/validate/test/predict``: nlpkit's defaults, callbacks and checkpoint IO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.loggers import CSVLogger
+
+from nlpkit.callbacks import PredictionWriter
+from nlpkit.cli import PARSER_MODE
+from nlpkit.data.module import TextDataModule
+from nlpkit.io import AtomicCheckpointIO, load_checkpoint
+from nlpkit.task import Task
+
+
+class FitConfigSaver(SaveConfigCallback):
+    """Saves the run's config.yaml when training; evaluating a checkpoint writes nothing beside it."""
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        """Save only for ``fit``."""
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)
+
+
+class NlpkitCLI(LightningCLI):
+    """LightningCLI with registered short names, checkpoint-carried configs and nlpkit's defaults."""
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """Parsers that resolve short names in config files and raise instead of exiting."""
+        kwargs.update(parser_mode=PARSER_MODE, exit_on_error=False)
+        return super().init_parser(**kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Always a ModelCheckpoint (keeping last.ckpt) and a prediction writer."""
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.dirpath": None})
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
+
+    def _parse_ckpt_path(self) -> None:
+        """Replaced by ``nlpkit.cli._ckpt_argv``, which also restores the data module's settings."""
+
+    def before_instantiate_classes(self) -> None:
+        """Checkpoints go to <default_root_dir or runs>/checkpoints, or stay beside the evaluated checkpoint."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("checkpoint") is not None and config.checkpoint.get("dirpath") is None:
+            ckpt_path = config.get("ckpt_path")
+            if self.subcommand != "fit" and ckpt_path and Path(ckpt_path).is_file():
+                config.checkpoint.dirpath = str(Path(ckpt_path).parent)
+            else:
+                root = config.trainer.get("default_root_dir") or "runs"
+                config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+
+    def before_validate(self) -> None:
+        """Evaluate a checkpoint with its own tokenizer and labels (nothing is retrained)."""
+        config = self.config[self.subcommand]
+        if config.get("ckpt_path") and Path(config.ckpt_path).is_file():
+            self.model.bind_checkpoint(load_checkpoint(config.ckpt_path), config.ckpt_path)
+
+    before_test = before_predict = before_validate
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The Trainer, writing checkpoints atomically."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if not isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
+
+def run(argv: list[str]) -> None:
+    """Run one subcommand (``argv[0]``) with nlpkit's trainer defaults."""
+    NlpkitCLI(
+        Task,
+        TextDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        save_config_callback=FitConfigSaver,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={
+            "logger": {"class_path": f"{CSVLogger.__module__}.CSVLogger", "init_args": {"save_dir": "runs"}},
+            "gradient_clip_val": 1.0,
+            "log_every_n_steps": 10,
+        },
+        args=argv,
+    )
