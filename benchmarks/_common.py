@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytorch_lightning as pl
+
 from nlpkit.tokenization import Tokenizer
 
 
@@ -57,3 +59,17 @@ def synthetic_tokenizer(vocab_size: int) -> Tokenizer:
     words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(vocab_size * 3)]
     lines = [" ".join(rng.choices(words, k=12)) for _ in range(vocab_size * 4)]
     return Tokenizer.train(lines, vocab_size=vocab_size, model_type="bpe")
+
+
+class StepClock(pl.Callback):
+    """Records the time at the start of training and at the end of every step."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+        if not self.stamps:
+            self.stamps.append(time.perf_counter())
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
+        self.stamps.append(time.perf_counter())

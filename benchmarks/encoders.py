@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, synthetic_tokenizer
+from _common import StepClock, emit, synthetic_tokenizer
 from nlpkit_generation.task import CausalLMTask
 
 from nlpkit.encoders.rnn import LSTMEncoder
@@ -137,20 +137,6 @@ def plain_loop(model: nn.Module, batches: list[Tensor], autocast: Callable) -> l
         scheduler.step()
         stamps.append(time.perf_counter())
     return stamps
-
-
-class StepClock(pl.Callback):
-    """Records the time at the start of training and at the end of every step."""
-
-    def __init__(self) -> None:
-        self.stamps: list[float] = []
-
-    def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
-        if not self.stamps:
-            self.stamps.append(time.perf_counter())
-
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        self.stamps.append(time.perf_counter())
 
 
 def nlpkit_loop(task: CausalLMTask, batches: list[Tensor], precision: str) -> list[float]:
