@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import os
-from pathlib import Path
 
+from nlpkit.configurable import class_path
 from nlpkit.errors import CheckpointError
 from nlpkit.io import load_checkpoint
 from nlpkit.plugins import get_plugins
-from nlpkit.task import CHECKPOINT_KEY, Task
+from nlpkit.task import Task
 
 
 def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Task:
@@ -17,24 +16,15 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Task:
 
     The checkpoint is read with ``weights_only=True``; the task class must be registered by a loaded plugin.
     """
-    checkpoint = load_checkpoint(path)
-    section = checkpoint.get(CHECKPOINT_KEY)
-    if not isinstance(section, dict):
-        raise CheckpointError(f"{path}: not an nlpkit checkpoint (no '{CHECKPOINT_KEY}' section)")
+    section = Task.nlpkit_section(load_checkpoint(path), path)
     tasks = get_plugins()["tasks"]
     name = section.get("task")
     if name:
         task_class = tasks[name]
     else:
-        task_class = next((e.obj for e in tasks.entries() if _path(e.obj) == section.get("task_class")), None)
+        task_class = next((e.obj for e in tasks.entries() if class_path(e.obj) == section.get("task_class")), None)
         if task_class is None:
             raise CheckpointError(f"{path}: task {section.get('task_class')} is not registered by any loaded plugin")
-    task = task_class.load_from_checkpoint(
-        io.BytesIO(Path(path).read_bytes()), map_location=map_location, weights_only=True
-    )
+    task = task_class.load_from_checkpoint(path, map_location=map_location, weights_only=True)
     task.eval()
     return task
-
-
-def _path(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"

@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from nlpkit.configurable import class_path
 from nlpkit.errors import NlpkitError, UnknownNameError
 from nlpkit.plugins import Plugins, get_plugins
 
@@ -39,7 +40,7 @@ def resolve_short_name(plugins: Plugins, key: str, value: str) -> str:
     registry = plugins[kind]
     if value in registry or value in registry.conflicts:
         obj = registry[value]
-        return f"{obj.__module__}.{obj.__qualname__}"
+        return class_path(obj)
     if any(getattr(entry.obj, "__name__", None) == value for entry in registry.entries()):
         return value  # a class name, which jsonargparse resolves itself
     registry.entry(value)  # raises UnknownNameError with the registered names and the closest match

@@ -6,6 +6,11 @@ import inspect
 from typing import Any, ClassVar
 
 
+def class_path(cls: type) -> str:
+    """The import path of a class (``module.QualifiedName``), as configs and checkpoints name it."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 class Configurable:
     """Mixin recording a module's constructor arguments in ``init_args``.
 
@@ -33,4 +38,4 @@ class Configurable:
         """The class path and the non-injected constructor arguments, as plain data."""
         cls = type(self)
         init_args = {k: v for k, v in self.init_args.items() if k not in self.injected_args}  # type: ignore[attr-defined]
-        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
+        return {"class_path": class_path(cls), "init_args": init_args}

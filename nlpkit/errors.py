@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type name when the message is empty)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 class NlpkitError(Exception):
     """Base class: its message is one line a user can act on; the CLI prints it and exits with status 2."""
 

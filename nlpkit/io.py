@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from nlpkit.errors import CheckpointError
+from nlpkit.errors import CheckpointError, first_line
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -38,8 +38,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: not a loadable nlpkit checkpoint ({first_line})") from error
+        raise CheckpointError(f"{path}: not a loadable nlpkit checkpoint ({first_line(error)})") from error
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: not a checkpoint (expected a dict, found {type(checkpoint).__name__})")
     return checkpoint

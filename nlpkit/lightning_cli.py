@@ -11,6 +11,7 @@ from pytorch_lightning.loggers import CSVLogger
 
 from nlpkit.callbacks import PredictionWriter
 from nlpkit.cli import PARSER_MODE
+from nlpkit.configurable import class_path
 from nlpkit.data.module import TextDataModule
 from nlpkit.io import AtomicCheckpointIO, load_checkpoint
 from nlpkit.task import Task
@@ -80,7 +81,7 @@ def run(argv: list[str]) -> None:
         save_config_callback=FitConfigSaver,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={
-            "logger": {"class_path": f"{CSVLogger.__module__}.CSVLogger", "init_args": {"save_dir": "runs"}},
+            "logger": {"class_path": class_path(CSVLogger), "init_args": {"save_dir": "runs"}},
             "gradient_clip_val": 1.0,
             "log_every_n_steps": 10,
         },

@@ -18,7 +18,7 @@ from typing import Any
 import pluggy
 
 from nlpkit import hookspecs
-from nlpkit.errors import PluginError
+from nlpkit.errors import PluginError, first_line
 from nlpkit.registries import KINDS, Entry, Registry
 
 ENTRY_POINT_GROUP = "nlpkit"
@@ -66,13 +66,13 @@ class Plugins:
             self._check_hook_names(plugin)
             self.manager.register(plugin, name=name)
         except Exception as error:  # pluggy raises ValueError and PluginValidationError
-            self._fail(info, f"invalid plugin: {_one_line(error)}")
+            self._fail(info, f"invalid plugin: {first_line(error)}")
             return
         try:
             staged = self._collect(name, plugin)
         except Exception as error:
             self.manager.unregister(plugin)
-            self._fail(info, f"{type(error).__name__} in its hook: {_one_line(error)}")
+            self._fail(info, f"{type(error).__name__} in its hook: {first_line(error)}")
             return
         for kind, entries in staged.items():  # commit only once every hook of the plugin succeeded
             for entry in entries:
@@ -141,11 +141,6 @@ def _check_registration(kind: str, name: str, obj: Any) -> None:
             raise PluginError(f"command '{name}' would hide nlpkit's own '{name}'")
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
 def _names_from_env(variable: str) -> set[str] | None:
     value = os.environ.get(variable, "").strip()
     return {name.strip() for name in value.split(",") if name.strip()} if value else None
@@ -183,7 +178,7 @@ def discover(points: Iterable[EntryPoint] | None = None) -> Plugins:
             module = point.load()
         except Exception as error:
             plugins.info[point.name] = info
-            plugins._fail(info, f"import failed: {type(error).__name__}: {_one_line(error)}")
+            plugins._fail(info, f"import failed: {type(error).__name__}: {first_line(error)}")
             continue
         plugins.add(point.name, module, info)
     return plugins.finish()

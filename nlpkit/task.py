@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ import torch
 from torch import Tensor
 from torchmetrics import MetricCollection
 
-from nlpkit.configurable import Configurable
+from nlpkit.configurable import Configurable, class_path
 from nlpkit.data.batching import BucketBatchSampler
 from nlpkit.data.readers import Record
 from nlpkit.encoders.base import Encoder, EncoderFactory
@@ -45,10 +46,6 @@ def _is_plain(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(key, str) and _is_plain(item) for key, item in value.items())
     return False
-
-
-def _class_path(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class Task(pl.LightningModule):
@@ -93,7 +90,7 @@ class Task(pl.LightningModule):
         self._init_state: dict[str, Tensor] | None = None
         if init_from:
             checkpoint = load_checkpoint(init_from)
-            self.tokenizer = Tokenizer(self._nlpkit_section(checkpoint, init_from)["tokenizer"])
+            self.tokenizer = Tokenizer(self.nlpkit_section(checkpoint, init_from)["tokenizer"])
             self._init_state = checkpoint.get("state_dict", {})
 
     # -- subclass API ----------------------------------------------------------------------------------
@@ -266,17 +263,23 @@ class Task(pl.LightningModule):
             raise ConfigError("this task has not been trained or loaded yet")
         examples = [self.encode(self.input_fields(item), labeled=labeled) for item in inputs]
         results: list[Any] = [None] * len(examples)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             for indices in BucketBatchSampler([e["length"] for e in examples], batch_size, shuffle=False):
                 batch = self.collate([{**examples[i], "index": i} for i in indices])
                 batch = self.transfer_batch_to_device(batch, self.device, 0)
                 for i, result in zip(indices, function(batch), strict=True):
                     results[i] = result
+        return results
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode for the duration, then the previous mode again."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield
         finally:
             self.train(was_training)
-        return results
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -285,7 +288,7 @@ class Task(pl.LightningModule):
             raise CheckpointError("cannot save a task that was never built")
         checkpoint[CHECKPOINT_KEY] = {
             "format": CHECKPOINT_FORMAT,
-            "task_class": _class_path(type(self)),
+            "task_class": class_path(type(self)),
             "task": registry("tasks").name_of(type(self)),
             "tokenizer": self.tokenizer.to_bytes(),  # type: ignore[union-attr]
             "max_length": self.tokenizer.max_length,  # type: ignore[union-attr]
@@ -295,7 +298,7 @@ class Task(pl.LightningModule):
         checkpoint["hyper_parameters"] = self._plain_hyperparameters()
 
     def _plain_hyperparameters(self) -> dict[str, Any]:
-        hparams: dict[str, Any] = {"_class_path": _class_path(type(self))}
+        hparams: dict[str, Any] = {"_class_path": class_path(type(self))}
         for name, value in self.hparams.items():
             if name.startswith("_"):
                 continue
@@ -312,7 +315,8 @@ class Task(pl.LightningModule):
         return hparams
 
     @staticmethod
-    def _nlpkit_section(checkpoint: dict[str, Any], source: object) -> dict[str, Any]:
+    def nlpkit_section(checkpoint: dict[str, Any], source: object) -> dict[str, Any]:
+        """The checkpoint's nlpkit section (tokenizer, labels, task, versions), or a CheckpointError."""
         section = checkpoint.get(CHECKPOINT_KEY)
         if not isinstance(section, dict) or "tokenizer" not in section:
             raise CheckpointError(f"{source}: not an nlpkit checkpoint (no '{CHECKPOINT_KEY}' section)")
@@ -324,8 +328,8 @@ class Task(pl.LightningModule):
 
     def bind_checkpoint(self, checkpoint: dict[str, Any], source: object) -> None:
         """:meth:`bind` with a checkpoint's tokenizer and labels, after checking this task made it."""
-        section = self._nlpkit_section(checkpoint, source)
-        if section.get("task_class") != _class_path(type(self)):
+        section = self.nlpkit_section(checkpoint, source)
+        if section.get("task_class") != class_path(type(self)):
             raise CheckpointError(
                 f"{source}: made by task {section.get('task') or section.get('task_class')}, "
                 f"not by {registry('tasks').name_of(type(self)) or type(self).__name__}"

@@ -155,8 +155,8 @@ class Tokenizer:
         return self._sp.encode(text, out_type=str)
 
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
-        """Text for each id sequence; special tokens are dropped."""
-        return [self._sp.decode([i for i in seq if i > EOS_ID]) for seq in ids]
+        """Text for each id sequence; padding, ``<s>`` and ``</s>`` are dropped (``<unk>`` shows as ``⁇``)."""
+        return [self._sp.decode([i for i in seq if i not in (PAD_ID, BOS_ID, EOS_ID)]) for seq in ids]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Tokenizer) and self._model == other._model

@@ -21,6 +21,11 @@ def pad(sequences: Sequence[Sequence[int]], value: int = 0, left: bool = False) 
     return ids, mask
 
 
+def unpad(ids: Tensor, mask: Tensor) -> list[list[int]]:
+    """The real ids of each row of a padded ``(B, T)`` batch, whichever side the padding is on."""
+    return [row[row_mask].tolist() for row, row_mask in zip(ids, mask, strict=True)]
+
+
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of indices whose lengths are close.
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
+from nlpkit.configurable import class_path
 from nlpkit.data.batching import BucketBatchSampler
 from nlpkit.data.readers import Format, Record, read_records
 from nlpkit.errors import ConfigError
@@ -54,7 +55,7 @@ class TextDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         # checkpoints keep plain data only (they load with weights_only=True), and name the class to rebuild
         self.hparams["tokenizer"] = asdict(tokenizer) if isinstance(tokenizer, TokenizerOptions) else tokenizer
-        self.hparams.setdefault("_class_path", f"{type(self).__module__}.{type(self).__qualname__}")
+        self.hparams.setdefault("_class_path", class_path(type(self)))
         self.paths = {"train": train_path, "val": val_path, "test": test_path, "predict": predict_path}
         self.format = format
         self.batch_size = batch_size

@@ -38,6 +38,13 @@ class Record:
         """A DataError pointing at this record's file and line."""
         return DataError(self.path, message, line=self.line)
 
+    def text(self, field: str) -> str:
+        """The text in ``field``; a missing or non-text field is an error naming the file, line and fields."""
+        value = self.fields.get(field)
+        if not isinstance(value, str):
+            raise self.error(f"expected a text field '{field}' (found: {', '.join(self.fields)})")
+        return value
+
 
 def detect_format(path: str | os.PathLike[str], format: Format | None = None) -> Format:
     """``format`` if given, else ``documents`` for a folder, else the one implied by the file extension."""

@@ -35,9 +35,7 @@ class ClassificationData(TextDataModule):
 
     def fields(self, record: Record, labeled: bool) -> dict[str, Any]:
         """``{"text", "labels"}`` of a record; a missing or non-text field names the file and line."""
-        text = record.fields.get(self.text_field)
-        if not isinstance(text, str):
-            raise record.error(f"expected a text field '{self.text_field}' (found: {', '.join(record.fields)})")
+        text = record.text(self.text_field)
         if not labeled:
             return {"text": text}
         labels = self._record_labels(record)

@@ -24,10 +24,7 @@ class LanguageModelingData(TextDataModule):
 
     def fields(self, record: Record, labeled: bool) -> dict[str, Any]:
         """``{"text"}`` of a record."""
-        text = record.fields.get(self.text_field)
-        if not isinstance(text, str):
-            raise record.error(f"expected a text field '{self.text_field}' (found: {', '.join(record.fields)})")
-        return {"text": text}
+        return {"text": record.text(self.text_field)}
 
     def arrange(self, examples: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
         """Pack training and evaluation splits into blocks that overlap by one token, so every token is a target."""

@@ -41,10 +41,7 @@ class PairedData(TextDataModule):
     def fields(self, record: Record, labeled: bool) -> dict[str, Any]:
         """``{"source"}``, and ``{"target"}`` when labelled, of a record."""
         names = {"source": self.source_field, "target": self.target_field} if labeled else {"source": self.source_field}
-        for name in names.values():
-            if not isinstance(record.fields.get(name), str):
-                raise record.error(f"expected a text field '{name}' (found: {', '.join(record.fields)})")
-        return {key: record.fields[name] for key, name in names.items()}
+        return {key: record.text(name) for key, name in names.items()}
 
     def texts(self, fields: dict[str, Any]) -> Iterator[str]:
         """The source and, when present, the target."""

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.text import BLEUScore, CHRFScore
 
-from nlpkit.data import Record, pad
+from nlpkit.data import Record, pad, unpad
 from nlpkit.encoders.transformer import (
     MLP,
     KVCache,
@@ -346,7 +346,7 @@ class Seq2SeqTask(GenerativeTask):
 
     def decoder_inputs(self, batch: dict[str, Any]) -> list[list[int]]:
         """Each row's source ids."""
-        return [row[mask].tolist() for row, mask in zip(batch["source"], batch["source_mask"], strict=True)]
+        return unpad(batch["source"], batch["source_mask"])
 
     def start(self, inputs: list[list[int]], max_new_tokens: int) -> tuple[Tensor, Seq2SeqState]:
         """``Decoder`` protocol: begin decoding source ids (``<s> source </s>`` per row)."""

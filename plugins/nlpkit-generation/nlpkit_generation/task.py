@@ -13,7 +13,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.text import Perplexity
 
-from nlpkit.data import Record, pad
+from nlpkit.data import Record, pad, unpad
 from nlpkit.encoders import EncoderFactory, LanguageModelHeadMixin
 from nlpkit.errors import ConfigError
 from nlpkit.task import StepOutput, Task
@@ -70,13 +70,9 @@ class GenerativeTask(Task):
         """Yield the generated text for one input piece by piece, as it is produced."""
         settings = (config or self.generation).replace(**options)
         batch = self.collate([{**self.encode(self.input_fields(item), labeled=False), "index": 0}])
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             inputs = self.decoder_inputs(self.transfer_batch_to_device(batch, self.device, 0))[0]
             yield from stream(self, inputs, settings, self.tokenizer, self.continues_input)  # type: ignore[arg-type]
-        finally:
-            self.train(was_training)
 
 
 class CausalLMTask(GenerativeTask):
@@ -169,4 +165,4 @@ class CausalLMTask(GenerativeTask):
 
     def decoder_inputs(self, batch: dict[str, Any]) -> list[list[int]]:
         """Each row's prompt ids."""
-        return [row[mask].tolist() for row, mask in zip(batch["tokens"], batch["mask"], strict=True)]
+        return unpad(batch["tokens"], batch["mask"])
