@@ -63,16 +63,26 @@ def _rewrite_config(plugins: Plugins, node: Any, key: str = "") -> Any:
     return node
 
 
+def _resolve_value(plugins: Plugins, key: str, value: str) -> str:
+    """A command-line value for ``key``: a short name, or an inline JSON/YAML block with short names inside."""
+    if not value.lstrip().startswith("{"):
+        return resolve_short_name(plugins, key, value)
+    import yaml
+
+    name = key.rsplit(".", 1)[-1]
+    return json.dumps(_rewrite_config(plugins, {name: yaml.safe_load(value)})[name])
+
+
 def _rewrite_argv(plugins: Plugins, argv: list[str]) -> list[str]:
     rewritten: list[str] = []
     pending_key: str | None = None
     for arg in argv:
         if pending_key is not None:
-            rewritten.append(resolve_short_name(plugins, pending_key, arg))
+            rewritten.append(_resolve_value(plugins, pending_key, arg))
             pending_key = None
         elif arg.startswith("--") and "=" in arg:
             key, value = arg[2:].split("=", 1)
-            rewritten.append(f"--{key}={resolve_short_name(plugins, key, value)}")
+            rewritten.append(f"--{key}={_resolve_value(plugins, key, value)}")
         else:
             if arg.startswith("--") and _kind_for_key(arg[2:]) and not arg[2:].endswith(".init_args"):
                 pending_key = arg[2:]

@@ -91,6 +91,12 @@ def test_yaml_config_with_short_names_and_print_config(tmp_path, sentiment_files
     assert "class_path: nlpkit.encoders.transformer.TransformerEncoder" in printed.stdout
     assert "class_path: nlpkit.heads.MLPHead" in printed.stdout
     assert_ok(run_nlpkit("fit", "--config", str(config), *QUIET, "--trainer.max_steps", "3", cwd=tmp_path))
+    inline = run_nlpkit(
+        "fit", "--config", str(config), "--model.encoder", '{"class_path": "gru", "init_args": {"hidden_size": 24}}',
+        "--print_config", cwd=tmp_path,
+    )  # fmt: skip
+    assert_ok(inline)
+    assert "class_path: nlpkit.encoders.rnn.GRUEncoder" in inline.stdout and "hidden_size: 24" in inline.stdout
 
 
 def test_third_party_plugin_extends_a_cli_fit(plugin_site, tmp_path, sentiment_files) -> None:

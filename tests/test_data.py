@@ -102,3 +102,11 @@ def test_documents_are_whole_files_or_every_txt_in_a_folder(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"empty: no records found \(expected documents data\)"):
         read_records(tmp_path / "empty")
+
+
+def test_csv_quoted_fields_may_span_lines_and_errors_name_the_row_start(tmp_path) -> None:
+    path = write(tmp_path, "multi.csv", 'text,label\n"first line\nsecond line",pos\nplain,neg\n"a","b","c"\n')
+    with pytest.raises(DataError, match=r"multi.csv:5: expected 2 columns"):
+        read_records(path)
+    path = write(tmp_path, "ok.csv", 'text,label\n"first line\nsecond line",pos\nplain,neg\n')
+    assert [(r.fields["text"], r.line) for r in read_records(path)] == [("first line\nsecond line", 2), ("plain", 4)]

@@ -106,23 +106,23 @@ def read_jsonl(path: Path) -> Iterator[Record]:
 
 
 def read_delimited(path: Path, delimiter: str) -> Iterator[Record]:
-    """Rows of a csv/tsv file with a header line; a row with the wrong number of columns is an error."""
-    numbered = _lines(path)
-    header_row: list[str] | None = None
-    for number, line in numbered:
-        row = next(csv.reader([line], delimiter=delimiter))
-        if header_row is None:
-            if not line.strip():
-                continue
-            header_row = [name.strip() for name in row]
-            continue
-        if not line.strip():
-            continue
-        if len(row) != len(header_row):
-            raise DataError(
-                path, f"expected {len(header_row)} columns ({', '.join(header_row)}), found {len(row)}", line=number
-            )
-        yield Record(dict(zip(header_row, row, strict=True)), str(path), number)
+    """Rows of a csv/tsv file with a header line (quoted fields may span lines); a wrong column count is an error."""
+    reader = csv.reader((line + "\n" for _, line in _lines(path)), delimiter=delimiter)
+    header: list[str] | None = None
+    start = 1  # the line a row starts on
+    try:
+        for row in reader:
+            if row and any(cell.strip() for cell in row):
+                if header is None:
+                    header = [name.strip() for name in row]
+                elif len(row) != len(header):
+                    message = f"expected {len(header)} columns ({', '.join(header)}), found {len(row)}"
+                    raise DataError(path, message, line=start)
+                else:
+                    yield Record(dict(zip(header, row, strict=True)), str(path), start)
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise DataError(path, f"malformed {'tsv' if delimiter == chr(9) else 'csv'}: {error}", line=start) from None
 
 
 def read_conll(path: Path, token_column: int = 0, tag_column: int = -1) -> Iterator[Record]:
