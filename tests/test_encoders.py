@@ -261,3 +261,16 @@ def test_cache_select_reorders_rows_like_running_them_again(make) -> None:
     torch.testing.assert_close(
         model.step(following, mask[:, :1], cache), model.step(following, mask[:, :1], expected_cache)
     )
+
+
+def test_cache_select_can_drop_rows() -> None:
+    torch.manual_seed(0)
+    model = CausalTransformerEncoder(VOCAB, **TINY_TRANSFORMER).eval()
+    tokens = torch.randint(4, VOCAB, (3, 4))
+    ones = torch.ones_like(tokens, dtype=torch.bool)
+    cache, expected = model.init_cache(3), model.init_cache(2)
+    model.step(tokens, ones, cache)
+    cache.select(torch.tensor([2, 0]))  # finished rows leave the batch
+    model.step(tokens[[2, 0]], ones[:2], expected)
+    following = torch.randint(4, VOCAB, (2, 1))
+    assert_close(model.step(following, ones[:2, :1], cache), model.step(following, ones[:2, :1], expected))

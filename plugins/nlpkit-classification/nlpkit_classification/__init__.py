@@ -1,4 +1,4 @@
-"""nlpkit plugin: text classification (``text-classification`` task, ``classification`` data)."""
+"""nlpkit plugin: text classification (``text-classification`` task, ``classification`` data, ``nlpkit explain``)."""
 
 from __future__ import annotations
 
@@ -20,3 +20,11 @@ def register_datasets(register: Register) -> None:
     from nlpkit_classification.data import ClassificationData
 
     register("classification", ClassificationData)
+
+
+@hookimpl
+def register_commands(register: Register) -> None:
+    """``nlpkit explain``: per-token attributions as JSON lines and a colored HTML page."""
+    from nlpkit_classification.command import ExplainCommand
+
+    register("explain", ExplainCommand())

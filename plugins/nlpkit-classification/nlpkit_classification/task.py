@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from nlpkit.encoders import EncoderFactory
 from nlpkit.errors import ConfigError
 from nlpkit.heads import HeadFactory, LinearHead
 from nlpkit.task import StepOutput, Task
+from nlpkit_classification.explain import ExplainMethod, attribute
 from nlpkit_classification.report import (
     calibration_error,
     fit_temperature,
@@ -36,8 +38,8 @@ class Pool(nn.Module):
 
     def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
         """Pool, never looking at padding."""
-        if self.kind == "first":
-            return hidden[:, 0]
+        if self.kind == "first":  # the first real token (``<s>``), whichever side the padding is on
+            return hidden[torch.arange(len(hidden), device=hidden.device), mask.int().argmax(dim=1)]
         if self.kind == "max":
             return hidden.masked_fill(~mask[..., None], torch.finfo(hidden.dtype).min).amax(dim=1)
         if self.kind == "mean":
@@ -183,6 +185,29 @@ class TextClassificationTask(Task):
             metric.reset()
 
     # -- prediction ------------------------------------------------------------------------------------------
+    def predict(
+        self, inputs: Sequence[Any], batch_size: int = 32, explain: bool | ExplainMethod = False
+    ) -> list[dict[str, Any]]:
+        """Label and calibrated probabilities per text; ``explain`` adds per-piece ``attributions``.
+
+        ``explain=True`` uses integrated gradients; ``"gradient_x_input"`` is the faster approximation.
+        Attributions explain the predicted label (the first one predicted, when multi-label).
+        """
+        results = super().predict(inputs, batch_size)
+        if explain:
+            method = "integrated_gradients" if explain is True else explain
+            texts = [self.input_fields(item)["text"] for item in inputs]
+            by_target: dict[str | None, list[int]] = {}  # one batched attribution pass per explained label
+            for index, result in enumerate(results):
+                label = result["label"] if "label" in result else (result["labels"] or [None])[0]
+                by_target.setdefault(label, []).append(index)
+            for target, indices in by_target.items():
+                explanations = attribute(self, [texts[i] for i in indices], method=method, target=target)
+                for index, explanation in zip(indices, explanations, strict=True):
+                    pairs = zip(explanation.pieces, explanation.scores, strict=True)
+                    results[index]["attributions"] = [[piece, score] for piece, score in pairs]
+        return results
+
     def predict_batch(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         """The label (or label set) and the calibrated probability of every label."""
         logits = self(batch["tokens"], batch["mask"]).float()

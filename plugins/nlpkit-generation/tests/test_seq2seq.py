@@ -208,10 +208,16 @@ def test_registered_bleu_and_chrf_through_validate_and_beam_search(trained) -> N
     import pytorch_lightning as pl
 
     task, data, _, pairs = trained
+    names = task.metric_names
     task.metric_names = ["bleu", "chrf"]
     task.build_metrics()  # the names resolve through the generation plugin's registrations
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False)
-    metrics = trainer.validate(task, datamodule=data, verbose=False)[0]
+    try:
+        metrics = trainer.validate(task, datamodule=data, verbose=False)[0]
+    finally:  # the fixture is shared: leave it as it was
+        task.metric_names = names
+        task.build_metrics()
+        task.eval()
     assert metrics["val/bleu"] == pytest.approx(1.0) and metrics["val/chrf"] == pytest.approx(1.0)
     sources = [pair["source"] for pair in pairs[:10]]
     beams = task.generate(sources, strategy="beam", num_beams=3, num_return_sequences=2)

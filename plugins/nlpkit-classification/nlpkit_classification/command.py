@@ -1,0 +1,53 @@
+"""``nlpkit explain``: which pieces of each text drove a trained classifier's decision, as JSON and an HTML page."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import nlpkit
+from nlpkit.commands import Command
+from nlpkit.errors import ConfigError, DataError
+from nlpkit.io import atomic_write_bytes
+from nlpkit_classification.explain import METHODS, attribute, render_html
+from nlpkit_classification.task import TextClassificationTask
+
+
+class ExplainCommand(Command):
+    """``nlpkit explain --ckpt_path model.ckpt --text "..." [--method gradient_x_input] [--output page.html]``."""
+
+    help = "attribute a text classifier's decisions to the pieces of each text (JSON lines and an HTML page)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The checkpoint, the texts, the attribution method and where the page goes."""
+        parser.add_argument("--ckpt_path", required=True, help="a checkpoint of a text classification task")
+        parser.add_argument("--text", action="append", default=[], help="a text to explain (repeat for several)")
+        parser.add_argument("--texts_file", help="a text file of texts to explain, one a line")
+        parser.add_argument(
+            "--method", default="integrated_gradients", help=f"attribution method: {' or '.join(METHODS)}"
+        )
+        parser.add_argument("--steps", type=int, default=32, help="integrated gradients: points on the path")
+        parser.add_argument("--target", help="explain this label (default: each text's predicted label)")
+        parser.add_argument("--batch_size", type=int, default=16, help="texts per batch (each runs --steps times)")
+        parser.add_argument("--output", default="explanations.html", help="the HTML page to write")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Explain every text: one JSON line each on stdout, and the HTML page written atomically."""
+        texts = list(args.text)
+        if args.texts_file:
+            if not Path(args.texts_file).is_file():
+                raise DataError(args.texts_file, "texts file not found")
+            lines = Path(args.texts_file).read_text(encoding="utf-8").splitlines()
+            texts += [line for line in lines if line.strip()]
+        if not texts:
+            raise ConfigError("give at least one --text or a --texts_file")
+        task = nlpkit.load(args.ckpt_path)
+        if not isinstance(task, TextClassificationTask):
+            raise ConfigError(f"{args.ckpt_path}: a {type(task).__name__} checkpoint is not a text classifier")
+        explanations = attribute(task, texts, args.method, args.steps, args.target, args.batch_size)
+        atomic_write_bytes(args.output, render_html(explanations, texts).encode("utf-8"))
+        for text, explanation in zip(texts, explanations, strict=True):
+            print(json.dumps({"text": text, **asdict(explanation)}))
+        return 0
