@@ -62,14 +62,22 @@ def synthetic_tokenizer(vocab_size: int) -> Tokenizer:
 
 
 class StepClock(pl.Callback):
-    """Records the time at the start of training and at the end of every step."""
+    """Records the time at the start of training and at the end of every step, and what ``count`` says of a batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, count: Callable[[Any], int] | None = None) -> None:
         self.stamps: list[float] = []
+        self.counts: list[int] = []
+        self.count = count
 
     def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+        """Start the clock at the first step."""
         if not self.stamps:
             self.stamps.append(time.perf_counter())
 
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: object, outputs: object, batch: Any, *args: object
+    ) -> None:
+        """Stamp the end of a step."""
         self.stamps.append(time.perf_counter())
+        if self.count is not None:
+            self.counts.append(self.count(batch))

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nlpkit_ner.sample import sample_sentences
+from nlpkit_ner.words import write_conll
+
 from nlpkit.testing import story_corpus, write_sentiment_files
 
 DATA = Path(__file__).resolve().parent / "data"
 
 
 def main() -> None:
-    """Sentiment CSVs and one-line stories."""
+    """Sentiment CSVs, one-line stories and CoNLL sentences with entities."""
     write_sentiment_files(DATA / "sentiment")
     stories = DATA / "stories"
     stories.mkdir(parents=True, exist_ok=True)
     for split, size, seed in (("train", 2000, 0), ("val", 200, 1)):
         (stories / f"{split}.txt").write_text("\n".join(story_corpus(size, seed)) + "\n", encoding="utf-8")
+    for split, size, seed in (("train", 600, 0), ("val", 150, 1)):
+        write_conll(DATA / "ner" / f"{split}.conll", sample_sentences(size, seed))
 
 
 if __name__ == "__main__":

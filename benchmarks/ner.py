@@ -1,0 +1,129 @@
+"""NER: training tokens/s and prediction sentences/s of BiLSTM-CRF and Transformer-CRF taggers, their entity F1
+against sklearn-crfsuite with classic word features on the same split, and the CRF's own speed against
+pytorch-crf (benchmarks/ner_crf.py), all in one run. ``--tiny`` is a seconds-long smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import StepClock, emit
+from ner_crf import crf_figures
+from nlpkit_ner.data import ConllData
+from nlpkit_ner.metrics import entity_f1
+from nlpkit_ner.sample import sample_sentences
+from nlpkit_ner.task import TokenClassificationTask
+from nlpkit_ner.words import write_conll
+
+from nlpkit.encoders.rnn import LSTMEncoder
+from nlpkit.encoders.transformer import TransformerEncoder
+from nlpkit.tokenization import TokenizerOptions
+
+BATCH = 32
+
+
+def word_features(tokens: list[str], i: int) -> dict[str, object]:
+    """The classic CRF features of a word and its neighbours (as in the sklearn-crfsuite tutorial)."""
+    word = tokens[i]
+    features: dict[str, object] = {
+        "bias": 1.0, "lower": word.lower(), "suffix3": word[-3:], "suffix2": word[-2:],
+        "upper": word.isupper(), "title": word.istitle(), "digit": word.isdigit(),
+    }  # fmt: skip
+    for offset, name in ((-1, "prev"), (1, "next")):
+        if 0 <= i + offset < len(tokens):
+            features.update(
+                {f"{name}.lower": tokens[i + offset].lower(), f"{name}.title": tokens[i + offset].istitle()}
+            )
+        else:
+            features[f"{name}.edge"] = True
+    return features
+
+
+def crfsuite_reference(train: list, test: list) -> dict[str, float]:
+    """sklearn-crfsuite (L-BFGS, c1=0.1, c2=0.1): entity F1 on the test set and prediction speed."""
+    import sklearn_crfsuite
+
+    features = lambda sentences: [[word_features(tokens, i) for i in range(len(tokens))] for tokens, _ in sentences]  # noqa: E731
+    model = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=0.1, c2=0.1, max_iterations=100)
+    model.fit(features(train), [tags for _, tags in train])
+    test_features = features(test)
+    start = time.perf_counter()
+    predicted = model.predict(test_features)
+    seconds = time.perf_counter() - start
+    types = sorted({tag[2:] for _, tags in train for tag in tags if tag != "O"})
+    metric = entity_f1(types, "iob2")
+    metric.update(predicted, [tags for _, tags in test])
+    return {"entity_f1": float(metric.compute()), "predict_sentences_per_s": len(test) / seconds}
+
+
+def tagger_figures(encoder: partial, directory: Path, test: list, epochs: int) -> dict[str, float]:
+    """Train a CRF tagger with a Lightning Trainer; its training tokens/s, test F1 and prediction speed."""
+    torch.manual_seed(0)
+    task = TokenClassificationTask(encoder=encoder, crf=True, scheme="iob2", learning_rate=5e-3, warmup_steps=30)
+    data = ConllData(
+        train_path=str(directory / "train.conll"), val_path=str(directory / "test.conll"),
+        test_path=str(directory / "test.conll"), batch_size=BATCH, train_scheme="iob2",
+        tokenizer=TokenizerOptions(vocab_size=200),
+    )  # fmt: skip
+    clock = StepClock(count=lambda batch: int(batch["mask"].sum()))
+    trainer = pl.Trainer(
+        max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock],
+    )  # fmt: skip
+    trainer.fit(task, datamodule=data)
+    warmup = max(len(clock.counts) // 10, 1)
+    tokens_per_s = sum(clock.counts[warmup:]) / (clock.stamps[-1] - clock.stamps[warmup])
+    f1 = trainer.test(task, datamodule=data, verbose=False)[0]["test/entity-f1"]
+    sentences = [{"tokens": tokens} for tokens, _ in test]
+    task.predict(sentences[:BATCH], batch_size=BATCH)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        task.predict(sentences, batch_size=BATCH)
+        times.append(time.perf_counter() - start)
+    return {
+        "train_tokens_per_s": tokens_per_s,
+        "entity_f1": f1,
+        "predict_sentences_per_s": len(test) / statistics.median(times),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print every NER figure."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run")
+    args = parser.parse_args(argv)
+    train_size, test_size, epochs = (80, 40, 1) if args.tiny else (2000, 500, 3)
+    directory = Path(tempfile.mkdtemp(prefix="nlpkit-ner-bench-"))
+    train, test = sample_sentences(train_size, seed=5), sample_sentences(test_size, seed=6)
+    write_conll(directory / "train.conll", train)
+    write_conll(directory / "test.conll", test)
+    reference = crfsuite_reference(train, test)
+    encoders = {
+        "bilstm-crf": partial(LSTMEncoder, embedding_dim=64, hidden_size=128, bidirectional=True),
+        "transformer-crf": partial(TransformerEncoder, d_model=128, num_heads=4, num_layers=2, dropout=0.1),
+    }
+    for name, encoder in encoders.items():
+        ours = tagger_figures(encoder, directory, test, epochs)
+        config = {"tagger": name, "train": train_size, "test": test_size, "epochs": epochs, "batch": BATCH,
+                  "threads": torch.get_num_threads()}  # fmt: skip
+        emit("ner", "train_tokens_per_s", "tokens/s", ours["train_tokens_per_s"], **config)
+        emit("ner", "predict_sentences_per_s", "sentences/s", ours["predict_sentences_per_s"],
+             reference["predict_sentences_per_s"], "sklearn-crfsuite (word features)", **config)  # fmt: skip
+        emit("ner", "entity_f1", "fraction", ours["entity_f1"], reference["entity_f1"],
+             "sklearn-crfsuite (word features)", **config)  # fmt: skip
+    crf_figures(repeats=3) if args.tiny else crf_figures()
+
+
+if __name__ == "__main__":
+    main()
