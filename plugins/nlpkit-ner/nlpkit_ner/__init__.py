@@ -1,5 +1,33 @@
-"""nlpkit plugin: Named-entity recognition: CoNLL data, BIO/BIOES, CRF.
+"""nlpkit plugin: named-entity recognition (``token-classification`` task, ``conll`` data, entity metrics)."""
 
-A registered skeleton: it loads through the ``nlpkit`` entry point like any plugin; its tasks,
-datasets and metrics arrive with issue #6.
-"""
+from __future__ import annotations
+
+from nlpkit import hookimpl
+from nlpkit.hookspecs import Register
+
+
+@hookimpl
+def register_tasks(register: Register) -> None:
+    """Token classification with a softmax or CRF head."""
+    from nlpkit_ner.task import TokenClassificationTask
+
+    register("token-classification", TokenClassificationTask)
+
+
+@hookimpl
+def register_datasets(register: Register) -> None:
+    """CoNLL-style tagged sentences."""
+    from nlpkit_ner.data import ConllData
+
+    register("conll", ConllData)
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    """Entity-level (strict spans) precision, recall and F1, and token accuracy."""
+    from nlpkit_ner.metrics import entity_f1, entity_precision, entity_recall, token_accuracy
+
+    register("entity-f1", entity_f1)
+    register("entity-precision", entity_precision)
+    register("entity-recall", entity_recall)
+    register("token-accuracy", token_accuracy)
