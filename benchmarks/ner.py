@@ -69,7 +69,7 @@ def crfsuite_reference(train: list, test: list) -> dict[str, float]:
 def tagger_figures(encoder: partial, directory: Path, test: list, epochs: int) -> dict[str, float]:
     """Train a CRF tagger with a Lightning Trainer; its training tokens/s, test F1 and prediction speed."""
     torch.manual_seed(0)
-    task = TokenClassificationTask(encoder=encoder, crf=True, scheme="iob2", learning_rate=5e-3, warmup_steps=30)
+    task = TokenClassificationTask(encoder=encoder, crf=True, learning_rate=5e-3, warmup_steps=30)
     data = ConllData(
         train_path=str(directory / "train.conll"), val_path=str(directory / "test.conll"),
         test_path=str(directory / "test.conll"), batch_size=BATCH, train_scheme="iob2",

@@ -16,7 +16,7 @@ class ConllData(TextDataModule):
 
     :param token_column: the column holding the token (0-based; negative counts from the end)
     :param tag_column: the column holding the tag
-    :param scheme: the files' tag scheme (default: detected per sentence)
+    :param file_scheme: the files' tag scheme (default: detected per sentence)
     :param train_scheme: the scheme the model learns and predicts in
     """
 
@@ -25,14 +25,14 @@ class ConllData(TextDataModule):
         *args: Any,
         token_column: int = 0,
         tag_column: int = -1,
-        scheme: Scheme | None = None,
+        file_scheme: Scheme | None = None,
         train_scheme: Literal["iob2", "bioes"] = "bioes",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.token_column = token_column
         self.tag_column = tag_column
-        self.scheme = scheme
+        self.file_scheme = file_scheme
         self.train_scheme = train_scheme
 
     def reader_options(self) -> dict[str, Any]:
@@ -58,7 +58,7 @@ class ConllData(TextDataModule):
         problem = check_tags(tags)
         if problem:
             raise record.error(problem)
-        source = self.scheme or detect_scheme([tags])
+        source = self.file_scheme or detect_scheme([tags])
         if source != "iob1" and not is_valid(tags, source):  # IOB1 is read leniently; the others must be valid
             raise record.error(f"tags {' '.join(tags)} are not a valid {source.upper()} sequence")
         return {"tokens": tokens, "tags": convert(tags, source, self.train_scheme)}

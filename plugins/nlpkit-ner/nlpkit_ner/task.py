@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,7 @@ from nlpkit.errors import ConfigError
 from nlpkit.heads import HeadFactory, LinearHead
 from nlpkit.task import StepOutput, Task
 from nlpkit_ner.crf import CRF
-from nlpkit_ner.tags import allowed_transitions, spans
+from nlpkit_ner.tags import Scheme, allowed_transitions, check_tags, spans
 from nlpkit_ner.words import join_words, split_words
 
 
@@ -28,7 +28,8 @@ class TokenClassificationTask(Task):
 
     :param head: maps each word's first-piece state to tag scores (``linear``, ``mlp`` or a plugin's)
     :param crf: decode with a linear-chain CRF whose transitions forbid invalid moves (else a softmax per word)
-    :param scheme: the tag scheme of the labels (the data module converts the files' tags into it)
+
+    The tag scheme (IOB2 or BIOES) is the one of the labels, which the data module converts the files into.
     """
 
     def __init__(
@@ -36,7 +37,6 @@ class TokenClassificationTask(Task):
         encoder: EncoderFactory,
         head: HeadFactory = LinearHead,
         crf: bool = True,
-        scheme: Literal["iob2", "bioes"] = "bioes",
         metrics: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -44,16 +44,16 @@ class TokenClassificationTask(Task):
         super().__init__(encoder, metrics=default_metrics if metrics is None else metrics, **kwargs)
         self.head_factory = head
         self.use_crf = crf
-        self.scheme = scheme
 
     def build(self) -> None:
         """The head, the CRF with the scheme's allowed transitions, and the entity metrics."""
         if not self.labels:
             raise ConfigError("token classification needs tagged training data")
         self.label_ids = {label: index for index, label in enumerate(self.labels)}
-        bad = [label for label in self.labels if label != "O" and label[:2] not in ("B-", "I-", "E-", "S-")]
-        if bad or (self.scheme == "iob2" and any(label[:2] in ("E-", "S-") for label in self.labels)):
-            raise ConfigError(f"labels {bad or self.labels} do not fit the '{self.scheme}' scheme")
+        problem = check_tags(self.labels)
+        if problem:
+            raise ConfigError(f"labels: {problem}")
+        self.scheme: Scheme = "bioes" if any(label[:2] in ("E-", "S-") for label in self.labels) else "iob2"
         self.head = self.head_factory(self.encoder.output_dim, len(self.labels))
         self.crf = CRF(len(self.labels), *allowed_transitions(self.labels, self.scheme)) if self.use_crf else None
         types = sorted({label[2:] for label in self.labels if label != "O"})
