@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run")
     args = parser.parse_args(argv)
-    train_size, test_size, epochs = (80, 40, 1) if args.tiny else (2000, 500, 3)
+    train_size, test_size, epochs = (80, 40, 1) if args.tiny else (2000, 500, 8)
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-ner-bench-"))
     train, test = sample_sentences(train_size, seed=5), sample_sentences(test_size, seed=6)
     write_conll(directory / "train.conll", train)
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     reference = crfsuite_reference(train, test)
     encoders = {
         "bilstm-crf": partial(LSTMEncoder, embedding_dim=64, hidden_size=128, bidirectional=True),
-        "transformer-crf": partial(TransformerEncoder, d_model=128, num_heads=4, num_layers=2, dropout=0.1),
+        "transformer-crf": partial(TransformerEncoder, d_model=128, num_heads=4, num_layers=2, positions="rotary"),
     }
     for name, encoder in encoders.items():
         ours = tagger_figures(encoder, directory, test, epochs)
