@@ -13,6 +13,7 @@ from nlpkit.encoders import EncoderFactory
 from nlpkit.errors import ConfigError
 from nlpkit.heads import HeadFactory, LinearHead
 from nlpkit.task import StepOutput, Task
+from nlpkit_ner.chars import CharEncoder, CharFeatures, char_ids
 from nlpkit_ner.crf import CRF
 from nlpkit_ner.tags import Scheme, allowed_transitions, check_tags, spans
 from nlpkit_ner.words import join_words, split_words
@@ -28,6 +29,7 @@ class TokenClassificationTask(Task):
 
     :param head: maps each word's first-piece state to tag scores (``linear``, ``mlp`` or a plugin's)
     :param crf: decode with a linear-chain CRF whose transitions forbid invalid moves (else a softmax per word)
+    :param char_features: add a character CNN or BiLSTM feature to every word (helps models trained from scratch)
 
     The tag scheme (IOB2 or BIOES) is the one of the labels, which the data module converts the files into.
     """
@@ -37,6 +39,7 @@ class TokenClassificationTask(Task):
         encoder: EncoderFactory,
         head: HeadFactory = LinearHead,
         crf: bool = True,
+        char_features: CharFeatures = "none",
         metrics: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -44,6 +47,7 @@ class TokenClassificationTask(Task):
         super().__init__(encoder, metrics=default_metrics if metrics is None else metrics, **kwargs)
         self.head_factory = head
         self.use_crf = crf
+        self.char_features = char_features
 
     def build(self) -> None:
         """The head, the CRF with the scheme's allowed transitions, and the entity metrics."""
@@ -54,7 +58,9 @@ class TokenClassificationTask(Task):
         if problem:
             raise ConfigError(f"labels: {problem}")
         self.scheme: Scheme = "bioes" if any(label[:2] in ("E-", "S-") for label in self.labels) else "iob2"
-        self.head = self.head_factory(self.encoder.output_dim, len(self.labels))
+        self.chars = CharEncoder(self.char_features) if self.char_features != "none" else None
+        feature_dim = self.encoder.output_dim + (self.chars.output_dim if self.chars is not None else 0)
+        self.head = self.head_factory(feature_dim, len(self.labels))
         self.crf = CRF(len(self.labels), *allowed_transitions(self.labels, self.scheme)) if self.use_crf else None
         types = sorted({label[2:] for label in self.labels if label != "O"})
         self.build_metrics(types=types, scheme=self.scheme)
@@ -86,6 +92,8 @@ class TokenClassificationTask(Task):
             firsts.append(len(ids))
             ids.extend(pieces)
         example: dict[str, Any] = {"tokens": ids, "firsts": firsts, "length": len(ids), "words": len(tokens)}
+        if self.char_features != "none":
+            example["chars"] = [char_ids(word) for word in tokens[: len(firsts)]]
         if labeled:
             example["tags"] = [self.label_ids[tag] for tag in fields["tags"][: len(firsts)]]
             example["gold"] = fields["tags"]
@@ -102,6 +110,12 @@ class TokenClassificationTask(Task):
             "index": torch.tensor([example["index"] for example in examples]),
             "words": [example["words"] for example in examples],
         }  # fmt: skip
+        if "chars" in examples[0]:
+            longest = max((len(chars) for example in examples for chars in example["chars"]), default=1)
+            batch["chars"] = torch.zeros(len(examples), firsts.size(1), max(longest, 1), dtype=torch.long)
+            for row, example in enumerate(examples):
+                for column, chars in enumerate(example["chars"]):
+                    batch["chars"][row, column, : len(chars)] = torch.tensor(chars)
         if "tags" in examples[0]:
             batch["tags"], _ = pad([example["tags"] for example in examples])
             batch["gold"] = [example["gold"] for example in examples]
@@ -110,11 +124,16 @@ class TokenClassificationTask(Task):
             batch["offsets"] = [example["offsets"] for example in examples]
         return batch
 
-    def forward(self, tokens: Tensor, mask: Tensor, firsts: Tensor) -> Tensor:
-        """Tag scores of every word ``(B, W, num_labels)``, read at the word's first piece."""
+    def forward(self, tokens: Tensor, mask: Tensor, firsts: Tensor, chars: Tensor | None = None) -> Tensor:
+        """Tag scores of every word ``(B, W, num_labels)``, read at the word's first piece (plus its characters)."""
         hidden = self.encoder(tokens, mask)  # (B, P, H)
         words = hidden.gather(1, firsts[..., None].expand(-1, -1, hidden.size(-1)))  # (B, W, H)
+        if self.chars is not None:
+            words = torch.cat([words, self.chars(chars).to(words.dtype)], dim=-1)  # (B, W, H + F)
         return self.head(words).float()
+
+    def _emissions(self, batch: dict[str, Any]) -> Tensor:
+        return self(batch["tokens"], batch["mask"], batch["firsts"], batch.get("chars"))
 
     def _decode(self, emissions: Tensor, word_mask: Tensor) -> list[list[int]]:
         if self.crf is not None:
@@ -127,7 +146,7 @@ class TokenClassificationTask(Task):
 
     def step(self, batch: dict[str, Any]) -> StepOutput:
         """CRF negative log-likelihood (or cross-entropy per word); decoded tags for the entity metrics."""
-        emissions = self(batch["tokens"], batch["mask"], batch["firsts"])
+        emissions = self._emissions(batch)
         word_mask, tags = batch["word_mask"], batch["tags"]
         if self.crf is not None:
             loss = self.crf(emissions, tags, word_mask)
@@ -138,7 +157,7 @@ class TokenClassificationTask(Task):
 
     def predict_batch(self, batch: dict[str, Any]) -> list[list[dict[str, Any]]]:
         """Entities per input: ``{text, label, start, end, score}`` (score: mean tag probability of its words)."""
-        emissions = self(batch["tokens"], batch["mask"], batch["firsts"])
+        emissions = self._emissions(batch)
         probabilities = emissions.softmax(-1)
         paths = self._decode(emissions, batch["word_mask"])
         results = []

@@ -124,3 +124,20 @@ def test_bad_tags_and_lines_name_the_file_and_line(tmp_path) -> None:
     (tmp_path / "short.conll").write_text("Paris\tB-LOC\nlonely\n")
     with pytest.raises(DataError, match=r"short.conll:2: expected at least 2 columns"):
         read_records(tmp_path / "short.conll")
+
+
+@pytest.mark.parametrize("kind", ["cnn", "bilstm"])
+def test_character_features_ignore_padding_and_train(kind, files) -> None:
+    from nlpkit_ner.chars import CharEncoder, char_ids
+
+    torch.manual_seed(0)
+    encoder = CharEncoder(kind, dim=8).eval()
+    word = torch.tensor([[char_ids("Lovelace")]])  # (1, 1, 8)
+    padded = torch.nn.functional.pad(word, (0, 5))  # more padding characters
+    batched = torch.nn.functional.pad(padded, (0, 0, 0, 1))  # and an all-padding word beside it
+    torch.testing.assert_close(encoder(word)[0, 0], encoder(batched)[0, 0])
+    assert torch.count_nonzero(encoder(batched)[0, 1]) == 0
+    task = TokenClassificationTask(encoder=ENCODERS["bilstm-crf"][0], char_features=kind, learning_rate=5e-3)
+    trainer = fit_tiny(task, conll_data(files), max_steps=150)
+    assert trainer.validate(task, datamodule=conll_data(files), verbose=False)[0]["val/entity-f1"] >= 0.9
+    assert task.predict(["Ada Lovelace visited Oslo ."])[0][0]["text"] == "Ada Lovelace"
