@@ -10,7 +10,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from nlpkit.configurable import Configurable, class_path
@@ -36,6 +36,13 @@ class StepOutput:
     targets: Any
     batch_size: int
     outputs: Tensor | None = None  # the raw model outputs (logits), for tasks that evaluate more than metrics
+
+
+def _take(values: Any, rows: list[int]) -> Any:
+    """The given rows of a batch's predictions or targets (a tensor or a list)."""
+    if isinstance(values, Tensor):
+        return values[torch.tensor(rows, device=values.device)]
+    return [values[i] for i in rows]
 
 
 def _is_plain(value: Any) -> bool:
@@ -168,6 +175,8 @@ class Task(pl.LightningModule):
         collection = MetricCollection({name: metrics[name](**kwargs) for name in self.metric_names})
         self.val_metrics = collection.clone(prefix="val/")
         self.test_metrics = collection.clone(prefix="test/")
+        self.language_metrics = nn.ModuleDict()  # "<stage>-<language>" -> the metrics of that language's examples
+        self.trained_languages: set[str] = set()
 
     def setup(self, stage: str) -> None:
         """Build from the data module's tokenizer and labels when the data module did not already."""
@@ -193,6 +202,8 @@ class Task(pl.LightningModule):
         """Loss of one batch, logged as ``train/loss``."""
         output = self.step(batch)
         self.log("train/loss", output.loss, prog_bar=True, batch_size=output.batch_size)
+        if "language" in batch and hasattr(self, "trained_languages"):
+            self.trained_languages.update(batch["language"])
         return output.loss
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
@@ -202,7 +213,47 @@ class Task(pl.LightningModule):
         if metrics:
             metrics.update(output.predictions, output.targets)
             self.log_dict(metrics, batch_size=output.batch_size)
+            if "language" in batch:
+                self._evaluate_languages(stage, metrics, output, batch["language"])
         self.evaluated(stage, output)
+
+    def _evaluate_languages(self, stage: str, metrics: MetricCollection, output: StepOutput, languages: list) -> None:
+        """Update each language's copy of the metrics with that language's rows of the batch."""
+        for language in sorted(set(languages)):
+            rows = [i for i, code in enumerate(languages) if code == language]
+            key = f"{stage}-{language}"
+            if key not in self.language_metrics:
+                self.language_metrics[key] = metrics.clone(postfix=f"/{language}").to(self.device)
+            self.language_metrics[key].update(_take(output.predictions, rows), _take(output.targets, rows))
+
+    def _log_language_summary(self, stage: str) -> None:
+        """``<stage>/<metric>/<language>``, macro averages over languages, and the zero-shot transfer gap."""
+        by_language = {}
+        for key, collection in self.language_metrics.items():
+            if key.startswith(f"{stage}-"):
+                by_language[key.split("-", 1)[1]] = {k: float(v) for k, v in collection.compute().items()}
+                collection.reset()
+        for result in by_language.values():
+            self.log_dict(result)
+        for name in self.metric_names:
+            values = {code: result[f"{stage}/{name}/{code}"] for code, result in by_language.items()}
+            if not values:
+                continue
+            self.log(f"{stage}/{name}/macro_languages", sum(values.values()) / len(values))
+            seen = [v for code, v in values.items() if code in self.trained_languages]
+            unseen = [v for code, v in values.items() if code not in self.trained_languages]
+            if seen and unseen:
+                self.log(f"{stage}/{name}/transfer_gap", sum(seen) / len(seen) - sum(unseen) / len(unseen))
+
+    def on_validation_epoch_end(self) -> None:
+        """Per-language summaries of the validation metrics."""
+        if getattr(self, "language_metrics", None):
+            self._log_language_summary("val")
+
+    def on_test_epoch_end(self) -> None:
+        """Per-language summaries of the test metrics."""
+        if getattr(self, "language_metrics", None):
+            self._log_language_summary("test")
 
     def evaluated(self, stage: str, output: StepOutput) -> None:
         """Called after each validation or test batch with its step output (default: nothing more)."""

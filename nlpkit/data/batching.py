@@ -31,7 +31,9 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     With ``shuffle``, indices are shuffled, cut into pools of ``pool_factor`` batches, sorted by length
     inside each pool, batched, and the batches shuffled; the order depends only on ``seed`` and the epoch.
-    Without it, batches follow length order (the fastest for prediction).
+    With ``weights``, an epoch instead draws as many indices with replacement, each with probability
+    proportional to its weight (temperature-based sampling of languages, say). Without ``shuffle``, batches
+    follow length order (the fastest for prediction).
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         pool_factor: int = 50,
         drop_last: bool = False,
+        weights: Sequence[float] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -51,6 +54,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.pool_factor = pool_factor
         self.drop_last = drop_last
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -63,7 +67,10 @@ class BucketBatchSampler(Sampler[list[int]]):
             order = sorted(range(count), key=self.lengths.__getitem__)
             return self._cut(order)
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(count, generator=generator).tolist()
+        if self.weights is not None:
+            order = torch.multinomial(self.weights, count, replacement=True, generator=generator).tolist()
+        else:
+            order = torch.randperm(count, generator=generator).tolist()
         pool = self.batch_size * self.pool_factor
         batches: list[list[int]] = []
         for start in range(0, count, pool):

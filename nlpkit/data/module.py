@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
@@ -17,6 +18,16 @@ from nlpkit.tokenization import Tokenizer, TokenizerOptions
 
 if TYPE_CHECKING:
     from nlpkit.task import Task
+
+
+def _language(fields: dict[str, Any]) -> dict[str, Any]:
+    return {"language": fields["language"]} if "language" in fields else {}
+
+
+def collate_with_language(collate: Any, examples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The task's batch plus each example's language code (for per-language metrics)."""
+    return {**collate(examples), "language": [example["language"] for example in examples]}
+
 
 SPLITS_BY_STAGE = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
 
@@ -86,6 +97,14 @@ class TextDataModule(pl.LightningDataModule):
         """The label strings of one example (none for unlabelled tasks)."""
         return []
 
+    def tokenizer_texts(self, train: list[tuple[Record, dict[str, Any]]]) -> Iterator[str]:
+        """The text a new tokenizer is trained on (default: every training text)."""
+        return (text for _, fields in train for text in self.texts(fields))
+
+    def sample_weights(self, examples: list[dict[str, Any]]) -> list[float] | None:
+        """Per-example sampling weights for training epochs (default: none, every example once an epoch)."""
+        return None
+
     def arrange(self, examples: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
         """The examples a split serves, from the encoded records (default: one each; language models pack)."""
         return examples
@@ -119,14 +138,16 @@ class TextDataModule(pl.LightningDataModule):
         if task is not None and task.tokenizer is not None:
             self.tokenizer = task.tokenizer
         else:
-            texts = (text for _, fields in train or () for text in self.texts(fields))
-            self.tokenizer = Tokenizer.from_options(self.tokenizer_options, texts)
+            self.tokenizer = Tokenizer.from_options(self.tokenizer_options, self.tokenizer_texts(train or []))
         self.labels = self._labels(task, train, read)
         if task is None:
             return
         task.bind(self.tokenizer, self.labels)
         for split, rows in read.items():
-            encoded = [task.encode(fields, labeled=split != "predict", record=record) for record, fields in rows]
+            encoded = [
+                {**task.encode(fields, labeled=split != "predict", record=record), **_language(fields)}
+                for record, fields in rows
+            ]
             self.examples[split] = [{**example, "index": i} for i, example in enumerate(self.arrange(encoded, split))]
 
     def _labels(
@@ -159,13 +180,14 @@ class TextDataModule(pl.LightningDataModule):
         if task is None:
             raise ConfigError("the data module needs a task: use it through a Lightning Trainer")
         examples = self.examples[split]
-        sampler = BucketBatchSampler(
-            [example["length"] for example in examples], self.batch_size, shuffle=shuffle, seed=self.seed
-        )
+        lengths = [example["length"] for example in examples]
+        weights = self.sample_weights(examples) if split == "train" else None
+        sampler = BucketBatchSampler(lengths, self.batch_size, shuffle=shuffle, seed=self.seed, weights=weights)
+        languages = examples and "language" in examples[0]
         return DataLoader(
             examples,  # type: ignore[arg-type]
             batch_sampler=sampler,
-            collate_fn=task.collate,
+            collate_fn=partial(collate_with_language, task.collate) if languages else task.collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

@@ -164,6 +164,7 @@ class TextClassificationTask(Task):
 
     def on_validation_epoch_end(self) -> None:
         """Fit the temperature on this epoch's validation logits (not during the sanity check)."""
+        super().on_validation_epoch_end()
         collected, self._validation = self._validation, []
         if self.calibrate and collected and not self.trainer.sanity_checking:
             logits, targets = (torch.cat(parts) for parts in zip(*collected, strict=True))
@@ -171,6 +172,7 @@ class TextClassificationTask(Task):
 
     def on_test_epoch_end(self) -> None:
         """Log calibration errors and per-class figures, print the table, save the confusion matrix PNG."""
+        super().on_test_epoch_end()
         values = self.test_report.compute()
         before, after = float(self.test_ece_uncalibrated.compute()), float(self.test_ece.compute())
         self.log_dict({"test/ece_uncalibrated": before, "test/ece": after, "test/temperature": self.temperature})
