@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nlpkit_multilingual.sentiment import write_multilingual_sentiment
 from nlpkit_ner.sample import sample_sentences
 from nlpkit_ner.words import write_conll
 
@@ -13,7 +14,7 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 def main() -> None:
-    """Sentiment CSVs, one-line stories and CoNLL sentences with entities."""
+    """Sentiment CSVs (English, and four languages), one-line stories and CoNLL sentences with entities."""
     write_sentiment_files(DATA / "sentiment")
     stories = DATA / "stories"
     stories.mkdir(parents=True, exist_ok=True)
@@ -21,6 +22,7 @@ def main() -> None:
         (stories / f"{split}.txt").write_text("\n".join(story_corpus(size, seed)) + "\n", encoding="utf-8")
     for split, size, seed in (("train", 600, 0), ("val", 150, 1)):
         write_conll(DATA / "ner" / f"{split}.conll", sample_sentences(size, seed))
+    write_multilingual_sentiment(DATA / "multilingual", {"en": 400, "de": 300, "es": 150, "ru": 60})
 
 
 if __name__ == "__main__":
