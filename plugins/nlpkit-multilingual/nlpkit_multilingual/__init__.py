@@ -1,5 +1,25 @@
-"""nlpkit plugin: Multilingual training, language tags and language ID.
+"""nlpkit plugin: one model for many languages: temperature-sampled multilingual data with language tags,
+per-language metrics and zero-shot transfer (``multilingual`` data), and language identification (``language-id``)."""
 
-A registered skeleton: it loads through the ``nlpkit`` entry point like any plugin; its tasks,
-datasets and metrics arrive with issue #7.
-"""
+from __future__ import annotations
+
+from nlpkit import hookimpl
+from nlpkit.hookspecs import Register
+
+
+@hookimpl
+def register_datasets(register: Register) -> None:
+    """Several languages through any registered data module; language-labelled text."""
+    from nlpkit_multilingual.data import MultilingualData
+    from nlpkit_multilingual.language_id import LanguageIdData
+
+    register("multilingual", MultilingualData)
+    register("language-id", LanguageIdData)
+
+
+@hookimpl
+def register_tasks(register: Register) -> None:
+    """Language identification."""
+    from nlpkit_multilingual.language_id import LanguageIdTask
+
+    register("language-id", LanguageIdTask)

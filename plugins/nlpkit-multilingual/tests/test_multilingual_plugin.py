@@ -1,9 +1,0 @@
-"""The multilingual plugin loads through its entry point."""
-
-from nlpkit.plugins import discover
-
-
-def test_plugin_is_discovered_and_loaded() -> None:
-    info = discover().info["multilingual"]
-    assert info.status == "loaded", info.error
-    assert info.distribution == "nlpkit-multilingual"
