@@ -9,7 +9,6 @@ Training speed is examples/s over the Lightning training steps (after a warm-up 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -20,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import StepClock, emit
+from _common import StepClock, emit, median_seconds
 from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.task import TextClassificationTask
 
@@ -72,17 +71,13 @@ def nlpkit_figures(encoder: partial, files: dict[str, Path], test: list[tuple[st
     warmup = max(steps // 10, 1)
     train_rate = BATCH * (steps - warmup) / (clock.stamps[-1] - clock.stamps[warmup])  # full batches, ~exact
     texts = [text for text, _ in test]
-    task.predict(texts[:BATCH], batch_size=BATCH)
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        predictions = task.predict(texts, batch_size=BATCH)
-        times.append(time.perf_counter() - start)
+    seconds = median_seconds(lambda: task.predict(texts, batch_size=BATCH), repeats=3)
+    predictions = task.predict(texts, batch_size=BATCH)
     correct = sum(p["label"] == label for p, (_, label) in zip(predictions, test, strict=True))
     return {
         "accuracy": correct / len(test),
         "train_examples_per_s": train_rate,
-        "predict_examples_per_s": len(test) / statistics.median(times),
+        "predict_examples_per_s": len(test) / seconds,
     }
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import StepClock, emit, synthetic_tokenizer
+from _common import StepClock, emit, median_seconds, synthetic_tokenizer
 from nlpkit_generation.task import CausalLMTask
 
 from nlpkit.encoders.rnn import LSTMEncoder
@@ -230,14 +230,7 @@ def training(args: argparse.Namespace, tokenizer: Tokenizer) -> float:
 def matmul_peak_flops(size: int, dtype: torch.dtype) -> float:
     """The machine's measured dense matmul throughput (FLOP/s): median of repeated square products."""
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    times = []
-    for _ in range(10):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times)
+    return 2 * size**3 / median_seconds(lambda: a @ b, repeats=10, warmup=3)
 
 
 def mfu(args: argparse.Namespace, vocab: int, step_seconds: float) -> None:
@@ -300,12 +293,10 @@ def generation(args: argparse.Namespace, vocab: int) -> None:
             cached = greedy_with_cache(model, prompt, args.new_tokens)
             assert torch.equal(cached, greedy_recompute(model, prompt, args.new_tokens)), "cache changed the output"
             for name, run in (("cache", greedy_with_cache), ("recompute", greedy_recompute)):
-                times = []
-                for _ in range(args.generate_repeats):
-                    start = time.perf_counter()
-                    run(model, prompt, args.new_tokens)
-                    times.append(time.perf_counter() - start)
-                rates[name] = batch * args.new_tokens / statistics.median(times)
+                seconds = median_seconds(
+                    partial(run, model, prompt, args.new_tokens), repeats=args.generate_repeats, warmup=0
+                )
+                rates[name] = batch * args.new_tokens / seconds
         emit(
             "encoders",
             "generate_tokens_per_s",

@@ -9,32 +9,18 @@ random prompts, with the same threads; each figure is the median of repetitions 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, synthetic_tokenizer
+from _common import emit, median_seconds, synthetic_tokenizer
 from nlpkit_generation.decoding import GenerationConfig, generate
 from nlpkit_generation.task import CausalLMTask
 
 from nlpkit.encoders.transformer import CausalTransformerEncoder
-
-
-def median_time(run: Callable[[], object], repeats: int) -> float:
-    """Median seconds of ``run`` after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
             prompts = torch.randint(4, vocab, (batch, prompt_length), generator=torch.Generator().manual_seed(batch))
             options = {"strategy": "beam", "num_beams": beams} if beams > 1 else {}
             config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, **options)
-            ours = median_time(lambda: generate(task, prompts.tolist(), config, tokenizer), repeats)  # noqa: B023
+            ours = median_seconds(lambda: generate(task, prompts.tolist(), config, tokenizer), repeats)  # noqa: B023
 
             def theirs(prompts: torch.Tensor = prompts, beams: int = beams) -> None:
                 with torch.inference_mode():
@@ -80,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
                         num_beams=beams,
                     )
 
-            their_time = median_time(theirs, repeats)
+            their_time = median_seconds(theirs, repeats)
             tokens = batch * new_tokens
             emit("generation", "generate_tokens_per_s", "tokens/s", tokens / ours, tokens / their_time,
                  "transformers GPT2LMHeadModel.generate (sdpa)", method=method, beams=beams, batch=batch,

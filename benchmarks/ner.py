@@ -6,7 +6,6 @@ pytorch-crf (benchmarks/ner_crf.py), all in one run. ``--tiny`` is a seconds-lon
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -17,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import StepClock, emit
+from _common import StepClock, emit, median_seconds
 from ner_crf import crf_figures
 from nlpkit_ner.data import ConllData
 from nlpkit_ner.metrics import entity_f1
@@ -85,16 +84,11 @@ def tagger_figures(encoder: partial, directory: Path, test: list, epochs: int) -
     tokens_per_s = sum(clock.counts[warmup:]) / (clock.stamps[-1] - clock.stamps[warmup])
     f1 = trainer.test(task, datamodule=data, verbose=False)[0]["test/entity-f1"]
     sentences = [{"tokens": tokens} for tokens, _ in test]
-    task.predict(sentences[:BATCH], batch_size=BATCH)
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        task.predict(sentences, batch_size=BATCH)
-        times.append(time.perf_counter() - start)
+    seconds = median_seconds(lambda: task.predict(sentences, batch_size=BATCH), repeats=3)
     return {
         "train_tokens_per_s": tokens_per_s,
         "entity_f1": f1,
-        "predict_sentences_per_s": len(test) / statistics.median(times),
+        "predict_sentences_per_s": len(test) / seconds,
     }
 
 
