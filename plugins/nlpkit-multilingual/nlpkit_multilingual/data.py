@@ -37,7 +37,8 @@ class MultilingualData(TextDataModule):
     ``train_languages`` are evaluated zero-shot, and the transfer gap is logged.
 
     :param dataset: the registered data module reading each language (``classification``, ``conll``, ``text``...)
-    :param languages: language code -> its files: ``{train_path, val_path, test_path, predict_path}``
+    :param languages: language code -> its files: ``{train_path, val_path, test_path, predict_path}``; for
+        paired (translation) data the code is the target language, and its tag starts every source
     :param dataset_options: keyword arguments for every language's data module (``text_field``, ...)
     :param alpha: the sampling exponent (0.3 as in XLM-R)
     :param train_languages: train on these languages only (default: every language with a ``train_path``)
@@ -87,12 +88,17 @@ class MultilingualData(TextDataModule):
         for code in codes:
             if self.sources[code].paths[split]:
                 for record, fields in self.sources[code].read(split, labeled):
-                    if self.language_tags and isinstance(fields.get("text"), str):
-                        fields = {**fields, "text": f"{language_tag(code)} {fields['text']}"}
-                    rows.append((record, {**fields, "language": code}))
+                    rows.append((record, {**self._tagged(fields, code), "language": code}))
         if not rows:
             raise ConfigError(f"no {split} data in any language: set data.languages.<code>.{split}_path")
         return rows
+
+    def _tagged(self, fields: dict[str, Any], code: str) -> dict[str, Any]:
+        """Start the text with its language tag; for paired data, the source with the target language's tag."""
+        field = "source" if "source" in fields else "text"
+        if not self.language_tags or not isinstance(fields.get(field), str):
+            return fields
+        return {**fields, field: f"{language_tag(code)} {fields[field]}"}
 
     def texts(self, fields: dict[str, Any]) -> Iterator[str]:
         """The text the language's own data module would train the tokenizer on."""

@@ -110,3 +110,18 @@ def test_configuration_mistakes_are_clear(languages) -> None:
         multilingual(languages, train_languages=["fr"])
     with pytest.raises(ConfigError, match="unknown keys \\['train'\\]"):
         multilingual({"en": {"train": "x.csv"}})
+
+
+def test_translation_sources_carry_the_target_language_tag(tmp_path) -> None:
+    for code, target in (("de", "hallo welt"), ("fr", "bonjour le monde")):
+        (tmp_path / f"en-{code}.jsonl").write_text(f'{{"source": "hello world", "target": "{target}"}}\n')
+    data = MultilingualData(
+        dataset="paired",
+        languages={code: {"train_path": str(tmp_path / f"en-{code}.jsonl")} for code in ("de", "fr")},
+    )
+    rows = [fields for _, fields in data.read("train")]
+    assert [(r["source"], r["target"], r["language"]) for r in rows] == [
+        ("<lang:de> hello world", "hallo welt", "de"),
+        ("<lang:fr> hello world", "bonjour le monde", "fr"),
+    ]
+    assert {"<lang:de>", "<lang:fr>"} <= set(data.tokenizer_options.special_tokens)
