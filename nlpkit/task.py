@@ -19,6 +19,7 @@ from nlpkit.data.readers import Record
 from nlpkit.encoders.base import Encoder, EncoderFactory
 from nlpkit.errors import CheckpointError, ConfigError
 from nlpkit.io import load_checkpoint
+from nlpkit.languages import LanguageEmbeddings
 from nlpkit.plugins import plugin_versions, registry
 from nlpkit.tokenization import Tokenizer
 
@@ -73,6 +74,7 @@ class Task(pl.LightningModule):
     :param init_from: a checkpoint whose compatible encoder weights (and tokenizer) start this model
     :param compile: compile the encoder with ``torch.compile`` (pays on GPU; measure before using it on CPU)
     :param freeze_encoder: train only the task's own layers (linear probing); the encoder stays in eval mode
+    :param language_embeddings: add a learned vector per language (from each text's ``<lang:xx>`` token)
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class Task(pl.LightningModule):
         init_from: str | None = None,
         compile: bool = False,
         freeze_encoder: bool = False,
+        language_embeddings: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -152,6 +155,8 @@ class Task(pl.LightningModule):
         if limit is not None and tokenizer.max_length > limit:  # inputs are truncated to what the encoder can read
             tokenizer = Tokenizer(tokenizer.to_bytes(), max_length=limit)
         self.tokenizer = tokenizer
+        if self.hparams.get("language_embeddings"):
+            self.language_embeddings = LanguageEmbeddings(tokenizer, self.encoder.token_embedding)
         self.build()
         if self.hparams.get("compile"):
             self.encoder.compile()  # in place: parameter names, and so checkpoints, stay the same

@@ -150,6 +150,10 @@ class Tokenizer:
         room = max(limit - len(prefix) - len(suffix), 0)
         return [prefix + ids[:room] + suffix for ids in encoded]
 
+    def vocabulary(self) -> list[str]:
+        """Every piece, in id order."""
+        return [self._sp.id_to_piece(i) for i in range(self.vocab_size)]
+
     def pieces(self, text: str) -> list[str]:
         """The subword pieces of one text."""
         return self._sp.encode(text, out_type=str)

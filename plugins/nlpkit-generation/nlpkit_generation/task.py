@@ -52,6 +52,8 @@ class GenerativeTask(Task):
 
     def generate_batch(self, batch: dict[str, Any], config: GenerationConfig | None = None) -> list[Generation]:
         """Generations for every row of a collated batch."""
+        if self.hparams.get("language_embeddings") and self.continues_input:
+            raise ConfigError("language_embeddings cannot decode step by step: later steps do not see <lang:xx>")
         inputs = self.decoder_inputs(batch)
         return generate(self, inputs, config or self.generation, self.tokenizer, self.continues_input)  # type: ignore[arg-type]
 

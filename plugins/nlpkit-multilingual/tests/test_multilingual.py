@@ -125,3 +125,45 @@ def test_translation_sources_carry_the_target_language_tag(tmp_path) -> None:
         ("<lang:fr> hello world", "bonjour le monde", "fr"),
     ]
     assert {"<lang:de>", "<lang:fr>"} <= set(data.tokenizer_options.special_tokens)
+
+
+def test_language_embeddings_add_one_learned_vector_per_language(languages) -> None:
+    from nlpkit.languages import LanguageEmbeddings
+
+    torch.manual_seed(0)
+    task = TextClassificationTask(
+        encoder=partial(LSTMEncoder, embedding_dim=16, hidden_size=16), language_embeddings=True, metrics=["accuracy"]
+    )
+    data = multilingual(languages)
+    trainer = fit_tiny(task, data, max_steps=20)
+    assert isinstance(task.language_embeddings, LanguageEmbeddings)
+    assert task.language_embeddings.embedding.weight.shape == (4, 16)
+    assert task.language_embeddings.embedding.weight.grad is not None  # it trained
+    tokenizer, embedding = task.tokenizer, task.encoder.token_embedding
+
+    def added(text: str) -> torch.Tensor:
+        ids = torch.tensor(tokenizer.encode([text]))
+        return (embedding(ids) - torch.nn.functional.embedding(ids, embedding.weight, padding_idx=0))[0]
+
+    index = task.language_embeddings.language_of_token[tokenizer.token_id("<lang:ru>")]
+    ru = task.language_embeddings.embedding.weight[index]
+    tagged = added("<lang:ru> фильм был отличный")
+    torch.testing.assert_close(tagged, ru.expand_as(tagged))  # every position of the Russian text
+    assert torch.count_nonzero(added("фильм был отличный")) == 0  # a text without a language token: nothing
+    assert "val/accuracy/ru" in trainer.validate(task, datamodule=data, verbose=False)[0]
+
+
+def test_language_embeddings_need_language_tokens_and_refuse_step_by_step_decoding() -> None:
+    from nlpkit_generation.task import CausalLMTask
+
+    from nlpkit.tokenization import Tokenizer
+
+    texts = ["<lang:en> the film was great", "<lang:de> der Film war toll"] * 20
+    tagged = Tokenizer.train(texts, vocab_size=60, special_tokens=["<lang:en>", "<lang:de>"])
+    lm = CausalLMTask(encoder=partial(LSTMEncoder, embedding_dim=8, hidden_size=8), language_embeddings=True)
+    lm.bind(tagged, None)
+    with pytest.raises(ConfigError, match="language_embeddings cannot decode step by step"):
+        lm.generate(["<lang:en> the"])
+    plain = TextClassificationTask(encoder=partial(LSTMEncoder, hidden_size=8), language_embeddings=True)
+    with pytest.raises(ConfigError, match="needs <lang:xx> tokens"):
+        plain.bind(Tokenizer.train(texts, vocab_size=60), ["neg", "pos"])
