@@ -4,11 +4,39 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
+from nlpkit.data.readers import read_records
+from nlpkit.errors import ConfigError, DataError
 from nlpkit.plugins import get_plugins
+
+T = TypeVar("T")
+
+
+def gather_texts(inline: list[str], path: str | None, what: str) -> list[str]:
+    """Texts given one by one on the command line, then the non-blank lines of a file; none at all is an error."""
+    texts = list(inline)
+    if path:
+        if not Path(path).is_file():
+            raise DataError(path, f"{what} file not found")
+        texts += [record.fields["text"] for record in read_records(path, format="txt")]
+    if not texts:
+        raise ConfigError(f"give at least one --{what[:-1]} or a --{what}_file")
+    return texts
+
+
+def load_task(path: str, kind: type[T], purpose: str) -> T:
+    """``nlpkit.load(path)``, refusing a checkpoint of a task that is not a ``kind``."""
+    from nlpkit.api import load
+
+    task = load(path)
+    if not isinstance(task, kind):
+        raise ConfigError(f"{path}: a {type(task).__name__} checkpoint {purpose}")
+    return task
 
 
 class Command:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from pathlib import Path
 
-import nlpkit
-from nlpkit.commands import Command
-from nlpkit.errors import ConfigError, DataError
+from nlpkit.commands import Command, gather_texts, load_task
 from nlpkit.io import atomic_write_bytes
 from nlpkit_classification.explain import METHODS, attribute, render_html
 from nlpkit_classification.task import TextClassificationTask
@@ -35,17 +32,8 @@ class ExplainCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         """Explain every text: one JSON line each on stdout, and the HTML page written atomically."""
-        texts = list(args.text)
-        if args.texts_file:
-            if not Path(args.texts_file).is_file():
-                raise DataError(args.texts_file, "texts file not found")
-            lines = Path(args.texts_file).read_text(encoding="utf-8").splitlines()
-            texts += [line for line in lines if line.strip()]
-        if not texts:
-            raise ConfigError("give at least one --text or a --texts_file")
-        task = nlpkit.load(args.ckpt_path)
-        if not isinstance(task, TextClassificationTask):
-            raise ConfigError(f"{args.ckpt_path}: a {type(task).__name__} checkpoint is not a text classifier")
+        texts = gather_texts(args.text, args.texts_file, "texts")
+        task = load_task(args.ckpt_path, TextClassificationTask, "is not a text classifier")
         explanations = attribute(task, texts, args.method, args.steps, args.target, args.batch_size)
         atomic_write_bytes(args.output, render_html(explanations, texts).encode("utf-8"))
         for text, explanation in zip(texts, explanations, strict=True):

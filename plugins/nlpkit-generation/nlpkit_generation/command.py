@@ -9,9 +9,7 @@ import types
 import typing
 from dataclasses import fields
 
-import nlpkit
-from nlpkit.commands import Command
-from nlpkit.data import read_records
+from nlpkit.commands import Command, gather_texts, load_task
 from nlpkit.errors import ConfigError
 from nlpkit_generation.decoding import GenerationConfig
 from nlpkit_generation.task import GenerativeTask
@@ -47,16 +45,10 @@ class GenerateCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         """Load the checkpoint and generate for every prompt."""
-        prompts = list(args.prompt)
-        if args.prompts_file:
-            prompts += [record.fields["text"] for record in read_records(args.prompts_file, format="txt")]
-        if not prompts:
-            raise ConfigError("give at least one --prompt or a --prompts_file")
+        prompts = gather_texts(args.prompt, args.prompts_file, "prompts")
         if args.stream and args.json:
             raise ConfigError("--stream prints text as it comes; it cannot be combined with --json")
-        task = nlpkit.load(args.ckpt_path)
-        if not isinstance(task, GenerativeTask):
-            raise ConfigError(f"{args.ckpt_path}: a {type(task).__name__} checkpoint cannot generate")
+        task = load_task(args.ckpt_path, GenerativeTask, "cannot generate")
         echo = task.continues_input  # a language model's output continues the prompt; a translation does not
         options = {f.name: getattr(args, f.name) for f in fields(GenerationConfig) if getattr(args, f.name) is not None}
         if args.stream:
