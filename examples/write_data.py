@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nlpkit_kg.sample import write_planted_graph
 from nlpkit_multilingual.sentiment import write_multilingual_sentiment
 from nlpkit_ner.sample import sample_sentences
 from nlpkit_ner.words import write_conll
@@ -14,7 +15,7 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 def main() -> None:
-    """Sentiment CSVs (English, and four languages), one-line stories and CoNLL sentences with entities."""
+    """Sentiment CSVs (English, and four languages), stories, CoNLL sentences, and a small knowledge graph."""
     write_sentiment_files(DATA / "sentiment")
     stories = DATA / "stories"
     stories.mkdir(parents=True, exist_ok=True)
@@ -23,6 +24,7 @@ def main() -> None:
     for split, size, seed in (("train", 600, 0), ("val", 150, 1)):
         write_conll(DATA / "ner" / f"{split}.conll", sample_sentences(size, seed))
     write_multilingual_sentiment(DATA / "multilingual", {"en": 400, "de": 300, "es": 150, "ru": 60})
+    write_planted_graph(DATA / "kg")
 
 
 if __name__ == "__main__":

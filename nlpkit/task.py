@@ -24,6 +24,8 @@ from nlpkit.plugins import plugin_versions, registry
 from nlpkit.tokenization import Tokenizer
 
 CHECKPOINT_KEY = "nlpkit"
+#: What a task learns from its training data: a label list, or named vocabularies (a graph's entities and relations)
+Labels = list[str] | dict[str, list[str]] | None
 CHECKPOINT_FORMAT = 1
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -65,7 +67,8 @@ class Task(pl.LightningModule):
 
     Subclasses implement :meth:`build`, :meth:`encode`, :meth:`collate`, :meth:`step` and :meth:`predict_batch`.
 
-    :param encoder: the sequence encoder, e.g. ``lstm`` or ``transformer`` with its arguments
+    :param encoder: the sequence encoder, e.g. ``lstm`` or ``transformer`` with its arguments (None: the task reads
+        no text and needs no tokenizer)
     :param learning_rate: peak AdamW learning rate
     :param weight_decay: AdamW weight decay (not applied to biases, norms and embeddings)
     :param warmup_steps: linear warm-up steps before cosine decay
@@ -79,7 +82,7 @@ class Task(pl.LightningModule):
 
     def __init__(
         self,
-        encoder: EncoderFactory,
+        encoder: EncoderFactory | None,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
@@ -95,8 +98,9 @@ class Task(pl.LightningModule):
         self.encoder_factory = encoder
         self.metric_names = list(metrics or [])
         self.tokenizer: Tokenizer | None = None
-        self.labels: list[str] | None = None
+        self.labels: Labels = None
         self.encoder: Encoder | None = None
+        self._built = False
         self._init_state: dict[str, Tensor] | None = None
         if init_from:
             checkpoint = load_checkpoint(init_from)
@@ -136,10 +140,13 @@ class Task(pl.LightningModule):
     @property
     def is_built(self) -> bool:
         """Whether the modules exist (after :meth:`bind`)."""
-        return self.encoder is not None
+        return self._built
 
-    def bind(self, tokenizer: Tokenizer, labels: list[str] | None) -> None:
-        """Attach the tokenizer and labels and build the modules; a second call must agree with the first."""
+    def bind(self, tokenizer: Tokenizer | None, labels: Labels) -> None:
+        """Attach the tokenizer and labels and build the modules; a second call must agree with the first.
+
+        A task without a sequence encoder (``encoder=None``, e.g. a graph's free embeddings) needs no tokenizer.
+        """
         if self.is_built:
             if tokenizer != self.tokenizer or labels != self.labels:
                 raise CheckpointError(
@@ -148,6 +155,13 @@ class Task(pl.LightningModule):
                 )
             return
         self.labels = labels
+        if self.encoder_factory is None:
+            self.tokenizer = tokenizer
+            self.build()
+            self._built = True
+            return
+        if tokenizer is None:
+            raise ConfigError(f"{type(self).__name__} reads text with its encoder and needs a tokenizer")
         self.encoder = self.encoder_factory(tokenizer.vocab_size)
         if not isinstance(self.encoder, Encoder):
             raise ConfigError(f"model.encoder built a {type(self.encoder).__name__}, not an nlpkit Encoder")
@@ -166,6 +180,7 @@ class Task(pl.LightningModule):
         if self.hparams.get("freeze_encoder"):
             self.encoder.requires_grad_(False)
             self.encoder.eval()
+        self._built = True
 
     def train(self, mode: bool = True) -> Task:
         """Switch training mode; a frozen encoder stays in eval mode (no dropout) for linear probing."""
@@ -346,8 +361,8 @@ class Task(pl.LightningModule):
             "format": CHECKPOINT_FORMAT,
             "task_class": class_path(type(self)),
             "task": registry("tasks").name_of(type(self)),
-            "tokenizer": self.tokenizer.to_bytes(),  # type: ignore[union-attr]
-            "max_length": self.tokenizer.max_length,  # type: ignore[union-attr]
+            "tokenizer": self.tokenizer.to_bytes() if self.tokenizer else None,
+            "max_length": self.tokenizer.max_length if self.tokenizer else None,
             "labels": self.labels,
             "plugins": plugin_versions(),
         }
@@ -390,5 +405,6 @@ class Task(pl.LightningModule):
                 f"{source}: made by task {section.get('task') or section.get('task_class')}, "
                 f"not by {registry('tasks').name_of(type(self)) or type(self).__name__}"
             )
-        tokenizer = Tokenizer(section["tokenizer"], max_length=section.get("max_length", 512))
+        model = section["tokenizer"]
+        tokenizer = None if model is None else Tokenizer(model, max_length=section.get("max_length") or 512)
         self.bind(tokenizer, section["labels"])

@@ -59,7 +59,7 @@ def detect_format(path: str | os.PathLike[str], format: Format | None = None) ->
     return FORMAT_BY_SUFFIX[suffix]
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Numbered lines decoded as UTF-8 (a BOM is dropped); undecodable bytes name the line."""
     if not path.is_file():
         raise DataError(path, "file not found" if not path.exists() else "not a regular file")
@@ -76,7 +76,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 def read_txt(path: Path) -> Iterator[Record]:
     """One record per non-blank line: ``{"text": line}``."""
-    for number, line in _lines(path):
+    for number, line in numbered_lines(path):
         if line.strip():
             yield Record({"text": line}, str(path), number)
 
@@ -85,7 +85,7 @@ def read_documents(path: Path) -> Iterator[Record]:
     """Whole files as records, ``{"text", "file"}``: the file itself, or every ``.txt`` file in a folder tree."""
     files = sorted(file for file in path.rglob("*.txt") if file.is_file()) if path.is_dir() else [path]
     for file in files:
-        text = "\n".join(line for _, line in _lines(file))
+        text = "\n".join(line for _, line in numbered_lines(file))
         if text.strip():
             name = file.relative_to(path).as_posix() if path.is_dir() else file.name
             yield Record({"text": text, "file": name}, str(file), 1)
@@ -93,7 +93,7 @@ def read_documents(path: Path) -> Iterator[Record]:
 
 def read_jsonl(path: Path) -> Iterator[Record]:
     """One JSON object per non-blank line."""
-    for number, line in _lines(path):
+    for number, line in numbered_lines(path):
         if not line.strip():
             continue
         try:
@@ -107,7 +107,7 @@ def read_jsonl(path: Path) -> Iterator[Record]:
 
 def read_delimited(path: Path, delimiter: str) -> Iterator[Record]:
     """Rows of a csv/tsv file with a header line (quoted fields may span lines); a wrong column count is an error."""
-    reader = csv.reader((line + "\n" for _, line in _lines(path)), delimiter=delimiter)
+    reader = csv.reader((line + "\n" for _, line in numbered_lines(path)), delimiter=delimiter)
     header: list[str] | None = None
     start = 1  # the line a row starts on
     try:
@@ -133,7 +133,7 @@ def read_conll(path: Path, token_column: int = 0, tag_column: int = -1) -> Itera
     tokens: list[str] = []
     tags: list[str] = []
     start = 0
-    for number, line in _lines(path):
+    for number, line in numbered_lines(path):
         stripped = line.strip()
         if stripped.startswith("-DOCSTART-") or (stripped.startswith("#") and not tokens):
             continue

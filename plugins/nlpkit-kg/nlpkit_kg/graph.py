@@ -1,0 +1,163 @@
+"""Triples files, entity texts, vocabularies, and the index of known answers used for filtering and 1-N targets.
+
+A triple ``(h, r, t)`` asks two queries: the tail ``(h, r, ?)`` and the head ``(?, r, t)``. Both are stored as
+``(anchor, query_relation, answer)`` rows: ``(h, r, t)`` and ``(t, r + R, h)`` for ``R`` relations, so one index
+serves both directions.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from nlpkit.data.readers import numbered_lines
+from nlpkit.errors import ConfigError, DataError
+
+#: what a query file writes in place of the entity to predict
+MISSING = "?"
+
+
+@dataclass(frozen=True)
+class TriplesFile:
+    """The rows of one TSV file, each ``(head, relation, tail)`` with its line number; ``None`` marks ``?``."""
+
+    path: str
+    rows: list[tuple[str | None, str, str | None]]
+    lines: list[int]
+
+
+def read_triples(path: str | os.PathLike[str], queries: bool = False) -> TriplesFile:
+    """Read ``head<TAB>relation<TAB>tail`` lines (blank lines skipped).
+
+    With ``queries`` exactly one of head and tail is ``?`` (the entity to predict); otherwise none is.
+    """
+    rows: list[tuple[str | None, str, str | None]] = []
+    lines = []
+    expected = "head<TAB>relation<TAB>tail" + (" with ? for the entity to predict" if queries else "")
+    for number, line in numbered_lines(Path(path)):
+        if not line.strip():
+            continue
+        columns = [column.strip() for column in line.split("\t")]
+        if len(columns) != 3 or not all(columns[1:2]):
+            raise DataError(path, f"expected {expected}, found {len(columns)} tab-separated columns", line=number)
+        head, relation, tail = columns
+        missing = [name for name, value in (("head", head), ("tail", tail)) if value in ("", MISSING)]
+        if queries and len(missing) != 1:
+            raise DataError(path, f"expected {expected}: mark exactly one of head and tail with ?", line=number)
+        if not queries and missing:
+            raise DataError(path, f"expected {expected}: the {missing[0]} is empty or ?", line=number)
+        rows.append((None if head in ("", MISSING) else head, relation, None if tail in ("", MISSING) else tail))
+        lines.append(number)
+    if not rows:
+        raise DataError(path, f"no triples found (expected {expected})")
+    return TriplesFile(os.fspath(path), rows, lines)
+
+
+def read_entity_texts(path: str | os.PathLike[str]) -> dict[str, str]:
+    """``entity<TAB>name or description`` lines; an entity given twice is an error."""
+    texts: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for number, line in numbered_lines(Path(path)):
+        if not line.strip():
+            continue
+        entity, tab, text = line.partition("\t")
+        if not tab or not entity.strip() or not text.strip():
+            raise DataError(path, "expected entity<TAB>name or description", line=number)
+        entity = entity.strip()
+        if entity in texts:
+            raise DataError(path, f"entity '{entity}' already has a text (line {first_line[entity]})", line=number)
+        texts[entity], first_line[entity] = text.strip(), number
+    if not texts:
+        raise DataError(path, "no entity texts found (expected entity<TAB>name or description)")
+    return texts
+
+
+class Vocabulary:
+    """Names to ids, in first-seen order."""
+
+    def __init__(self, kind: str, names: list[str]) -> None:
+        self.kind = kind
+        self.names = list(names)
+        self.ids = {name: index for index, name in enumerate(self.names)}
+        if len(self.ids) != len(self.names):
+            raise ConfigError(f"the {kind} vocabulary repeats a name")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def id(self, name: str) -> int:
+        """The id of ``name``; an unknown one is a ConfigError with the closest known names."""
+        if name not in self.ids:
+            close = difflib.get_close_matches(name, self.names, n=3)
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            raise ConfigError(f"unknown {self.kind} '{name}'{hint}")
+        return self.ids[name]
+
+
+def vocabularies(train: TriplesFile, extra_entities: list[str] = ()) -> tuple[Vocabulary, Vocabulary]:
+    """Entities (of the training triples, then ``extra_entities``) and relations of the training triples."""
+    entities = dict.fromkeys(name for head, _, tail in train.rows for name in (head, tail))
+    entities.update(dict.fromkeys(extra_entities))
+    relations = dict.fromkeys(relation for _, relation, _ in train.rows)
+    return Vocabulary("entity", list(entities)), Vocabulary("relation", list(relations))  # type: ignore[arg-type]
+
+
+def to_ids(file: TriplesFile, entities: Vocabulary, relations: Vocabulary) -> Tensor:
+    """A ``(M, 3)`` long tensor of ids (``-1`` for ``?``); an unknown name is an error naming file and line."""
+    ids = []
+    for (head, relation, tail), number in zip(file.rows, file.lines, strict=True):
+        try:
+            ids.append(
+                (
+                    -1 if head is None else entities.id(head),
+                    relations.id(relation),
+                    -1 if tail is None else entities.id(tail),
+                )
+            )
+        except ConfigError as error:
+            raise DataError(file.path, f"{error}: it never occurs in the training triples", line=number) from None
+    return torch.tensor(ids, dtype=torch.long).reshape(-1, 3)
+
+
+def as_queries(triples: Tensor, num_relations: int) -> Tensor:
+    """``(anchor, query_relation, answer)`` rows: every tail query, then every head query (relation + R)."""
+    heads, relations, tails = triples.unbind(dim=1)
+    tail_queries = torch.stack([heads, relations, tails], dim=1)
+    head_queries = torch.stack([tails, relations + num_relations, heads], dim=1)
+    return torch.cat([tail_queries, head_queries])
+
+
+class AnswerIndex:
+    """Every known answer of every ``(anchor, query_relation)``, looked up for a batch at once."""
+
+    def __init__(self, queries: Tensor, num_query_relations: int) -> None:
+        self.num_query_relations = num_query_relations
+        keys = self._keys(queries[:, 0], queries[:, 1])
+        order = torch.argsort(keys, stable=True)
+        self.keys = keys[order]
+        self.answers = queries[order, 2]
+
+    def _keys(self, anchors: Tensor, relations: Tensor) -> Tensor:
+        return anchors * self.num_query_relations + relations
+
+    def lookup(self, anchors: Tensor, relations: Tensor) -> tuple[Tensor, Tensor]:
+        """``(rows, answers)``: each known answer of query ``rows[i]`` of the batch, as two flat tensors."""
+        keys = self._keys(anchors.to(self.keys.device), relations.to(self.keys.device))
+        start = torch.searchsorted(self.keys, keys, right=False)
+        counts = torch.searchsorted(self.keys, keys, right=True) - start
+        rows = torch.repeat_interleave(torch.arange(len(keys), device=keys.device), counts)
+        first = torch.repeat_interleave(start, counts)
+        offsets = torch.arange(len(rows), device=keys.device) - torch.repeat_interleave(
+            counts.cumsum(0) - counts, counts
+        )
+        return rows, self.answers[first + offsets]
+
+    def to(self, device: torch.device) -> AnswerIndex:
+        """The index on ``device`` (in place)."""
+        self.keys, self.answers = self.keys.to(device), self.answers.to(device)
+        return self
