@@ -39,7 +39,9 @@ def register_heads(register: Register) -> None:
 
     :param register: call ``register(name, head_class)``; the class takes ``input_dim`` and
         ``num_outputs`` as its first two arguments and maps features ``(..., input_dim)`` to
-        logits ``(..., num_outputs)``.
+        logits ``(..., num_outputs)``. A family of heads with another interface names the arguments
+        its task injects in ``injected_args`` (the kg plugin's link scorers take ``num_relations``);
+        a task accepts only the heads of the family it knows.
 
     *Since 0.1.*
     """

@@ -85,18 +85,21 @@ class TriplesData(TextDataModule):
     def setup(self, stage: str) -> None:
         """Read the splits, bind the model to the graph's vocabularies (unless it has them), serve id rows."""
         task = self._link_task()
-        files = {split: read_triples(path) for split, path in self.paths.items() if path and split in LABELLED}
+        # rankings are filtered by every labelled split; prediction with a trained model needs none of them
+        labelled = [] if stage == "predict" and task.is_built else LABELLED
+        files = {split: read_triples(self.paths[split]) for split in labelled if self.paths[split]}
         if not task.is_built:
             if "train" not in files:
                 raise ConfigError("no train data: set data.train_path (the vocabularies come from it)")
             texts = read_entity_texts(self.entity_texts_path) if self.entity_texts_path else {}
             entities, relations = vocabularies(files["train"], list(texts))
             task.entity_texts = [texts.get(name, name) for name in entities.names]
-            self.tokenizer = self._tokenizer(task, task.entity_texts)
-            task.bind(self.tokenizer, {"entities": entities.names, "relations": relations.names})
+            task.bind(
+                self._tokenizer(task, task.entity_texts), {"entities": entities.names, "relations": relations.names}
+            )
         self.tokenizer, self.labels = task.tokenizer, task.labels
         ids = {split: to_ids(file, task.entities, task.relations) for split, file in files.items()}
-        task.attach_graph(ids.get("train"), torch.cat(list(ids.values())))
+        task.attach_graph(ids.get("train"), torch.cat([torch.empty(0, 3, dtype=torch.long), *ids.values()]))
         for split in SPLITS_BY_STAGE[stage]:
             if split == "predict":
                 self.rows[split] = to_ids(self._predict_file(), task.entities, task.relations)

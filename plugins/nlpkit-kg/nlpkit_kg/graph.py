@@ -43,9 +43,11 @@ def read_triples(path: str | os.PathLike[str], queries: bool = False) -> Triples
         if not line.strip():
             continue
         columns = [column.strip() for column in line.split("\t")]
-        if len(columns) != 3 or not all(columns[1:2]):
+        if len(columns) != 3:
             raise DataError(path, f"expected {expected}, found {len(columns)} tab-separated columns", line=number)
         head, relation, tail = columns
+        if not relation:
+            raise DataError(path, f"expected {expected}: the relation is empty", line=number)
         missing = [name for name, value in (("head", head), ("tail", tail)) if value in ("", MISSING)]
         if queries and len(missing) != 1:
             raise DataError(path, f"expected {expected}: mark exactly one of head and tail with ?", line=number)
@@ -158,6 +160,6 @@ class AnswerIndex:
         return rows, self.answers[first + offsets]
 
     def to(self, device: torch.device) -> AnswerIndex:
-        """The index on ``device`` (in place)."""
+        """The index on ``device`` (in place; nothing moves when it is there already)."""
         self.keys, self.answers = self.keys.to(device), self.answers.to(device)
         return self

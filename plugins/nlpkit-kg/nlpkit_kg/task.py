@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nlpkit.data import pad
 from nlpkit.encoders import EncoderFactory
 from nlpkit.errors import CheckpointError, ConfigError
 from nlpkit.task import StepOutput, Task
@@ -119,8 +120,6 @@ class LinkPredictionTask(Task):
             texts = self.entity_texts or self.entities.names
             if len(texts) != len(self.entities):
                 raise CheckpointError(f"{len(texts)} entity texts for {len(self.entities)} entities")
-            from nlpkit.data import pad
-
             tokens, _ = pad(self.tokenizer.encode(texts, add_bos=True))  # type: ignore[union-attr]
             self.register_buffer("entity_tokens", tokens, persistent=False)
         self.register_buffer("head_probability", torch.full((len(self.relations),), 0.5), persistent=False)
@@ -148,12 +147,6 @@ class LinkPredictionTask(Task):
         if self.hparams.objective == "1-n":
             return torch.unique(as_queries(train, len(self.relations))[:, :2], dim=0)
         return train
-
-    def on_fit_start(self) -> None:
-        """The answer indexes follow the model to its device."""
-        for index in (self.known, self.training_answers):
-            if index is not None:
-                index.to(self.device)
 
     # -- representations ------------------------------------------------------------------------------------
     def entity_vectors(self, ids: Tensor | None = None) -> Tensor:
@@ -218,7 +211,7 @@ class LinkPredictionTask(Task):
             raise ConfigError("1-N training needs the training triples (data.train_path)")
         anchors, query_relations = queries.unbind(1)
         scores = self.head.similarity(self.query_vectors(anchors, query_relations), self.entity_vectors())
-        rows, answers = self.training_answers.lookup(anchors, query_relations)
+        rows, answers = self.training_answers.to(self.device).lookup(anchors, query_relations)
         targets = torch.zeros_like(scores)
         targets[rows, answers] = 1.0
         smoothing = self.hparams.label_smoothing
@@ -262,6 +255,7 @@ class LinkPredictionTask(Task):
         if self.known is None:
             raise ConfigError("ranking needs the graph's known triples: evaluate through the triples data module")
         queries = as_queries(triples, len(self.relations))
+        self.known.to(self.device)
         candidates = self.entity_vectors()
         ranks, losses = [], []
         for chunk in queries.split(self.hparams.eval_chunk_size):
@@ -282,8 +276,9 @@ class LinkPredictionTask(Task):
             self.log_dict(metrics, batch_size=half)
 
     def _cache_entities(self) -> None:
+        """Build every entity's vector once for an evaluation or prediction epoch."""
         with torch.no_grad():
-            self._cached_entities = None
+            self._cached_entities = None  # so entity_vectors() computes afresh
             self._cached_entities = self.entity_vectors()
 
     def _drop_cache(self) -> None:
@@ -294,6 +289,11 @@ class LinkPredictionTask(Task):
     def on_validation_epoch_end(self) -> None:
         """Drop the entity cache (training changes the entities)."""
         super().on_validation_epoch_end()
+        self._drop_cache()
+
+    def on_test_epoch_end(self) -> None:
+        """Drop the entity cache (training may follow)."""
+        super().on_test_epoch_end()
         self._drop_cache()
 
     on_predict_epoch_end = _drop_cache
