@@ -14,9 +14,11 @@ from nlpkit.task import Task
 def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Task:
     """Load a checkpoint written by ``nlpkit fit`` or ``Trainer.save_checkpoint`` as a ready-to-predict task.
 
-    The checkpoint is read with ``weights_only=True``; the task class must be registered by a loaded plugin.
+    The checkpoint is read with ``weights_only=True`` and its tokenizer checked before the task is rebuilt; the
+    task class must be registered by a loaded plugin.
     """
     section = Task.nlpkit_section(load_checkpoint(path), path)
+    Task.checkpoint_tokenizer(section, path)  # refuse a bad tokenizer, naming the file, before Lightning runs
     tasks = get_plugins()["tasks"]
     name = section.get("task")
     if name:

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -122,12 +123,21 @@ def _ckpt_argv(argv: list[str]) -> list[str]:
 
 
 # -- the Lightning CLI ---------------------------------------------------------------------------------------
-def _lightning_cli(argv: list[str]) -> None:
+def _lightning_cli(argv: list[str], command: list[str]) -> None:
+    """Run LightningCLI on ``argv`` (short names resolved) while ``sys.argv`` is the user's ``command``.
+
+    Lightning's DDP launcher starts the other processes by re-running ``sys.argv``.
+    """
     from nlpkit.lightning_cli import run  # imports Lightning: only for fit/validate/test/predict
 
-    saved_argv, sys.argv = sys.argv, sys.argv[:1]  # the arguments come through ``args``
+    saved_argv, sys.argv = sys.argv, [sys.argv[0], *command]
     try:
-        run(argv)
+        with warnings.catch_warnings():
+            # LightningCLI warns when sys.argv and its arguments both hold a command; and Lightning cannot see
+            # that nlpkit's batch samplers resume a mid-epoch checkpoint themselves (TextDataModule.batch_sampler)
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+            run(argv)
     finally:
         sys.argv = saved_argv
 
@@ -174,9 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             known = [*LIGHTNING_COMMANDS, *plugins["commands"]]
             raise UnknownNameError(f"unknown command '{args[0]}' (commands: {', '.join(known)})")
         _install_loader(plugins)
-        _lightning_cli([args[0], *_ckpt_argv(args), *_rewrite_argv(plugins, args[1:])])
+        _lightning_cli([args[0], *_ckpt_argv(args), *_rewrite_argv(plugins, args[1:])], args)
         return 0
-    except (NlpkitError, _argument_error()) as error:
+    except (NlpkitError, *_configuration_errors()) as error:
         if debug:
             traceback.print_exc()
         message = str(error).strip() if isinstance(error, NlpkitError) else _explain(error)
@@ -184,10 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _argument_error() -> type[Exception]:
+def _configuration_errors() -> tuple[type[Exception], ...]:
+    """Errors of a command line or config that jsonargparse and Lightning raise (imported only on failure)."""
     from jsonargparse import ArgumentError
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
 
-    return ArgumentError
+    return ArgumentError, MisconfigurationException
 
 
 def _explain(error: BaseException) -> str:

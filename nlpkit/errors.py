@@ -46,3 +46,7 @@ class DataError(NlpkitError):
 
 class CheckpointError(NlpkitError):
     """A checkpoint that is missing, corrupt, unsafe, or made by another task."""
+
+
+class TrainingError(NlpkitError):
+    """Training cannot go on (a non-finite loss); the message names the step and what to change."""

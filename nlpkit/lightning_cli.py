@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import CSVLogger
 
-from nlpkit.callbacks import PredictionWriter
+from nlpkit.callbacks import Checkpoint, PredictionWriter
 from nlpkit.cli import PARSER_MODE
 from nlpkit.configurable import class_path
 from nlpkit.data.module import TextDataModule
@@ -35,8 +34,8 @@ class NlpkitCLI(LightningCLI):
         return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        """Always a ModelCheckpoint (keeping last.ckpt) and a prediction writer."""
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        """Always a checkpoint callback (last.ckpt every epoch and every 500 steps) and a prediction writer."""
+        parser.add_lightning_class_args(Checkpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.dirpath": None})
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 
@@ -83,6 +82,7 @@ def run(argv: list[str]) -> None:
         trainer_defaults={
             "logger": {"class_path": class_path(CSVLogger), "init_args": {"save_dir": "runs"}},
             "gradient_clip_val": 1.0,
+            "use_distributed_sampler": False,  # nlpkit's batch samplers shard by process themselves
             "log_every_n_steps": 10,
         },
         args=argv,

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -16,8 +16,8 @@ from torchmetrics import MetricCollection
 from nlpkit.configurable import Configurable, class_path
 from nlpkit.data.batching import BucketBatchSampler
 from nlpkit.data.readers import Record
-from nlpkit.encoders.base import Encoder, EncoderFactory
-from nlpkit.errors import CheckpointError, ConfigError
+from nlpkit.encoders.base import Encoder, EncoderFactory, LanguageModelHeadMixin
+from nlpkit.errors import CheckpointError, ConfigError, NlpkitError, TrainingError
 from nlpkit.io import load_checkpoint
 from nlpkit.languages import LanguageEmbeddings
 from nlpkit.plugins import plugin_versions, registry
@@ -78,7 +78,12 @@ class Task(pl.LightningModule):
     :param compile: compile the encoder with ``torch.compile`` (pays on GPU; measure before using it on CPU)
     :param freeze_encoder: train only the task's own layers (linear probing); the encoder stays in eval mode
     :param language_embeddings: add a learned vector per language (from each text's ``<lang:xx>`` token)
+    :param nonfinite_loss: on a NaN or infinite training loss, ``stop`` with an error naming the step (the last
+        checkpoint stays as it was) or ``skip`` the batch (counted in ``train/skipped_batches``)
     """
+
+    #: whether the task reads the encoder's next-token head (a causal language model); others drop it
+    predicts_tokens: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -92,6 +97,7 @@ class Task(pl.LightningModule):
         compile: bool = False,
         freeze_encoder: bool = False,
         language_embeddings: bool = False,
+        nonfinite_loss: Literal["stop", "skip"] = "stop",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -101,10 +107,11 @@ class Task(pl.LightningModule):
         self.labels: Labels = None
         self.encoder: Encoder | None = None
         self._built = False
+        self.skipped_batches = 0
         self._init_state: dict[str, Tensor] | None = None
         if init_from:
             checkpoint = load_checkpoint(init_from)
-            self.tokenizer = Tokenizer(self.nlpkit_section(checkpoint, init_from)["tokenizer"])
+            self.tokenizer = self.checkpoint_tokenizer(self.nlpkit_section(checkpoint, init_from), init_from)
             self._init_state = checkpoint.get("state_dict", {})
 
     # -- subclass API ----------------------------------------------------------------------------------
@@ -127,6 +134,10 @@ class Task(pl.LightningModule):
     def predict_batch(self, batch: dict[str, Any]) -> list[Any]:
         """Plain Python results, one per example of the batch, in batch order."""
         raise NotImplementedError
+
+    def training_output(self, batch: dict[str, Any]) -> StepOutput:
+        """The training loss of a batch (default: :meth:`step`; a task with another objective overrides this)."""
+        return self.step(batch)
 
     def input_fields(self, item: Any) -> dict[str, Any]:
         """Fields of one raw input to :meth:`predict` (default: a text becomes ``{"text": item}``)."""
@@ -165,6 +176,8 @@ class Task(pl.LightningModule):
         self.encoder = self.encoder_factory(tokenizer.vocab_size)
         if not isinstance(self.encoder, Encoder):
             raise ConfigError(f"model.encoder built a {type(self.encoder).__name__}, not an nlpkit Encoder")
+        if not self.predicts_tokens and isinstance(self.encoder, LanguageModelHeadMixin):
+            self.encoder.remove_lm_head()
         limit = getattr(self.encoder, "max_length", None)
         if limit is not None and tokenizer.max_length > limit:  # inputs are truncated to what the encoder can read
             tokenizer = Tokenizer(tokenizer.to_bytes(), max_length=limit)
@@ -218,9 +231,19 @@ class Task(pl.LightningModule):
         self.load_state_dict(compatible, strict=False)
 
     # -- training --------------------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """Loss of one batch, logged as ``train/loss``."""
-        output = self.step(batch)
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        """Loss of one batch, logged as ``train/loss``; a non-finite loss stops training or skips the batch."""
+        output = self.training_output(batch)
+        if not torch.isfinite(output.loss):
+            where = f"at step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
+            if self.hparams.get("nonfinite_loss", "stop") == "stop":
+                raise TrainingError(
+                    f"the training loss is {output.loss.item()} {where}; nothing from this step was saved. "
+                    "Lower model.learning_rate, or set model.nonfinite_loss: skip to skip such batches"
+                )
+            self.skipped_batches += 1
+            self.log("train/skipped_batches", float(self.skipped_batches), batch_size=output.batch_size)
+            return None  # Lightning then skips backward, and the optimizer, seeing no gradients, changes nothing
         self.log("train/loss", output.loss, prog_bar=True, batch_size=output.batch_size)
         if "language" in batch and hasattr(self, "trained_languages"):
             self.trained_languages.update(batch["language"])
@@ -228,7 +251,7 @@ class Task(pl.LightningModule):
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         output = self.step(batch)
-        self.log(f"{stage}/loss", output.loss, prog_bar=True, batch_size=output.batch_size)
+        self.log(f"{stage}/loss", output.loss, prog_bar=True, batch_size=output.batch_size, sync_dist=True)
         metrics = getattr(self, f"{stage}_metrics", None)
         if metrics:
             metrics.update(output.predictions, output.targets)
@@ -304,7 +327,10 @@ class Task(pl.LightningModule):
             [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=hp.learning_rate,
         )
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        total = self.trainer.estimated_stepping_batches  # inf, or -1 (max_steps), for data of unknown length
+        if math.isinf(total) or total < 0:
+            raise ConfigError("training data of unknown length (a streamed file) needs trainer.max_steps")
+        total = max(int(total), 1)
         warmup = min(hp.warmup_steps, total)
 
         def factor(step: int) -> float:
@@ -357,6 +383,12 @@ class Task(pl.LightningModule):
         """Store tokenizer, labels and plugin versions; keep hyperparameters plain data (``weights_only`` loads)."""
         if not self.is_built:
             raise CheckpointError("cannot save a task that was never built")
+        weights = checkpoint["state_dict"].items()
+        broken = next(
+            (k for k, v in weights if torch.is_tensor(v) and v.is_floating_point() and not v.isfinite().all()), None
+        )
+        if broken is not None:
+            raise CheckpointError(f"refusing to save a checkpoint whose weights are not finite ({broken})")
         checkpoint[CHECKPOINT_KEY] = {
             "format": CHECKPOINT_FORMAT,
             "task_class": class_path(type(self)),
@@ -394,8 +426,15 @@ class Task(pl.LightningModule):
         return section
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Check the checkpoint is this task's, then rebuild the modules from its tokenizer and labels."""
+        """Check the checkpoint is this task's, rebuild the modules from its tokenizer and labels, check the shapes."""
         self.bind_checkpoint(checkpoint, "checkpoint")
+        own = self.state_dict()
+        for key, value in checkpoint.get("state_dict", {}).items():
+            if key in own and own[key].shape != value.shape:
+                raise CheckpointError(
+                    f"checkpoint: weights {key} are {tuple(value.shape)}, but the model its tokenizer, labels and "
+                    f"hyperparameters build has {tuple(own[key].shape)}"
+                )
 
     def bind_checkpoint(self, checkpoint: dict[str, Any], source: object) -> None:
         """:meth:`bind` with a checkpoint's tokenizer and labels, after checking this task made it."""
@@ -405,6 +444,14 @@ class Task(pl.LightningModule):
                 f"{source}: made by task {section.get('task') or section.get('task_class')}, "
                 f"not by {registry('tasks').name_of(type(self)) or type(self).__name__}"
             )
-        model = section["tokenizer"]
-        tokenizer = None if model is None else Tokenizer(model, max_length=section.get("max_length") or 512)
-        self.bind(tokenizer, section["labels"])
+        self.bind(self.checkpoint_tokenizer(section, source), section["labels"])
+
+    @staticmethod
+    def checkpoint_tokenizer(section: dict[str, Any], source: object) -> Tokenizer | None:
+        """The tokenizer of a checkpoint's nlpkit section (None for a task that reads no text), checked."""
+        if section["tokenizer"] is None:
+            return None
+        try:
+            return Tokenizer(section["tokenizer"], max_length=section.get("max_length") or 512)
+        except NlpkitError as error:
+            raise CheckpointError(f"{source}: unusable tokenizer: {error}") from error

@@ -35,6 +35,10 @@ class Tokenizer:
     """A SentencePiece model with fixed special ids: pad 0, unk 1, bos 2, eos 3, then ``<mask>`` and extras."""
 
     def __init__(self, model: bytes, max_length: int = 512) -> None:
+        if not isinstance(model, (bytes, bytearray)):  # bytes(n) of an int from a hostile checkpoint would allocate n
+            raise CheckpointError(f"a SentencePiece model is bytes, not {type(model).__name__}")
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ConfigError(f"max_length must be a positive number of tokens, not {max_length!r}")
         self._model = bytes(model)
         self.max_length = max_length
         self._sp = spm.SentencePieceProcessor()
@@ -42,8 +46,12 @@ class Tokenizer:
             self._sp.LoadFromSerializedProto(self._model)
         except Exception as error:
             raise CheckpointError(f"invalid SentencePiece model ({len(self._model)} bytes)") from error
-        if self._sp.pad_id() != PAD_ID or self._sp.eos_id() != EOS_ID or self._sp.bos_id() != BOS_ID:
-            raise CheckpointError("SentencePiece model lacks nlpkit's special ids (pad 0, unk 1, bos 2, eos 3)")
+        special_ids = (self._sp.pad_id(), self._sp.unk_id(), self._sp.bos_id(), self._sp.eos_id())
+        if special_ids != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+            raise CheckpointError(
+                "SentencePiece model lacks nlpkit's special ids (pad 0, unk 1, bos 2, eos 3; "
+                f"it has pad {special_ids[0]}, unk {special_ids[1]}, bos {special_ids[2]}, eos {special_ids[3]})"
+            )
 
     @classmethod
     def train(

@@ -34,6 +34,11 @@ class BucketBatchSampler(Sampler[list[int]]):
     With ``weights``, an epoch instead draws as many indices with replacement, each with probability
     proportional to its weight (temperature-based sampling of languages, say). Without ``shuffle``, batches
     follow length order (the fastest for prediction).
+
+    Under data parallelism every process builds the same global batches of ``batch_size * num_replicas``
+    indices and takes every ``num_replicas``-th index of each from ``rank`` on: a step of ``num_replicas``
+    processes sees exactly the batch one process with that global batch size would (and every process gets
+    similar lengths, so none waits on another). :meth:`skip_next` resumes an epoch after the batches trained on.
     """
 
     def __init__(
@@ -45,17 +50,28 @@ class BucketBatchSampler(Sampler[list[int]]):
         pool_factor: int = 50,
         drop_last: bool = False,
         weights: Sequence[float] | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be in [0, {num_replicas}), got {rank}")
         self.lengths = list(lengths)
-        self.batch_size = batch_size
+        self.batch_size = batch_size * num_replicas  # the global batch, which each process takes a share of
         self.shuffle = shuffle
         self.seed = seed
         self.pool_factor = pool_factor
         self.drop_last = drop_last
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
         self.epoch = 0
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self._skip = 0
+
+    def skip_next(self, count: int) -> None:
+        """Leave out the first ``count`` batches of the next epoch (those trained on before a restart)."""
+        self._skip = count
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle for ``epoch`` (Lightning calls this each epoch)."""
@@ -85,7 +101,17 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
+        batches = self._batches()
+        if self.num_replicas > 1:
+            batches = [self._share(batch) for batch in batches]
+        skip, self._skip = self._skip, 0
+        return iter(batches[skip:])
+
+    def _share(self, batch: list[int]) -> list[int]:
+        """This process's share of a global batch (one with fewer indices than processes lends its own again)."""
+        if len(batch) < self.num_replicas:
+            batch = [batch[i % len(batch)] for i in range(self.num_replicas)]
+        return batch[self.rank :: self.num_replicas]
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.lengths), self.batch_size)

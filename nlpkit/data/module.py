@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict
 from functools import partial
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
@@ -12,7 +13,8 @@ from torch.utils.data import DataLoader
 
 from nlpkit.configurable import class_path
 from nlpkit.data.batching import BucketBatchSampler
-from nlpkit.data.readers import Format, Record, read_records
+from nlpkit.data.readers import Format, Record, iter_records, read_records
+from nlpkit.data.streaming import StreamedExamples
 from nlpkit.errors import ConfigError
 from nlpkit.tokenization import Tokenizer, TokenizerOptions
 
@@ -29,6 +31,8 @@ def collate_with_language(collate: Any, examples: list[dict[str, Any]]) -> dict[
     return {**collate(examples), "language": [example["language"] for example in examples]}
 
 
+#: texts a tokenizer is trained on when the training file is streamed (the first ones)
+TOKENIZER_SAMPLE = 200_000
 SPLITS_BY_STAGE = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
 
 
@@ -48,6 +52,10 @@ class TextDataModule(pl.LightningDataModule):
     :param num_workers: DataLoader worker processes
     :param seed: seed of the bucketed shuffling
     :param tokenizer: load a SentencePiece model or train one on the training split
+    :param streaming: read the training file as it is consumed, in shards across processes and workers, for
+        corpora larger than memory (see :mod:`nlpkit.data.streaming`): one endless epoch, so set
+        ``trainer.max_steps`` (and ``trainer.val_check_interval`` in steps); the tokenizer is trained on the
+        first ``TOKENIZER_SAMPLE`` texts
     """
 
     def __init__(
@@ -61,6 +69,7 @@ class TextDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         tokenizer: TokenizerOptions | None = None,
+        streaming: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -75,7 +84,9 @@ class TextDataModule(pl.LightningDataModule):
         self.tokenizer_options = tokenizer or TokenizerOptions()
         self.tokenizer: Tokenizer | None = None
         self.labels: list[str] | None = None
+        self.streaming = streaming
         self.examples: dict[str, list[dict[str, Any]]] = {}
+        self.stream: StreamedExamples | None = None
 
     # -- what subclasses adapt -------------------------------------------------------------------------
     def reader_options(self) -> dict[str, Any]:
@@ -132,23 +143,60 @@ class TextDataModule(pl.LightningDataModule):
             for split in SPLITS_BY_STAGE[stage]
             if not (stage == "fit" and split == "val" and not self.paths["val"])
         ]
-        read = {split: self.read(split, labeled=split != "predict") for split in splits}  # fit may skip validation
+        streamed = self.streaming and "train" in splits
+        read = {  # fit may skip validation; a streamed training file is never read whole
+            split: self.read(split, labeled=split != "predict")
+            for split in splits
+            if not (streamed and split == "train")
+        }
         needs_training_split = (task is None or task.tokenizer is None) and not self.tokenizer_options.path
-        train = read.get("train") or (self.read("train") if needs_training_split else None)
+        train = read.get("train") or (self.read("train") if needs_training_split and not self.streaming else None)
         if task is not None and task.tokenizer is not None:
             self.tokenizer = task.tokenizer
         else:
-            self.tokenizer = Tokenizer.from_options(self.tokenizer_options, self.tokenizer_texts(train or []))
-        self.labels = self._labels(task, train, read)
+            texts = self.tokenizer_texts(train or self.stream_records("train", 0, 1))
+            self.tokenizer = Tokenizer.from_options(self.tokenizer_options, islice(texts, TOKENIZER_SAMPLE))
+        self.labels = self._labels(task, train if not streamed else self.stream_records("train", 0, 1), read)
         if task is None:
             return
         task.bind(self.tokenizer, self.labels)
+        if streamed:
+            self.stream = self._streamed_examples(task)
         for split, rows in read.items():
             encoded = [
                 {**task.encode(fields, labeled=split != "predict", record=record), **_language(fields)}
                 for record, fields in rows
             ]
             self.examples[split] = [{**example, "index": i} for i, example in enumerate(self.arrange(encoded, split))]
+
+    def stream_records(self, split: str, shard: int, shards: int) -> Iterator[tuple[Record, dict[str, Any]]]:
+        """Every ``shards``-th record of ``split`` from ``shard`` on, with its task fields, read lazily."""
+        path = self.paths[split]
+        if not path:
+            raise ConfigError(f"no {split} data: set data.{split}_path")
+        records = iter_records(path, self.format, **self.reader_options())
+        for record in islice(records, shard, None, shards):
+            yield record, self.fields(record, labeled=True)
+
+    def _streamed_examples(self, task: Task) -> StreamedExamples:
+        def examples(shard: int, shards: int) -> Iterator[dict[str, Any]]:
+            for record, fields in self.stream_records("train", shard, shards):
+                yield {**task.encode(fields, labeled=True, record=record), **_language(fields)}
+
+        def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+            return collate_with_language(task.collate, batch) if "language" in batch[0] else task.collate(batch)
+
+        trainer = self.trainer
+        return StreamedExamples(
+            examples,
+            collate,
+            partial(self.arrange, split="train"),
+            self.sample_weights,
+            self.batch_size,
+            seed=self.seed,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+        )
 
     def _labels(
         self,
@@ -175,6 +223,20 @@ class TextDataModule(pl.LightningDataModule):
                         )
         return labels
 
+    def batch_sampler(
+        self, lengths: list[int], batch_size: int, shuffle: bool, weights: list[float] | None = None
+    ) -> BucketBatchSampler:
+        """Length-bucketed batches for this process: its shard under data parallelism, and, when training
+        resumes from a checkpoint saved mid-epoch, only the batches of that epoch not yet trained on."""
+        trainer = self.trainer
+        replicas = {"num_replicas": trainer.world_size, "rank": trainer.global_rank} if trainer else {}
+        sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=self.seed, weights=weights, **replicas)
+        if shuffle and trainer is not None and trainer.fit_loop.restarting:
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.processed  # saved before "completed" counts it
+            if 0 < done < len(sampler):
+                sampler.skip_next(done)
+        return sampler
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         task = self._task()
         if task is None:
@@ -182,7 +244,7 @@ class TextDataModule(pl.LightningDataModule):
         examples = self.examples[split]
         lengths = [example["length"] for example in examples]
         weights = self.sample_weights(examples) if split == "train" else None
-        sampler = BucketBatchSampler(lengths, self.batch_size, shuffle=shuffle, seed=self.seed, weights=weights)
+        sampler = self.batch_sampler(lengths, self.batch_size, shuffle, weights)
         languages = examples and "language" in examples[0]
         return DataLoader(
             examples,  # type: ignore[arg-type]
@@ -193,7 +255,11 @@ class TextDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled, length-bucketed training batches."""
+        """Shuffled, length-bucketed training batches (streamed from the file with ``streaming``)."""
+        if self.stream is not None:
+            return DataLoader(
+                self.stream, batch_size=None, num_workers=self.num_workers, persistent_workers=self.num_workers > 0
+            )
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader | list:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from nlpkit.errors import ConfigError, DataError
 
@@ -24,6 +26,11 @@ FORMAT_BY_SUFFIX: dict[str, Format] = {
     ".bio": "conll",
     ".iob": "conll",
 }
+#: the longest line read, in characters: a longer one is an error, never read whole into memory
+MAX_LINE_CHARS = 1 << 24
+# what UTF-8 text never holds: NUL, and (decoding with surrogateescape) a byte that is not UTF-8
+_NOT_TEXT = re.compile("[\x00\udc80-\udcff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -42,13 +49,20 @@ class Record:
         """The text in ``field``; a missing or non-text field is an error naming the file, line and fields."""
         value = self.fields.get(field)
         if not isinstance(value, str):
-            raise self.error(f"expected a text field '{field}' (found: {', '.join(self.fields)})")
+            raise self.error(f"expected a text field '{field}' (found: {_names(self.fields)})")
         return value
+
+
+def _names(items: Iterable[str]) -> str:
+    """Names from the data, comma-separated for a message; one that is not printable is quoted with escapes."""
+    return ", ".join(name if name.isprintable() else repr(name) for name in items)
 
 
 def detect_format(path: str | os.PathLike[str], format: Format | None = None) -> Format:
     """``format`` if given, else ``documents`` for a folder, else the one implied by the file extension."""
     if format is not None:
+        if format not in get_args(Format):
+            raise ConfigError(f"unknown data format '{format}' (known: {', '.join(get_args(Format))})")
         return format
     if Path(path).is_dir():
         return "documents"
@@ -59,19 +73,34 @@ def detect_format(path: str | os.PathLike[str], format: Format | None = None) ->
     return FORMAT_BY_SUFFIX[suffix]
 
 
-def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Numbered lines decoded as UTF-8 (a BOM is dropped); undecodable bytes name the line."""
-    if not path.is_file():
-        raise DataError(path, "file not found" if not path.exists() else "not a regular file")
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(path, f"invalid UTF-8 at byte {error.start} of the line", line=number) from None
-            yield number, text.rstrip("\r\n")
+def numbered_lines(path: Path, max_line_chars: int = MAX_LINE_CHARS) -> Iterator[tuple[int, str]]:
+    """Numbered lines of UTF-8 text (a BOM dropped; ``\\n``, ``\\r\\n`` or ``\\r`` ends a line); bad text names it."""
+    try:
+        if not path.is_file():
+            raise DataError(path, "file not found" if not path.exists() else "not a regular file")
+        with path.open(encoding="utf-8-sig", errors="surrogateescape", newline=None) as handle:
+            for number in itertools.count(1):
+                line = handle.readline(max_line_chars + 1)
+                if not line:
+                    return
+                line = line.removesuffix("\n")
+                if len(line) > max_line_chars:
+                    raise DataError(path, f"line longer than {max_line_chars} characters", line=number)
+                if bad := _NOT_TEXT.search(line):
+                    raise DataError(path, _not_text(line, bad.start(), number), line=number)
+                yield number, line
+    except OSError as error:
+        raise DataError(path, f"cannot read the file ({error.strerror or error})") from None
+
+
+def _not_text(line: str, index: int, number: int) -> str:
+    """The message for the bad character ``line[index]``: what it is, and its byte offset in the line."""
+    offset = len(line[:index].encode("utf-8", "surrogateescape"))
+    if line[index] == "\x00":
+        return f"NUL character at byte {offset} of the line (binary or UTF-16 data? save the file as UTF-8 text)"
+    if number == 1 and line.startswith(("\udcff\udcfe", "\udcfe\udcff")):
+        return "invalid UTF-8: the file starts with a UTF-16 or UTF-32 byte order mark (save it as UTF-8)"
+    return f"invalid UTF-8 at byte {offset} of the line"
 
 
 def read_txt(path: Path) -> Iterator[Record]:
@@ -99,15 +128,38 @@ def read_jsonl(path: Path) -> Iterator[Record]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataError(path, f"expected a JSON object ({error.msg})", line=number) from None
+            raise DataError(
+                path, f"expected a JSON object ({error.msg} at column {error.colno})", line=number
+            ) from None
+        except RecursionError:
+            raise DataError(path, "expected a JSON object (nested too deeply)", line=number) from None
+        except ValueError:  # the only other: an integer longer than Python converts (sys.get_int_max_str_digits)
+            raise DataError(path, "expected a JSON object (a number has too many digits)", line=number) from None
         if not isinstance(value, dict):
             raise DataError(path, f"expected a JSON object, found {type(value).__name__}", line=number)
+        if "\\u" in line and any(_SURROGATE.search(text) for text in _strings(value)):
+            raise DataError(
+                path, "a JSON string escapes a lone surrogate (\\ud800-\\udfff), which is not text", line=number
+            )
         yield Record(value, str(path), number)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string (keys too) in a parsed JSON value, walked without recursion: it may nest deeply."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend([*item, *item.values()])
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def read_delimited(path: Path, delimiter: str) -> Iterator[Record]:
     """Rows of a csv/tsv file with a header line (quoted fields may span lines); a wrong column count is an error."""
-    reader = csv.reader((line + "\n" for _, line in numbered_lines(path)), delimiter=delimiter)
+    reader = csv.reader((line + "\n" for _, line in numbered_lines(path)), delimiter=delimiter, strict=True)
     header: list[str] | None = None
     start = 1  # the line a row starts on
     try:
@@ -115,14 +167,18 @@ def read_delimited(path: Path, delimiter: str) -> Iterator[Record]:
             if row and any(cell.strip() for cell in row):
                 if header is None:
                     header = [name.strip() for name in row]
+                    if repeated := next((name for name in header if header.count(name) > 1), None):
+                        raise DataError(path, f"the header repeats the column {repeated!r}", line=start)
                 elif len(row) != len(header):
-                    message = f"expected {len(header)} columns ({', '.join(header)}), found {len(row)}"
+                    message = f"expected {len(header)} columns ({_names(header)}), found {len(row)}"
                     raise DataError(path, message, line=start)
                 else:
                     yield Record(dict(zip(header, row, strict=True)), str(path), start)
             start = reader.line_num + 1
     except csv.Error as error:
-        raise DataError(path, f"malformed {'tsv' if delimiter == chr(9) else 'csv'}: {error}", line=start) from None
+        # at the end of the data, a strict reader is still inside a quoted field
+        reason = "a quoted field is never closed" if str(error) == "unexpected end of data" else str(error)
+        raise DataError(path, f"malformed {'tsv' if delimiter == chr(9) else 'csv'}: {reason}", line=start) from None
 
 
 def read_conll(path: Path, token_column: int = 0, tag_column: int = -1) -> Iterator[Record]:
@@ -158,6 +214,11 @@ def read_conll(path: Path, token_column: int = 0, tag_column: int = -1) -> Itera
 
 def read_records(path: str | os.PathLike[str], format: Format | None = None, **options: Any) -> list[Record]:
     """All records of a local file; an empty file is an error naming it."""
+    return list(iter_records(path, format, **options))
+
+
+def iter_records(path: str | os.PathLike[str], format: Format | None = None, **options: Any) -> Iterator[Record]:
+    """The records of a local file one at a time, in constant memory; an empty file is an error naming it."""
     path = Path(path)
     kind = detect_format(path, format)
     readers = {
@@ -168,7 +229,9 @@ def read_records(path: str | os.PathLike[str], format: Format | None = None, **o
         "conll": lambda: read_conll(path, **options),
         "documents": lambda: read_documents(path),
     }
-    records = list(readers[kind]())
-    if not records:
+    empty = True
+    for record in readers[kind]():
+        empty = False
+        yield record
+    if empty:
         raise DataError(path, f"no records found (expected {kind} data)")
-    return records

@@ -55,6 +55,7 @@ class LanguageModelHeadMixin:
     is_causal: bool
     token_embedding: nn.Embedding
     lm_head: nn.Linear | None
+    lm_head_removed: bool = False
 
     def build_lm_head(self, tie_weights: bool) -> None:
         """Project onto the vocabulary with the token embedding (tied) or a new bias-free linear layer."""
@@ -65,10 +66,15 @@ class LanguageModelHeadMixin:
             )
         self.lm_head = None if tie_weights else nn.Linear(self.output_dim, self.vocab_size, bias=False)
 
+    def remove_lm_head(self) -> None:
+        """Drop the next-token head, for a task that predicts no tokens (no unused parameters under DDP)."""
+        self.lm_head = None
+        self.lm_head_removed = True
+
     def output_logits(self, hidden: Tensor) -> Tensor:
         """Next-token logits (B, T, vocab_size) from hidden states (B, T, output_dim)."""
-        if not self.is_causal:
-            raise NotImplementedError(f"{type(self).__name__} is not causal and has no language-model head")
+        if not self.is_causal or self.lm_head_removed:
+            raise NotImplementedError(f"{type(self).__name__} has no language-model head here")
         weight = self.token_embedding.weight if self.lm_head is None else self.lm_head.weight
         return F.linear(hidden, weight)
 

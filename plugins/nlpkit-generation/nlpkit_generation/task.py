@@ -86,6 +86,8 @@ class CausalLMTask(GenerativeTask):
     :param generation: default decoding settings for ``predict``, ``generate`` and ``stream``
     """
 
+    predicts_tokens = True
+
     def __init__(
         self,
         encoder: EncoderFactory,

@@ -120,12 +120,11 @@ class TriplesData(TextDataModule):
         return task.tokenizer or Tokenizer.from_options(self.tokenizer_options, texts)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
+        rows = self.rows[split]
+        batch_size = self.batch_size if split == "train" else self.eval_batch_size
         return DataLoader(
-            Rows(self.rows[split]),
-            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
-            generator=generator if shuffle else None,
+            Rows(rows),
+            batch_sampler=self.batch_sampler([1] * len(rows), batch_size, shuffle),
             collate_fn=_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -72,7 +72,7 @@ def read_entity_texts(path: str | os.PathLike[str]) -> dict[str, str]:
             raise DataError(path, "expected entity<TAB>name or description", line=number)
         entity = entity.strip()
         if entity in texts:
-            raise DataError(path, f"entity '{entity}' already has a text (line {first_line[entity]})", line=number)
+            raise DataError(path, f"entity {entity!r} already has a text (line {first_line[entity]})", line=number)
         texts[entity], first_line[entity] = text.strip(), number
     if not texts:
         raise DataError(path, "no entity texts found (expected entity<TAB>name or description)")

@@ -241,12 +241,10 @@ class LinkPredictionTask(Task):
         loss = loss + self._regularization(query_relations, self.entity_vectors(anchors), answer_vectors)
         return StepOutput(loss, None, None, len(triples))
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """The objective's loss on a batch of training rows, logged as ``train/loss``."""
+    def training_output(self, batch: dict[str, Any]) -> StepOutput:
+        """The objective's loss on a batch of training rows."""
         rows = batch["rows"]
-        output = self._one_to_n(rows) if self.hparams.objective == "1-n" else self._negative_sampling(rows)
-        self.log("train/loss", output.loss, prog_bar=True, batch_size=output.batch_size)
-        return output.loss
+        return self._one_to_n(rows) if self.hparams.objective == "1-n" else self._negative_sampling(rows)
 
     # -- evaluation -----------------------------------------------------------------------------------------
     def step(self, batch: dict[str, Any]) -> StepOutput:

@@ -24,7 +24,9 @@ CAN = {
     "rotate": ["symmetric", "inverse", "composition"],
 }
 # TransE lays each chain on a straight line, which no sphere holds: it trains without the unit-length projection.
-# Distance models get a margin small enough that true triples are pulled to distance ~0 on this small graph.
+# Distance models get a margin small enough that true triples are pulled to distance ~0 on this small graph;
+# ComplEx gets a little N3 regularisation, without which it leaves the symmetric relation's imaginary part loose.
+# (All four pass with seeds 0-3; a regression shows up in every seed.)
 HEADS = {
     "transe": partial(TransE, dim=32, normalize_entities=False),
     "distmult": partial(DistMult, dim=32),
@@ -47,8 +49,10 @@ def held_out_mrr(task: LinkPredictionTask, trainer: pl.Trainer, graph: dict[str,
 @pytest.mark.parametrize("model", list(HEADS))
 def test_each_scorer_infers_the_patterns_it_can_model(model: str, graph: dict[str, Path]) -> None:
     pl.seed_everything(0, verbose=False)
-    margin = 2.0 if model in ("transe", "rotate") else None
-    task = LinkPredictionTask(head=HEADS[model], learning_rate=0.02, margin=margin)
+    options = {"margin": 2.0} if model in ("transe", "rotate") else {}
+    if model == "complex":
+        options = {"regularizer": "n3", "regularization_weight": 0.001}
+    task = LinkPredictionTask(head=HEADS[model], learning_rate=0.02, **options)
     trainer = fit_tiny(task, TriplesData(train_path=str(graph["train"]), batch_size=64), max_steps=600)
     for pattern in CAN[model]:
         assert held_out_mrr(task, trainer, graph, f"test_{pattern}") >= 0.9, pattern

@@ -122,7 +122,7 @@ def _chunks(tags: list[_Tag], chunking: _Chunking) -> list[Span]:
     return found
 
 
-def _encode(entities: list[Span], length: int, scheme: Scheme) -> list[str]:
+def tags_of(entities: list[Span], length: int, scheme: Scheme) -> list[str]:
     """The tags of ``length`` tokens holding the given ordered, non-overlapping entities."""
     tags = ["O"] * length
     previous_end, previous_type = -1, ""
@@ -146,7 +146,7 @@ def convert(tags: Sequence[str], source: Scheme, target: Scheme) -> list[str]:
     """The same entities in another scheme (IOB1 is read leniently: an I- after O or another type starts one)."""
     parsed = _parse(tags, source)
     entities = _chunks(parsed, _LENIENT_IOB1 if source == "iob1" else _STRICT[source])
-    return _encode(entities, len(tags), validate_scheme(target))
+    return tags_of(entities, len(tags), validate_scheme(target))
 
 
 def detect_scheme(sequences: Iterable[Sequence[str]]) -> Scheme:

@@ -13,10 +13,25 @@ from nlpkit.encoders import EncoderFactory
 from nlpkit.errors import ConfigError
 from nlpkit.heads import HeadFactory, LinearHead
 from nlpkit.task import StepOutput, Task
+from nlpkit.tokenization import Tokenizer
 from nlpkit_ner.chars import CharEncoder, CharFeatures, char_ids
 from nlpkit_ner.crf import CRF
-from nlpkit_ner.tags import Scheme, allowed_transitions, check_tags, spans
-from nlpkit_ner.words import join_words, split_words
+from nlpkit_ner.tags import Scheme, Span, allowed_transitions, check_tags, spans, tags_of
+from nlpkit_ner.words import join_words, split_words, stitch, windows
+
+
+def _rows(examples: list[dict[str, Any]], key: str) -> list[Any]:
+    """Every window's entry under ``key``, example after example: the rows of a batch."""
+    return [row for example in examples for row in example[key]]
+
+
+def _per_example(per_row: list[list[Any]], batch: dict[str, Any]) -> list[list[Any]]:
+    """Per-word values of a batch's rows (windows) as one value per word of each example (see :func:`stitch`)."""
+    results, row = [], 0
+    for ranges in batch["windows"]:
+        results.append(stitch(per_row[row : row + len(ranges)], ranges))
+        row += len(ranges)
+    return results
 
 
 class TokenClassificationTask(Task):
@@ -27,9 +42,16 @@ class TokenClassificationTask(Task):
     input; raw text is split into words by :data:`nlpkit_ner.words.WORD` (runs of letters and digits, and
     single punctuation marks), and pre-tokenised input (``{"tokens": [...]}``) is taken as it is.
 
+    A sentence longer than the tokenizer's ``max_length`` (``<s>`` and the pieces) is read, in training and in
+    prediction, in windows of whole words that overlap by ``stride`` words (see :func:`nlpkit_ner.words.windows`),
+    so an entity far into a long text is found like one at its start. Each window is tagged on its own; a word in
+    two windows keeps the tag of the one where it sits further from the edge (the overlap is split at its
+    middle), so a word at a window's edge is tagged with the context the other window gives it.
+
     :param head: maps each word's first-piece state to tag scores (``linear``, ``mlp`` or a plugin's)
     :param crf: decode with a linear-chain CRF whose transitions forbid invalid moves (else a softmax per word)
     :param char_features: add a character CNN or BiLSTM feature to every word (helps models trained from scratch)
+    :param stride: words shared by consecutive windows of a long sentence (at most half a window)
 
     The tag scheme (IOB2 or BIOES) is the one of the labels, which the data module converts the files into.
     """
@@ -40,14 +62,18 @@ class TokenClassificationTask(Task):
         head: HeadFactory = LinearHead,
         crf: bool = True,
         char_features: CharFeatures = "none",
+        stride: int = 32,
         metrics: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
+        if stride < 0:
+            raise ConfigError(f"stride must be a number of words >= 0, got {stride}")
         default_metrics = ["entity-f1", "entity-precision", "entity-recall", "token-accuracy"]
         super().__init__(encoder, metrics=default_metrics if metrics is None else metrics, **kwargs)
         self.head_factory = head
         self.use_crf = crf
         self.char_features = char_features
+        self.stride = stride
 
     def build(self) -> None:
         """The head, the CRF with the scheme's allowed transitions, and the entity metrics."""
@@ -77,47 +103,67 @@ class TokenClassificationTask(Task):
         return {"tokens": tokens, "text": text, "offsets": offsets}
 
     def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:
-        """``<s>`` then each word's pieces; the index of every word's first piece; tag ids when labelled.
+        """Per window of the sentence: ``<s>`` and its words' pieces, each word's first-piece position, tag ids.
 
-        Words beyond the tokenizer's ``max_length`` are cut off (they are predicted as outside any entity).
+        ``windows`` holds the windows' word ranges; a word with more pieces than a window holds is cut to fit.
         """
         if not labeled and "offsets" not in fields:  # a raw text or words from a file: find the words' offsets
             fields = self.input_fields(fields.get("text", fields))
         tokens = fields["tokens"]
-        ids, firsts = [self.tokenizer.bos_id], []  # type: ignore[union-attr]
-        for pieces in self.tokenizer.encode(tokens, max_length=10**9):  # type: ignore[union-attr]
-            pieces = pieces or [self.tokenizer.unk_id]  # type: ignore[union-attr]
-            if len(ids) + len(pieces) > self.tokenizer.max_length:  # type: ignore[union-attr]
-                break
-            firsts.append(len(ids))
-            ids.extend(pieces)
-        example: dict[str, Any] = {"tokens": ids, "firsts": firsts, "length": len(ids), "words": len(tokens)}
+        tokenizer: Tokenizer = self.tokenizer  # type: ignore[assignment]
+        budget = max(tokenizer.max_length - 1, 1)  # pieces per window after <s>
+        pieces = [(word or [tokenizer.unk_id])[:budget] for word in tokenizer.encode(tokens, max_length=10**9)]
+        ranges = windows([len(word) for word in pieces], budget, self.stride)
+        example: dict[str, Any] = {"windows": ranges, "tokens": [], "firsts": []}
+        for start, end in ranges:
+            window, firsts = [tokenizer.bos_id], []
+            for word in pieces[start:end]:
+                firsts.append(len(window))
+                window.extend(word)
+            example["tokens"].append(window)
+            example["firsts"].append(firsts)
+        example["length"] = max(len(window) for window in example["tokens"])
         if self.char_features != "none":
-            example["chars"] = [char_ids(word) for word in tokens[: len(firsts)]]
+            example["chars"] = [[char_ids(word) for word in tokens[start:end]] for start, end in ranges]
         if labeled:
-            example["tags"] = [self.label_ids[tag] for tag in fields["tags"][: len(firsts)]]
+            entities = spans(fields["tags"], self.scheme)
+            example["tags"] = [self._window_tags(entities, start, end) for start, end in ranges]
             example["gold"] = fields["tags"]
         if "offsets" in fields:
             example.update(text=fields["text"], offsets=fields["offsets"])
         return example
 
+    def _window_tags(self, entities: list[Span], start: int, end: int) -> list[int]:
+        """Tag ids of the words ``start:end``; the part of an entity cut by the window's edge is tagged as an entity
+        of its own, so that every window's tags are a valid path for the CRF."""
+        visible = [
+            (label, max(first, start) - start, min(last, end) - start)
+            for label, first, last in entities
+            if first < end and last > start
+        ]
+        return [self.label_ids[tag] for tag in tags_of(visible, end - start, self.scheme)]
+
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        """Padded piece ids and mask, first-piece positions and word mask, tag ids; raw fields as lists."""
-        tokens, mask = pad([example["tokens"] for example in examples])
-        firsts, word_mask = pad([example["firsts"] for example in examples])
+        """One row per window: padded piece ids and mask, first-piece positions and word mask, tag ids.
+
+        ``windows`` keeps each example's word ranges (its rows follow one another); raw fields are lists.
+        """
+        tokens, mask = pad(_rows(examples, "tokens"))
+        firsts, word_mask = pad(_rows(examples, "firsts"))
         batch: dict[str, Any] = {
             "tokens": tokens, "mask": mask, "firsts": firsts, "word_mask": word_mask,
+            "windows": [example["windows"] for example in examples],
             "index": torch.tensor([example["index"] for example in examples]),
-            "words": [example["words"] for example in examples],
         }  # fmt: skip
         if "chars" in examples[0]:
-            longest = max((len(chars) for example in examples for chars in example["chars"]), default=1)
-            batch["chars"] = torch.zeros(len(examples), firsts.size(1), max(longest, 1), dtype=torch.long)
-            for row, example in enumerate(examples):
-                for column, chars in enumerate(example["chars"]):
+            words = _rows(examples, "chars")
+            longest = max((len(chars) for row in words for chars in row), default=1)
+            batch["chars"] = torch.zeros(len(words), firsts.size(1), max(longest, 1), dtype=torch.long)
+            for row, row_words in enumerate(words):
+                for column, chars in enumerate(row_words):
                     batch["chars"][row, column, : len(chars)] = torch.tensor(chars)
         if "tags" in examples[0]:
-            batch["tags"], _ = pad([example["tags"] for example in examples])
+            batch["tags"], _ = pad(_rows(examples, "tags"))
             batch["gold"] = [example["gold"] for example in examples]
         if "offsets" in examples[0]:
             batch["text"] = [example["text"] for example in examples]
@@ -136,38 +182,46 @@ class TokenClassificationTask(Task):
         return self(batch["tokens"], batch["mask"], batch["firsts"], batch.get("chars"))
 
     def _decode(self, emissions: Tensor, word_mask: Tensor) -> list[list[int]]:
+        """Each window's best tag ids, one per word (a window without words, from an empty input, gets none)."""
+        counts = word_mask.sum(1).tolist()
         if self.crf is not None:
-            return self.crf.decode(emissions, word_mask)
-        return [row[: int(n)].tolist() for row, n in zip(emissions.argmax(-1), word_mask.sum(1), strict=True)]
-
-    def _tag_strings(self, paths: list[list[int]], words: list[int]) -> list[list[str]]:
-        """Tag names per sentence, with "O" for words cut off by the length limit."""
-        return [[self.labels[i] for i in path] + ["O"] * (n - len(path)) for path, n in zip(paths, words, strict=True)]  # type: ignore[index]
+            mask = word_mask.clone()
+            mask[:, 0] = True  # the CRF decodes at least one position; an empty window's is dropped below
+            paths = self.crf.decode(emissions, mask)
+        else:
+            paths = emissions.argmax(-1).tolist()
+        return [path[:count] for path, count in zip(paths, counts, strict=True)]
 
     def step(self, batch: dict[str, Any]) -> StepOutput:
-        """CRF negative log-likelihood (or cross-entropy per word); decoded tags for the entity metrics."""
+        """CRF negative log-likelihood (or cross-entropy per word) over windows; decoded tags for the entity metrics."""
         emissions = self._emissions(batch)
         word_mask, tags = batch["word_mask"], batch["tags"]
         if self.crf is not None:
             loss = self.crf(emissions, tags, word_mask)
         else:
             loss = F.cross_entropy(emissions[word_mask], tags[word_mask])
-        predictions = [] if self.training else self._tag_strings(self._decode(emissions, word_mask), batch["words"])
-        return StepOutput(loss, predictions, [] if self.training else batch["gold"], len(emissions))
+        examples = len(batch["windows"])
+        if self.training:
+            return StepOutput(loss, [], [], examples)
+        paths = _per_example(self._decode(emissions, word_mask), batch)
+        predictions = [[self.labels[i] for i in path] for path in paths]  # type: ignore[index]
+        return StepOutput(loss, predictions, batch["gold"], examples)
 
     def predict_batch(self, batch: dict[str, Any]) -> list[list[dict[str, Any]]]:
         """Entities per input: ``{text, label, start, end, score}`` (score: mean tag probability of its words)."""
         emissions = self._emissions(batch)
         probabilities = emissions.softmax(-1)
-        paths = self._decode(emissions, batch["word_mask"])
+        scored = [  # (tag id, its probability) per word of each window
+            list(zip(path, probabilities[row, range(len(path)), path].tolist(), strict=True))
+            for row, path in enumerate(self._decode(emissions, batch["word_mask"]))
+        ]
         results = []
-        for row, (path, tags) in enumerate(zip(paths, self._tag_strings(paths, batch["words"]), strict=True)):
-            text, offsets = batch["text"][row], batch["offsets"][row]
+        for words, text, offsets in zip(_per_example(scored, batch), batch["text"], batch["offsets"], strict=True):
+            tags = [self.labels[tag] for tag, _ in words]  # type: ignore[index]
             entities = []
             for label, start, end in spans(tags, self.scheme):
                 first, last = offsets[start][0], offsets[end - 1][1]
-                word_scores = [float(probabilities[row, i, path[i]]) for i in range(start, min(end, len(path)))]
-                score = sum(word_scores) / len(word_scores) if word_scores else 0.0
+                score = sum(probability for _, probability in words[start:end]) / (end - start)
                 entities.append({"text": text[first:last], "label": label, "start": first, "end": last, "score": score})
             results.append(entities)
         return results

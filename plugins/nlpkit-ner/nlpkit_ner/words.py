@@ -1,12 +1,16 @@
-"""Words of raw text, with character offsets, by one documented rule; and CoNLL files written back."""
+"""Words of raw text, with character offsets, by one documented rule; windows of words for long inputs; and CoNLL
+files written back."""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Sequence
+from typing import TypeVar
 
 from nlpkit.io import atomic_write_bytes
+
+T = TypeVar("T")
 
 #: A word is a run of letters/digits (with inner hyphens or apostrophes: "state-of-the-art", "don't"),
 #: or any single other non-space character (punctuation).
@@ -25,6 +29,37 @@ def join_words(words: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
         offsets.append((position, position + len(word)))
         position += len(word) + 1
     return " ".join(words), offsets
+
+
+def windows(sizes: Sequence[int], budget: int, overlap: int) -> list[tuple[int, int]]:
+    """Word ranges ``(start, end)`` covering every word, each within ``budget`` pieces (``sizes``: pieces per word).
+
+    Consecutive windows share up to ``overlap`` words, and at most half a window, so every window moves on.
+    A word larger than ``budget`` gets a window of its own (its pieces must be cut to fit); no words give one
+    empty window.
+    """
+    ranges, start = [], 0
+    while True:
+        end, used = start, 0
+        while end < len(sizes) and (end == start or used + sizes[end] <= budget):
+            used += sizes[end]
+            end += 1
+        ranges.append((start, end))
+        if end >= len(sizes):
+            return ranges
+        start = max(end - overlap, (start + end + 1) // 2)
+
+
+def stitch(per_window: Sequence[Sequence[T]], ranges: Sequence[tuple[int, int]]) -> list[T]:
+    """One value per word from per-window values; where two windows overlap, the middle of the overlap splits them.
+
+    A word in both so takes its value from the window in which it lies further from the edge.
+    """
+    values: list[T] = []
+    for index, (values_of_window, (start, end)) in enumerate(zip(per_window, ranges, strict=True)):
+        until = (ranges[index + 1][0] + end) // 2 if index + 1 < len(ranges) else end
+        values.extend(values_of_window[len(values) - start : until - start])
+    return values
 
 
 def write_conll(path: str | os.PathLike[str], sentences: Sequence[tuple[Sequence[str], Sequence[str]]]) -> None:
