@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from nlpkit.checkpoints import checkpoint_tokenizer, nlpkit_section
 from nlpkit.configurable import class_path
 from nlpkit.errors import CheckpointError
 from nlpkit.io import load_checkpoint
@@ -17,8 +18,8 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Task:
     The checkpoint is read with ``weights_only=True`` and its tokenizer checked before the task is rebuilt; the
     task class must be registered by a loaded plugin.
     """
-    section = Task.nlpkit_section(load_checkpoint(path), path)
-    Task.checkpoint_tokenizer(section, path)  # refuse a bad tokenizer, naming the file, before Lightning runs
+    section = nlpkit_section(load_checkpoint(path), path)
+    checkpoint_tokenizer(section, path)  # refuse a bad tokenizer, naming the file, before Lightning runs
     tasks = get_plugins()["tasks"]
     name = section.get("task")
     if name:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import pytorch_lightning as pl
@@ -13,21 +13,27 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from nlpkit.configurable import Configurable, class_path
+from nlpkit.checkpoints import (
+    CHECKPOINT_KEY,
+    checkpoint_tokenizer,
+    nlpkit_section,
+    nlpkit_section_of,
+    plain_hyperparameters,
+    refuse_nonfinite,
+    refuse_other_shapes,
+)
+from nlpkit.configurable import class_path
 from nlpkit.data.batching import BucketBatchSampler
 from nlpkit.data.readers import Record
 from nlpkit.encoders.base import Encoder, EncoderFactory, LanguageModelHeadMixin
-from nlpkit.errors import CheckpointError, ConfigError, NlpkitError, TrainingError
+from nlpkit.errors import CheckpointError, ConfigError, TrainingError
 from nlpkit.io import load_checkpoint
 from nlpkit.languages import LanguageEmbeddings
-from nlpkit.plugins import plugin_versions, registry
+from nlpkit.plugins import registry
 from nlpkit.tokenization import Tokenizer
 
-CHECKPOINT_KEY = "nlpkit"
 #: What a task learns from its training data: a label list, or named vocabularies (a graph's entities and relations)
 Labels = list[str] | dict[str, list[str]] | None
-CHECKPOINT_FORMAT = 1
-_PLAIN = (str, int, float, bool, type(None))
 
 
 @dataclass
@@ -46,16 +52,6 @@ def _take(values: Any, rows: list[int]) -> Any:
     if isinstance(values, Tensor):
         return values[torch.tensor(rows, device=values.device)]
     return [values[i] for i in rows]
-
-
-def _is_plain(value: Any) -> bool:
-    if isinstance(value, _PLAIN):
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(_is_plain(item) for item in value)
-    if isinstance(value, dict):
-        return all(isinstance(key, str) and _is_plain(item) for key, item in value.items())
-    return False
 
 
 class Task(pl.LightningModule):
@@ -111,7 +107,7 @@ class Task(pl.LightningModule):
         self._init_state: dict[str, Tensor] | None = None
         if init_from:
             checkpoint = load_checkpoint(init_from)
-            self.tokenizer = self.checkpoint_tokenizer(self.nlpkit_section(checkpoint, init_from), init_from)
+            self.tokenizer = checkpoint_tokenizer(nlpkit_section(checkpoint, init_from), init_from)
             self._init_state = checkpoint.get("state_dict", {})
 
     # -- subclass API ----------------------------------------------------------------------------------
@@ -383,75 +379,21 @@ class Task(pl.LightningModule):
         """Store tokenizer, labels and plugin versions; keep hyperparameters plain data (``weights_only`` loads)."""
         if not self.is_built:
             raise CheckpointError("cannot save a task that was never built")
-        weights = checkpoint["state_dict"].items()
-        broken = next(
-            (k for k, v in weights if torch.is_tensor(v) and v.is_floating_point() and not v.isfinite().all()), None
-        )
-        if broken is not None:
-            raise CheckpointError(f"refusing to save a checkpoint whose weights are not finite ({broken})")
-        checkpoint[CHECKPOINT_KEY] = {
-            "format": CHECKPOINT_FORMAT,
-            "task_class": class_path(type(self)),
-            "task": registry("tasks").name_of(type(self)),
-            "tokenizer": self.tokenizer.to_bytes() if self.tokenizer else None,
-            "max_length": self.tokenizer.max_length if self.tokenizer else None,
-            "labels": self.labels,
-            "plugins": plugin_versions(),
-        }
-        checkpoint["hyper_parameters"] = self._plain_hyperparameters()
-
-    def _plain_hyperparameters(self) -> dict[str, Any]:
-        hparams: dict[str, Any] = {"_class_path": class_path(type(self))}
-        for name, value in self.hparams.items():
-            if name.startswith("_"):
-                continue
-            module = getattr(self, name, None)  # a factory argument's built module has the argument's name
-            if not _is_plain(value) and isinstance(module, Configurable):
-                value = module.spec()
-            elif is_dataclass(value) and not isinstance(value, type):
-                value = asdict(value)
-            if not _is_plain(value):
-                raise CheckpointError(f"hyperparameter '{name}' is not plain data ({type(value).__name__})")
-            hparams[name] = value
-        hparams["init_from"] = None  # the weights are in this checkpoint: loading it needs no other file
-        hparams["_instantiator"] = "pytorch_lightning.cli.instantiate_module"
-        return hparams
-
-    @staticmethod
-    def nlpkit_section(checkpoint: dict[str, Any], source: object) -> dict[str, Any]:
-        """The checkpoint's nlpkit section (tokenizer, labels, task, versions), or a CheckpointError."""
-        section = checkpoint.get(CHECKPOINT_KEY)
-        if not isinstance(section, dict) or "tokenizer" not in section:
-            raise CheckpointError(f"{source}: not an nlpkit checkpoint (no '{CHECKPOINT_KEY}' section)")
-        return section
+        refuse_nonfinite(checkpoint["state_dict"])
+        checkpoint[CHECKPOINT_KEY] = nlpkit_section_of(self)
+        checkpoint["hyper_parameters"] = plain_hyperparameters(self)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Check the checkpoint is this task's, rebuild the modules from its tokenizer and labels, check the shapes."""
         self.bind_checkpoint(checkpoint, "checkpoint")
-        own = self.state_dict()
-        for key, value in checkpoint.get("state_dict", {}).items():
-            if key in own and own[key].shape != value.shape:
-                raise CheckpointError(
-                    f"checkpoint: weights {key} are {tuple(value.shape)}, but the model its tokenizer, labels and "
-                    f"hyperparameters build has {tuple(own[key].shape)}"
-                )
+        refuse_other_shapes(self.state_dict(), checkpoint.get("state_dict", {}), "checkpoint")
 
     def bind_checkpoint(self, checkpoint: dict[str, Any], source: object) -> None:
         """:meth:`bind` with a checkpoint's tokenizer and labels, after checking this task made it."""
-        section = self.nlpkit_section(checkpoint, source)
+        section = nlpkit_section(checkpoint, source)
         if section.get("task_class") != class_path(type(self)):
             raise CheckpointError(
                 f"{source}: made by task {section.get('task') or section.get('task_class')}, "
                 f"not by {registry('tasks').name_of(type(self)) or type(self).__name__}"
             )
-        self.bind(self.checkpoint_tokenizer(section, source), section["labels"])
-
-    @staticmethod
-    def checkpoint_tokenizer(section: dict[str, Any], source: object) -> Tokenizer | None:
-        """The tokenizer of a checkpoint's nlpkit section (None for a task that reads no text), checked."""
-        if section["tokenizer"] is None:
-            return None
-        try:
-            return Tokenizer(section["tokenizer"], max_length=section.get("max_length") or 512)
-        except NlpkitError as error:
-            raise CheckpointError(f"{source}: unusable tokenizer: {error}") from error
+        self.bind(checkpoint_tokenizer(section, source), section["labels"])

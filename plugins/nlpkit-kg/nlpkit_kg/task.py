@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nlpkit.checkpoints import CHECKPOINT_KEY, nlpkit_section
 from nlpkit.data import pad
 from nlpkit.encoders import EncoderFactory
 from nlpkit.errors import CheckpointError, ConfigError
@@ -350,9 +351,9 @@ class LinkPredictionTask(Task):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Also store the entity texts, which text-aware entities are rebuilt from."""
         super().on_save_checkpoint(checkpoint)
-        checkpoint["nlpkit"]["entity_texts"] = self.entity_texts
+        checkpoint[CHECKPOINT_KEY]["entity_texts"] = self.entity_texts
 
     def bind_checkpoint(self, checkpoint: dict[str, Any], source: object) -> None:
         """Restore the entity texts, then bind the vocabularies and tokenizer."""
-        self.entity_texts = self.nlpkit_section(checkpoint, source).get("entity_texts")
+        self.entity_texts = nlpkit_section(checkpoint, source).get("entity_texts")
         super().bind_checkpoint(checkpoint, source)
