@@ -46,5 +46,8 @@ def register_datasets(register: Register) -> None:
 
 @hookimpl
 def register_commands(register: Register) -> None:
-    """``nlpkit plugins``."""
+    """``nlpkit plugins`` and ``nlpkit new-plugin``."""
+    from nlpkit.scaffold import NewPluginCommand
+
     register("plugins", commands.PluginsCommand())
+    register("new-plugin", NewPluginCommand())
