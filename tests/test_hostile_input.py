@@ -16,7 +16,7 @@ from typing import Any, get_args
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from nlpkit_kg.graph import TriplesFile, read_entity_texts, read_triples
+from nlpkit_kg.graph import iter_triples, read_entity_texts
 
 from nlpkit.data import readers
 from nlpkit.data.readers import Format, Record, read_records
@@ -30,8 +30,8 @@ READERS: dict[str, Callable[[Path], Any]] = {
     "tsv": partial(readers.read_delimited, delimiter="\t"),
     "conll": readers.read_conll,
     "documents": readers.read_documents,
-    "triples": read_triples,
-    "queries": partial(read_triples, queries=True),
+    "triples": iter_triples,
+    "queries": partial(iter_triples, queries=True),
     "entity texts": read_entity_texts,
     **{f"read_records({format})": partial(read_records, format=format) for format in FORMATS},
 }
@@ -80,8 +80,6 @@ def strings(value: Any) -> Iterator[str]:
             yield item
         elif isinstance(item, Record):
             stack.append(item.fields)
-        elif isinstance(item, TriplesFile):
-            stack.append(item.rows)
         elif isinstance(item, dict):
             stack.extend([*item.keys(), *item.values()])
         elif isinstance(item, list | tuple):
@@ -114,7 +112,10 @@ def outcome(name: str, reader: Callable[[Path], Any], path: Path, data: bytes, s
         pytest.fail(f"{name} raised {type(error).__name__}: {error}")
     assert not any(SURROGATE.search(text) for text in strings(result)), f"{name}: not valid Unicode text"
     for record in result if isinstance(result, list) else []:
-        assert record.path == str(source or path) and 1 <= record.line <= len(logical_lines(data)), name
+        if isinstance(record, tuple):  # a triple: (line, head, relation, tail)
+            assert 1 <= record[0] <= len(logical_lines(data)), name
+        else:
+            assert record.path == str(source or path) and 1 <= record.line <= len(logical_lines(data)), name
     return result
 
 
@@ -281,8 +282,8 @@ VALID_FILES = {
 
 def comparable(name: str, result: Any) -> Any:
     """A reader's result in the form the ``VALID_FILES`` strategies give what they expect."""
-    if isinstance(result, TriplesFile):
-        return result.rows
+    if name in ("triples", "queries"):
+        return [(head, relation, tail) for _, head, relation, tail in result]
     return result if name == "entity texts" else [(record.fields, record.line) for record in result]
 
 

@@ -10,7 +10,7 @@ from nlpkit.data import TextDataModule
 from nlpkit.data.module import SPLITS_BY_STAGE
 from nlpkit.errors import ConfigError
 from nlpkit.tokenization import Tokenizer, TokenizerOptions
-from nlpkit_kg.graph import TriplesFile, read_entity_texts, read_triples, to_ids, vocabularies
+from nlpkit_kg.graph import Vocabulary, read_entity_texts, read_triple_ids
 from nlpkit_kg.task import LinkPredictionTask
 
 LABELLED = ("train", "val", "test")
@@ -86,32 +86,34 @@ class TriplesData(TextDataModule):
         """Read the splits, bind the model to the graph's vocabularies (unless it has them), serve id rows."""
         task = self._link_task()
         # rankings are filtered by every labelled split; prediction with a trained model needs none of them
-        labelled = [] if stage == "predict" and task.is_built else LABELLED
-        files = {split: read_triples(self.paths[split]) for split in labelled if self.paths[split]}
+        labelled = [split for split in LABELLED if self.paths[split] and not (stage == "predict" and task.is_built)]
+        ids = {}
         if not task.is_built:
-            if "train" not in files:
+            if not self.paths["train"]:
                 raise ConfigError("no train data: set data.train_path (the vocabularies come from it)")
+            entities, relations = Vocabulary("entity", []), Vocabulary("relation", [])
+            ids["train"] = read_triple_ids(self.paths["train"], entities, relations, grow=True)
             texts = read_entity_texts(self.entity_texts_path) if self.entity_texts_path else {}
-            entities, relations = vocabularies(files["train"], list(texts))
+            for name in texts:  # entities known only from their texts come after the training graph's
+                entities.add(name)
             task.entity_texts = [texts.get(name, name) for name in entities.names]
             task.bind(
                 self._tokenizer(task, task.entity_texts), {"entities": entities.names, "relations": relations.names}
             )
         self.tokenizer, self.labels = task.tokenizer, task.labels
-        ids = {split: to_ids(file, task.entities, task.relations) for split, file in files.items()}
+        for split in labelled:
+            if split not in ids:
+                ids[split] = read_triple_ids(self.paths[split], task.entities, task.relations)
         task.attach_graph(ids.get("train"), torch.cat([torch.empty(0, 3, dtype=torch.long), *ids.values()]))
         for split in SPLITS_BY_STAGE[stage]:
             if split == "predict":
-                self.rows[split] = to_ids(self._predict_file(), task.entities, task.relations)
+                if not self.paths["predict"]:
+                    raise ConfigError("no predict data: set data.predict_path")
+                self.rows[split] = read_triple_ids(self.paths["predict"], task.entities, task.relations, queries=True)
             elif split in ids:
                 self.rows[split] = task.training_rows(ids[split]) if split == "train" else ids[split]
             elif not (stage == "fit" and split == "val"):
                 raise ConfigError(f"no {split} data: set data.{split}_path")
-
-    def _predict_file(self) -> TriplesFile:
-        if not self.paths["predict"]:
-            raise ConfigError("no predict data: set data.predict_path")
-        return read_triples(self.paths["predict"], queries=True)
 
     def _tokenizer(self, task: LinkPredictionTask, texts: list[str]) -> Tokenizer | None:
         """The text-reading model's tokenizer: its own, the configured file, or one trained on the entity texts."""

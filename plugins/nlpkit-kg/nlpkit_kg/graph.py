@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -22,23 +22,19 @@ from nlpkit.errors import ConfigError, DataError
 MISSING = "?"
 
 
-@dataclass(frozen=True)
-class TriplesFile:
-    """The rows of one TSV file, each ``(head, relation, tail)`` with its line number; ``None`` marks ``?``."""
-
-    path: str
-    rows: list[tuple[str | None, str, str | None]]
-    lines: list[int]
+#: rows gathered before they join the id tensor: only ids are kept, never the names of a whole file
+CHUNK_ROWS = 1 << 16
 
 
-def read_triples(path: str | os.PathLike[str], queries: bool = False) -> TriplesFile:
-    """Read ``head<TAB>relation<TAB>tail`` lines (blank lines skipped).
+def iter_triples(
+    path: str | os.PathLike[str], queries: bool = False
+) -> Iterator[tuple[int, str | None, str, str | None]]:
+    """``(line, head, relation, tail)`` of each ``head<TAB>relation<TAB>tail`` line, read lazily (blank lines skipped).
 
-    With ``queries`` exactly one of head and tail is ``?`` (the entity to predict); otherwise none is.
+    With ``queries`` exactly one of head and tail is ``?`` (the entity to predict, given as None); otherwise none is.
     """
-    rows: list[tuple[str | None, str, str | None]] = []
-    lines = []
     expected = "head<TAB>relation<TAB>tail" + (" with ? for the entity to predict" if queries else "")
+    empty = True
     for number, line in numbered_lines(Path(path)):
         if not line.strip():
             continue
@@ -53,11 +49,42 @@ def read_triples(path: str | os.PathLike[str], queries: bool = False) -> Triples
             raise DataError(path, f"expected {expected}: mark exactly one of head and tail with ?", line=number)
         if not queries and missing:
             raise DataError(path, f"expected {expected}: the {missing[0]} is empty or ?", line=number)
-        rows.append((None if head in ("", MISSING) else head, relation, None if tail in ("", MISSING) else tail))
-        lines.append(number)
-    if not rows:
+        empty = False
+        yield number, None if head in ("", MISSING) else head, relation, None if tail in ("", MISSING) else tail
+    if empty:
         raise DataError(path, f"no triples found (expected {expected})")
-    return TriplesFile(os.fspath(path), rows, lines)
+
+
+def read_triple_ids(
+    path: str | os.PathLike[str],
+    entities: Vocabulary,
+    relations: Vocabulary,
+    grow: bool = False,
+    queries: bool = False,
+) -> Tensor:
+    """A file's triples as a ``(M, 3)`` long tensor of ids (``-1`` for ``?``), in one pass that keeps no names.
+
+    With ``grow``, names new to the vocabularies join them (the training split); otherwise an unknown name is an
+    error naming the file and line.
+    """
+    entity_id, relation_id = (entities.add, relations.add) if grow else (entities.id, relations.id)
+    chunks, rows = [], []
+    for number, head, relation, tail in iter_triples(path, queries):
+        try:
+            rows.append(
+                (
+                    -1 if head is None else entity_id(head),
+                    relation_id(relation),
+                    -1 if tail is None else entity_id(tail),
+                )
+            )
+        except ConfigError as error:
+            raise DataError(path, f"{error}: it never occurs in the training triples", line=number) from None
+        if len(rows) == CHUNK_ROWS:
+            chunks.append(torch.tensor(rows, dtype=torch.long))
+            rows = []
+    chunks.append(torch.tensor(rows, dtype=torch.long).reshape(-1, 3))
+    return torch.cat(chunks)
 
 
 def read_entity_texts(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -92,6 +119,14 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.names)
 
+    def add(self, name: str) -> int:
+        """The id of ``name``, which joins the vocabulary if it is new."""
+        index = self.ids.get(name)
+        if index is None:
+            index = self.ids[name] = len(self.names)
+            self.names.append(name)
+        return index
+
     def id(self, name: str) -> int:
         """The id of ``name``; an unknown one is a ConfigError with the closest known names."""
         if name not in self.ids:
@@ -99,31 +134,6 @@ class Vocabulary:
             hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
             raise ConfigError(f"unknown {self.kind} '{name}'{hint}")
         return self.ids[name]
-
-
-def vocabularies(train: TriplesFile, extra_entities: list[str] = ()) -> tuple[Vocabulary, Vocabulary]:
-    """Entities (of the training triples, then ``extra_entities``) and relations of the training triples."""
-    entities = dict.fromkeys(name for head, _, tail in train.rows for name in (head, tail))
-    entities.update(dict.fromkeys(extra_entities))
-    relations = dict.fromkeys(relation for _, relation, _ in train.rows)
-    return Vocabulary("entity", list(entities)), Vocabulary("relation", list(relations))  # type: ignore[arg-type]
-
-
-def to_ids(file: TriplesFile, entities: Vocabulary, relations: Vocabulary) -> Tensor:
-    """A ``(M, 3)`` long tensor of ids (``-1`` for ``?``); an unknown name is an error naming file and line."""
-    ids = []
-    for (head, relation, tail), number in zip(file.rows, file.lines, strict=True):
-        try:
-            ids.append(
-                (
-                    -1 if head is None else entities.id(head),
-                    relations.id(relation),
-                    -1 if tail is None else entities.id(tail),
-                )
-            )
-        except ConfigError as error:
-            raise DataError(file.path, f"{error}: it never occurs in the training triples", line=number) from None
-    return torch.tensor(ids, dtype=torch.long).reshape(-1, 3)
 
 
 def as_queries(triples: Tensor, num_relations: int) -> Tensor:

@@ -14,7 +14,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from nlpkit_kg.data import TriplesData
-from nlpkit_kg.graph import read_entity_texts, read_triples, to_ids, vocabularies
+from nlpkit_kg.graph import Vocabulary, iter_triples, read_entity_texts, read_triple_ids
 from nlpkit_kg.sample import write_planted_graph
 from nlpkit_kg.scorers import ComplEx, DistMult
 from nlpkit_kg.task import LinkPredictionTask, bernoulli_head_probability
@@ -34,6 +34,10 @@ def write(path: Path, text: str) -> str:
 
 
 # -- reading ------------------------------------------------------------------------------------------------
+def read_triples(path: str, queries: bool = False) -> list:
+    return list(iter_triples(path, queries))
+
+
 def test_bad_files_name_the_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"train\.tsv:3: expected head<TAB>relation<TAB>tail, found 2"):
         read_triples(write(tmp_path / "train.tsv", "a\tr\tb\n\nc\tr\n"))
@@ -47,13 +51,43 @@ def test_bad_files_name_the_file_and_line(tmp_path: Path) -> None:
         read_triples(write(tmp_path / "empty.tsv", "\n\n"))
 
 
-def test_an_entity_unknown_to_training_names_its_file_and_line(tmp_path: Path) -> None:
-    train = read_triples(write(tmp_path / "train.tsv", "a\tr\tb\nb\tr\tc\n"))
-    entities, relations = vocabularies(train, ["d"])
-    assert entities.names == ["a", "b", "c", "d"] and relations.names == ["r"]
-    test = read_triples(write(tmp_path / "test.tsv", "a\tr\tc\nb\tr\tzed\n"))
+def test_training_triples_grow_the_vocabularies_and_others_must_use_them(tmp_path: Path) -> None:
+    entities, relations = Vocabulary("entity", []), Vocabulary("relation", [])
+    train = read_triple_ids(write(tmp_path / "train.tsv", "a\tr\tb\nb\ts\tc\n"), entities, relations, grow=True)
+    assert train.tolist() == [[0, 0, 1], [1, 1, 2]]
+    assert entities.names == ["a", "b", "c"] and relations.names == ["r", "s"]
+    queries = read_triple_ids(write(tmp_path / "q.tsv", "?\ts\tc\n"), entities, relations, queries=True)
+    assert queries.tolist() == [[-1, 1, 2]]
+    test = write(tmp_path / "test.tsv", "a\tr\tc\nb\tr\tzed\n")
     with pytest.raises(DataError, match=r"test\.tsv:2: unknown entity 'zed'.*never occurs in the training triples"):
-        to_ids(test, entities, relations)
+        read_triple_ids(test, entities, relations)
+
+
+PEAK_MEMORY = """
+import resource, sys
+from nlpkit_kg.graph import Vocabulary, read_triple_ids
+ids = read_triple_ids(sys.argv[1], Vocabulary("entity", []), Vocabulary("relation", []), grow=True)
+print(len(ids), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_a_triples_file_is_held_as_ids_not_names(tmp_path: Path) -> None:
+    def peak_mib(triples: int) -> float:
+        path = tmp_path / f"{triples}.tsv"
+        with path.open("w", encoding="utf-8") as handle:
+            for i in range(triples):
+                handle.write(f"entity_{i % 50_000:06d}\trelation_{i % 97:03d}\tentity_{(i * 7919) % 50_000:06d}\n")
+        run = subprocess.run(
+            [sys.executable, "-c", PEAK_MEMORY, str(path)], capture_output=True, text=True, timeout=300
+        )
+        count, peak_kib = map(int, run.stdout.split())
+        assert count == triples, run.stderr[-2000:]
+        return peak_kib / 1024
+
+    # 600,000 more triples: 14 MiB of ids (twice that while the chunks are joined), 26 MiB of text; held as
+    # tuples of strings they would take over 150 MiB
+    grown = peak_mib(800_000) - peak_mib(200_000)
+    assert grown < 60, f"600,000 more triples took {grown:.0f} MiB"
 
 
 def test_bernoulli_odds_equal_a_counting_loop() -> None:
