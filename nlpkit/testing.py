@@ -1,10 +1,11 @@
-"""Helpers for tests of nlpkit and of plugins: isolated plugin sets, tiny corpora, a few real training steps."""
+"""Helpers for tests of nlpkit and of plugins: isolated plugin sets, tiny corpora, a few real training steps, and
+:class:`EncoderContract`, the tests every encoder must pass."""
 
 from __future__ import annotations
 
 import csv
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -109,3 +110,118 @@ def fit_tiny(task: Any, datamodule: Any, max_steps: int = 20, **trainer_options:
     trainer = pl.Trainer(**options)
     trainer.fit(task, datamodule=datamodule)
     return trainer
+
+
+class EncoderContract:
+    """The encoder contract as pytest tests: subclass it in a test module and set ``make_encoder``.
+
+    ``make_encoder`` builds the encoder from a vocabulary size (a class or a ``functools.partial``); pytest
+    collects the inherited tests (name the subclass ``Test...``). They check what tasks rely on: the output
+    shape, that padding on either side never changes a sequence's states, that ``is_causal`` tells the truth,
+    that a causal encoder's cached step-by-step decoding equals recomputing everything, and that ``spec()``
+    rebuilds the same module.
+    """
+
+    make_encoder: Callable[[int], Any]
+    vocab_size = 23
+
+    def _encoder(self, seed: int = 0) -> Any:
+        import torch
+
+        torch.manual_seed(seed)
+        return type(self).make_encoder(self.vocab_size).eval()
+
+    def _sequences(self, lengths: list[int], seed: int = 0) -> list[list[int]]:
+        import torch
+
+        generator = torch.Generator().manual_seed(seed)
+        return [torch.randint(4, self.vocab_size, (n,), generator=generator).tolist() for n in lengths]
+
+    @staticmethod
+    def _alone(encoder: Any, sequence: list[int]) -> Any:
+        import torch
+
+        tokens = torch.tensor([sequence])
+        return encoder(tokens, torch.ones_like(tokens, dtype=torch.bool))[0]
+
+    def test_states_have_the_declared_shape(self) -> None:
+        """``(B, T)`` ids and mask give ``(B, T, output_dim)`` finite states."""
+        import torch
+
+        encoder = self._encoder()
+        tokens = torch.tensor(self._sequences([6, 6]))
+        with torch.no_grad():
+            states = encoder(tokens, torch.ones_like(tokens, dtype=torch.bool))
+        assert states.shape == (2, 6, encoder.output_dim) and states.isfinite().all()
+
+    def test_padding_never_changes_a_sequence(self) -> None:
+        """Left or right padding (and an all-padding row) leaves every real position's state as it was alone."""
+        import torch
+
+        from nlpkit.data.batching import pad
+
+        encoder = self._encoder()
+        sequences = self._sequences([5, 9, 1, 3])
+        for left in (False, True):
+            tokens, mask = pad([*sequences, []], left=left)
+            with torch.no_grad():
+                states = encoder(tokens, mask)
+                for row, sequence in enumerate(sequences):
+                    torch.testing.assert_close(
+                        states[row][mask[row]], self._alone(encoder, sequence), atol=1e-5, rtol=0
+                    )
+
+    def test_is_causal_tells_what_a_change_reaches(self) -> None:
+        """Changing token t changes position t; it changes earlier positions exactly when the encoder is not causal."""
+        import torch
+
+        encoder = self._encoder()
+        tokens = torch.tensor(self._sequences([10, 10], seed=3))
+        changed = tokens.clone()
+        changed[:, 6] = (tokens[:, 6] - 3) % (self.vocab_size - 4) + 4  # another token that is not special
+        mask = torch.ones_like(tokens, dtype=torch.bool)
+        with torch.no_grad():
+            before, after = encoder(tokens, mask), encoder(changed, mask)
+        assert (before[:, 6] - after[:, 6]).abs().amax() > 1e-6
+        reaches_past = bool((before[:, :6] - after[:, :6]).abs().amax() > 0)
+        assert reaches_past is not encoder.is_causal
+
+    def test_cached_decoding_equals_recomputation(self) -> None:
+        """A causal encoder's ``step`` over a cache, prompt then token by token, gives the states of one pass."""
+        import torch
+
+        encoder = self._encoder()
+        if not encoder.is_causal:
+            return
+        from nlpkit.data.batching import pad
+
+        history = self._sequences([5, 1, 3])
+        tokens, mask = pad(history, left=True)
+        cache = encoder.init_cache(len(history))
+        generator = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            states = encoder.step(tokens, mask, cache)
+            steps = [[states[row][mask[row]]] for row in range(len(history))]
+            for _ in range(6):
+                token = torch.randint(4, self.vocab_size, (len(history), 1), generator=generator)
+                state = encoder.step(token, torch.ones_like(token, dtype=torch.bool), cache)
+                for row in range(len(history)):
+                    history[row].append(int(token[row]))
+                    steps[row].append(state[row])
+            for row, sequence in enumerate(history):
+                torch.testing.assert_close(torch.cat(steps[row]), self._alone(encoder, sequence), atol=1e-5, rtol=0)
+
+    def test_spec_rebuilds_the_same_encoder(self) -> None:
+        """``spec()`` names the class and arguments that build an identical module (what checkpoints rely on)."""
+        import importlib
+
+        import torch
+
+        encoder = self._encoder(seed=5)
+        spec = encoder.spec()
+        module, _, name = spec["class_path"].rpartition(".")
+        torch.manual_seed(5)
+        rebuilt = getattr(importlib.import_module(module), name)(self.vocab_size, **spec["init_args"]).eval()
+        assert type(rebuilt) is type(encoder)
+        for (key, value), (_, again) in zip(encoder.state_dict().items(), rebuilt.state_dict().items(), strict=True):
+            torch.testing.assert_close(value, again, msg=key)
