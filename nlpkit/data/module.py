@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from functools import partial
 from itertools import islice
@@ -108,7 +108,7 @@ class TextDataModule(pl.LightningDataModule):
         """The label strings of one example (none for unlabelled tasks)."""
         return []
 
-    def tokenizer_texts(self, train: list[tuple[Record, dict[str, Any]]]) -> Iterator[str]:
+    def tokenizer_texts(self, train: Iterable[tuple[Record, dict[str, Any]]]) -> Iterator[str]:
         """The text a new tokenizer is trained on (default: every training text)."""
         return (text for _, fields in train for text in self.texts(fields))
 
@@ -150,13 +150,20 @@ class TextDataModule(pl.LightningDataModule):
             if not (streamed and split == "train")
         }
         needs_training_split = (task is None or task.tokenizer is None) and not self.tokenizer_options.path
-        train = read.get("train") or (self.read("train") if needs_training_split and not self.streaming else None)
+        train = read.get("train")
+        if train is None and needs_training_split and not self.streaming:
+            train = self.read("train")
+
+        def training_records() -> Iterable[tuple[Record, dict[str, Any]]] | None:
+            """The training split as read, or (streaming) a fresh lazy pass over its file."""
+            return self.stream_records("train", 0, 1) if train is None and self.streaming else train
+
         if task is not None and task.tokenizer is not None:
             self.tokenizer = task.tokenizer
         else:
-            texts = self.tokenizer_texts(train or self.stream_records("train", 0, 1))
+            texts = self.tokenizer_texts(training_records() or [])
             self.tokenizer = Tokenizer.from_options(self.tokenizer_options, islice(texts, TOKENIZER_SAMPLE))
-        self.labels = self._labels(task, train if not streamed else self.stream_records("train", 0, 1), read)
+        self.labels = self._labels(task, training_records(), read)
         if task is None:
             return
         task.bind(self.tokenizer, self.labels)
@@ -201,7 +208,7 @@ class TextDataModule(pl.LightningDataModule):
     def _labels(
         self,
         task: Task | None,
-        train: list[tuple[Record, dict[str, Any]]] | None,
+        train: Iterable[tuple[Record, dict[str, Any]]] | None,
         read: dict[str, list[tuple[Record, dict[str, Any]]]],
     ) -> list[str] | None:
         if task is not None and task.labels is not None:
