@@ -34,7 +34,7 @@ class Checkpoint(ModelCheckpoint):
         """Lightning's triggers, then ``last.ckpt`` when the step is a multiple of the interval."""
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         step, every = trainer.global_step, self.last_every_n_train_steps
-        if every and self.save_last and self.dirpath and step % every == 0 and step != self._last_step_written:
+        if every and self.save_last and self.dirpath and step and step % every == 0 and step != self._last_step_written:
             self._last_step_written = step
             trainer.save_checkpoint(os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION))
 
@@ -49,7 +49,9 @@ class PredictionWriter(BasePredictionWriter):
     def write_on_epoch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Any, batch_indices: Any
     ) -> None:
-        """Sort the epoch's predictions by input index and write them."""
+        """Sort the epoch's predictions by input index and write them (once: every process predicted them all)."""
+        if not trainer.is_global_zero:
+            return
         rows = sorted((row for batch in predictions for row in batch), key=lambda row: row["index"])
         text = "".join(json.dumps(row["prediction"], ensure_ascii=False) + "\n" for row in rows)
         if self.output_path:

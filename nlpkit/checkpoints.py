@@ -76,6 +76,8 @@ def refuse_other_shapes(own: dict[str, Tensor], saved: dict[str, Any], source: o
     """A CheckpointError when a saved tensor's shape differs from the model's (a tokenizer or labels that do not
     fit the weights)."""
     for key, value in saved.items():
+        if key in own and not torch.is_tensor(value):
+            raise CheckpointError(f"{source}: weights {key} are a {type(value).__name__}, not a tensor")
         if key in own and own[key].shape != value.shape:
             raise CheckpointError(
                 f"{source}: weights {key} are {tuple(value.shape)}, but the model its tokenizer, labels and "

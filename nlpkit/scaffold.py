@@ -201,11 +201,14 @@ def write_plugin(name: str, directory: Path) -> list[Path]:
         "README.md": README,
     }
     written = []
-    for relative, template in files.items():
-        path = directory / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, Template(template).substitute(values).encode("utf-8"))
-        written.append(path)
+    try:
+        for relative, template in files.items():
+            path = directory / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, Template(template).substitute(values).encode("utf-8"))
+            written.append(path)
+    except OSError as error:
+        raise ConfigError(f"{directory}: cannot write the plugin there ({error.strerror or error})") from error
     return written
 
 

@@ -104,6 +104,8 @@ class Task(pl.LightningModule):
         self.encoder: Encoder | None = None
         self._built = False
         self.skipped_batches = 0
+        if nonfinite_loss not in ("stop", "skip"):
+            raise ConfigError(f"nonfinite_loss must be 'stop' or 'skip', got {nonfinite_loss!r}")
         self._init_state: dict[str, Tensor] | None = None
         if init_from:
             checkpoint = load_checkpoint(init_from)
@@ -230,7 +232,10 @@ class Task(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         """Loss of one batch, logged as ``train/loss``; a non-finite loss stops training or skips the batch."""
         output = self.training_output(batch)
-        if not torch.isfinite(output.loss):
+        finite = bool(torch.isfinite(output.loss))
+        if self.trainer.world_size > 1:  # every process must stop or skip together, or the others wait forever
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:
             where = f"at step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
             if self.hparams.get("nonfinite_loss", "stop") == "stop":
                 raise TrainingError(
@@ -386,7 +391,11 @@ class Task(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Check the checkpoint is this task's, rebuild the modules from its tokenizer and labels, check the shapes."""
         self.bind_checkpoint(checkpoint, "checkpoint")
-        refuse_other_shapes(self.state_dict(), checkpoint.get("state_dict", {}), "checkpoint")
+        saved = checkpoint.get("state_dict", {})
+        if getattr(self.encoder, "lm_head_removed", False):  # saved before tasks dropped the unused head
+            for key in [key for key in saved if key.startswith("encoder.lm_head.")]:
+                del saved[key]
+        refuse_other_shapes(self.state_dict(), saved, "checkpoint")
 
     def bind_checkpoint(self, checkpoint: dict[str, Any], source: object) -> None:
         """:meth:`bind` with a checkpoint's tokenizer and labels, after checking this task made it."""

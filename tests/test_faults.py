@@ -16,7 +16,7 @@ from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.task import TextClassificationTask
 
 from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.errors import CheckpointError, TrainingError
+from nlpkit.errors import CheckpointError, ConfigError, TrainingError
 from nlpkit.io import AtomicCheckpointIO, load_checkpoint
 from nlpkit.testing import fit_tiny
 from nlpkit.tokenization import TokenizerOptions
@@ -160,6 +160,11 @@ def test_a_nonfinite_loss_can_skip_its_batch(sentiment_files) -> None:
     assert trainer.global_step == task.batches_seen == 10 and task.skipped_batches == 1
     assert task.changed_by_nan_batch is False  # no backward, no update: the optimizer saw no gradients
     assert all(parameter.isfinite().all() for parameter in task.parameters())
+
+
+def test_an_unknown_nonfinite_loss_policy_is_refused() -> None:
+    with pytest.raises(ConfigError, match="nonfinite_loss must be 'stop' or 'skip', got 'Stop'"):
+        tiny_classifier(nonfinite_loss="Stop")
 
 
 def test_non_finite_weights_are_never_saved(tmp_path: Path, sentiment_files) -> None:

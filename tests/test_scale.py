@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -9,6 +10,7 @@ from nlpkit_classification.data import ClassificationData
 
 import nlpkit
 from nlpkit.data import BucketBatchSampler
+from nlpkit.testing import sentiment_corpus
 from tests.conftest import run_nlpkit
 
 
@@ -62,3 +64,17 @@ def test_two_ddp_processes_reach_the_validation_loss_of_one_with_the_same_global
     ]
     assert losses[0] < 0.68  # learned something (chance is ln 2 = 0.69)
     assert abs(losses[1] - losses[0]) / losses[0] < 0.01  # the same batches: only summation order differs
+
+    # two processes predicting write every input's prediction once, in the input's order
+    checkpoint = tmp_path / "two" / "checkpoints" / "last.ckpt"
+    texts = [text for text, _ in sentiment_corpus(9, seed=5)]
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n")
+    predict = run_nlpkit(
+        "predict", "--ckpt_path", str(checkpoint), "--data.predict_path", "texts.txt", *ddp,
+        "--predictions.output_path", "predictions.jsonl", "--trainer.enable_progress_bar", "false",
+        cwd=tmp_path, env={"OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert predict.returncode == 0, predict.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    expected = nlpkit.load(checkpoint).predict(texts)
+    assert [row["label"] for row in rows] == [row["label"] for row in expected]

@@ -144,6 +144,8 @@ class TextDataModule(pl.LightningDataModule):
             if not (stage == "fit" and split == "val" and not self.paths["val"])
         ]
         streamed = self.streaming and "train" in splits
+        if streamed and type(self).read is not TextDataModule.read:
+            raise ConfigError(f"data.streaming: {type(self).__name__} reads its files its own way and cannot stream")
         read = {  # fit may skip validation; a streamed training file is never read whole
             split: self.read(split, labeled=split != "predict")
             for split in splits
@@ -156,13 +158,14 @@ class TextDataModule(pl.LightningDataModule):
 
         def training_records() -> Iterable[tuple[Record, dict[str, Any]]] | None:
             """The training split as read, or (streaming) a fresh lazy pass over its file."""
-            return self.stream_records("train", 0, 1) if train is None and self.streaming else train
+            return self.stream_records("train", 0, 1) if train is None and streamed else train
 
         if task is not None and task.tokenizer is not None:
             self.tokenizer = task.tokenizer
         else:
             texts = self.tokenizer_texts(training_records() or [])
-            self.tokenizer = Tokenizer.from_options(self.tokenizer_options, islice(texts, TOKENIZER_SAMPLE))
+            sample = islice(texts, TOKENIZER_SAMPLE) if streamed else texts
+            self.tokenizer = Tokenizer.from_options(self.tokenizer_options, sample)
         self.labels = self._labels(task, training_records(), read)
         if task is None:
             return
@@ -231,12 +234,18 @@ class TextDataModule(pl.LightningDataModule):
         return labels
 
     def batch_sampler(
-        self, lengths: list[int], batch_size: int, shuffle: bool, weights: list[float] | None = None
+        self,
+        lengths: list[int],
+        batch_size: int,
+        shuffle: bool,
+        weights: list[float] | None = None,
+        shard: bool = True,
     ) -> BucketBatchSampler:
-        """Length-bucketed batches for this process: its shard under data parallelism, and, when training
-        resumes from a checkpoint saved mid-epoch, only the batches of that epoch not yet trained on."""
+        """Length-bucketed batches for this process: its shard under data parallelism (unless ``shard`` is
+        False: predictions are made whole by every process and written once), and, when training resumes from a
+        checkpoint saved mid-epoch, only the batches of that epoch not yet trained on."""
         trainer = self.trainer
-        replicas = {"num_replicas": trainer.world_size, "rank": trainer.global_rank} if trainer else {}
+        replicas = {"num_replicas": trainer.world_size, "rank": trainer.global_rank} if trainer and shard else {}
         sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=self.seed, weights=weights, **replicas)
         if shuffle and trainer is not None and trainer.fit_loop.restarting:
             done = trainer.fit_loop.epoch_loop.batch_progress.current.processed  # saved before "completed" counts it
@@ -251,7 +260,7 @@ class TextDataModule(pl.LightningDataModule):
         examples = self.examples[split]
         lengths = [example["length"] for example in examples]
         weights = self.sample_weights(examples) if split == "train" else None
-        sampler = self.batch_sampler(lengths, self.batch_size, shuffle, weights)
+        sampler = self.batch_sampler(lengths, self.batch_size, shuffle, weights, shard=split != "predict")
         languages = examples and "language" in examples[0]
         return DataLoader(
             examples,  # type: ignore[arg-type]

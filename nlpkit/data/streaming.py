@@ -14,6 +14,7 @@ from typing import Any
 from torch.utils.data import IterableDataset, get_worker_info
 
 from nlpkit.data.batching import BucketBatchSampler
+from nlpkit.errors import ConfigError
 
 #: examples held at once by each worker: shuffled and bucketed together
 BUFFER_SIZE = 8192
@@ -51,6 +52,7 @@ class StreamedExamples(IterableDataset):
         buffers = 0  # the buffers this shard served: each is shuffled its own way
         while True:  # one pass over the file after another
             buffer: list[dict[str, Any]] = []
+            served_before = buffers
             for example in self.examples(shard, shards):
                 buffer.append(example)
                 if len(buffer) == self.buffer_size:
@@ -59,6 +61,8 @@ class StreamedExamples(IterableDataset):
             if buffer:
                 yield from self._batches(buffer, buffers, shard)
                 buffers += 1
+            if buffers == served_before:
+                raise ConfigError(f"streamed training file: shard {shard} of {shards} (processes x workers) is empty")
 
     def _batches(self, buffer: list[dict[str, Any]], number: int, shard: int) -> Iterator[dict[str, Any]]:
         examples = [{**example, "index": i} for i, example in enumerate(self.arrange(buffer))]

@@ -126,7 +126,7 @@ class TriplesData(TextDataModule):
         batch_size = self.batch_size if split == "train" else self.eval_batch_size
         return DataLoader(
             Rows(rows),
-            batch_sampler=self.batch_sampler([1] * len(rows), batch_size, shuffle),
+            batch_sampler=self.batch_sampler([1] * len(rows), batch_size, shuffle, shard=split != "predict"),
             collate_fn=_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

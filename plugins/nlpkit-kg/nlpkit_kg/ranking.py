@@ -1,7 +1,8 @@
 """Filtered rank-based evaluation: realistic ranks from a score matrix, and the metrics over them.
 
-Memory: ranking a chunk of ``B`` queries holds one ``(B, N)`` float32 score matrix for ``N`` entities
-(``4 * B * N`` bytes) plus the scorer's own temporaries (distance models broadcast over candidate chunks of at most
+Memory: ranking a chunk of ``B`` queries against ``N`` entities holds the ``(B, N)`` float32 score matrix and, at
+most, two masked copies of it while the ranks and the loss are computed (about ``12 * B * N`` bytes), plus the
+scorer's own temporaries (distance models broadcast over candidate chunks of at most
 ``nlpkit_kg.scorers.BROADCAST_ELEMENTS`` floats). Evaluation ranks ``eval_chunk_size`` queries at a time.
 """
 

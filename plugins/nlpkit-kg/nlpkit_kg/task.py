@@ -54,7 +54,8 @@ class LinkPredictionTask(Task):
     :param margin: added to scores before the sigmoid (default: the scorer's, 6 for distance models, else 0)
     :param regularizer: ``l2`` or ``n3`` (Lacroix et al., 2018) on the vectors of each batch, or ``none``
     :param regularization_weight: the regulariser's weight
-    :param eval_chunk_size: queries ranked at once; peak memory is ``4 * eval_chunk_size * num_entities`` bytes
+    :param eval_chunk_size: queries ranked at once; peak memory is about ``12 * eval_chunk_size * num_entities``
+        bytes (see :mod:`nlpkit_kg.ranking`)
     :param top_k: candidates ``nlpkit predict`` returns per query
     """
 
