@@ -105,17 +105,26 @@ def outcome(name: str, reader: Callable[[Path], Any], path: Path, data: bytes, s
         assert len(message.splitlines()) == 1, f"{name}: the message is not one line: {message!r}"
         if error.line is None:
             assert any(f": {reason}" in message for reason in WHOLE_FILE_ERRORS), f"{name}: no line in {message!r}"
-        else:
-            assert 1 <= error.line <= len(logical_lines(data)), f"{name}: line {error.line} of {data!r}"
+        else:  # reading stops at the first line that is not text: no error can name a later one
+            bad = first_bad_line(data)
+            last = bad if bad is not None else len(logical_lines(data))
+            assert 1 <= error.line <= last, f"{name}: line {error.line} of {data!r} (first bad line: {bad})"
+            assert logical_lines(data)[error.line - 1], f"{name}: line {error.line} of {data!r} is empty"
         return error
     except Exception as error:
         pytest.fail(f"{name} raised {type(error).__name__}: {error}")
     assert not any(SURROGATE.search(text) for text in strings(result)), f"{name}: not valid Unicode text"
+    lines = logical_lines(data)
+    previous = 0
     for record in result if isinstance(result, list) else []:
-        if isinstance(record, tuple):  # a triple: (line, head, relation, tail)
-            assert 1 <= record[0] <= len(logical_lines(data)), name
+        if isinstance(record, tuple):  # a triple: (line, head, relation, tail), read from that very line
+            line = record[0]
+            assert record[2].encode("utf-8") in lines[line - 1], f"{name}: {record} is not on line {line} of {data!r}"
         else:
-            assert record.path == str(source or path) and 1 <= record.line <= len(logical_lines(data)), name
+            line = record.line
+            assert record.path == str(source or path), name
+        assert previous < line <= len(lines), f"{name}: records on lines {previous} then {line} of {data!r}"
+        previous = line  # every record starts on a later line than the one before
     return result
 
 
