@@ -179,10 +179,9 @@ class LinkPredictionTask(Task):
         vectors = self.text_projection(torch.cat(pooled))
         return vectors if inverse is None else vectors[inverse]
 
-    def query_vectors(self, anchors: Tensor, query_relations: Tensor) -> Tensor:
-        """What each query's answer should resemble, for anchors ``(B,)`` and query relations ``(B,)`` (``r + R``
-        asks for the head)."""
-        anchor_vectors = self.entity_vectors(anchors)
+    def query_vectors(self, anchor_vectors: Tensor, query_relations: Tensor) -> Tensor:
+        """What each query's answer should resemble, for the anchors' vectors ``(B, D)`` and query relations
+        ``(B,)`` (``r + R`` asks for the head)."""
         if self.hparams.inverse_triples:
             return self.head.tail_query(anchor_vectors, query_relations)
         relations = len(self.relations)
@@ -212,21 +211,23 @@ class LinkPredictionTask(Task):
         if self.training_answers is None:
             raise ConfigError("1-N training needs the training triples (data.train_path)")
         anchors, query_relations = queries.unbind(1)
-        scores = self.head.similarity(self.query_vectors(anchors, query_relations), self.entity_vectors())
+        anchor_vectors = self.entity_vectors(anchors)
+        scores = self.head.similarity(self.query_vectors(anchor_vectors, query_relations), self.entity_vectors())
         rows, answers = self.training_answers.to(self.device).lookup(anchors, query_relations)
         targets = torch.zeros_like(scores)
         targets[rows, answers] = 1.0
         smoothing = self.hparams.label_smoothing
         targets = (1 - smoothing) * targets + smoothing / targets.shape[1]
         loss = F.binary_cross_entropy_with_logits(scores + self.margin, targets)
-        loss = loss + self._regularization(query_relations, self.entity_vectors(anchors))
+        loss = loss + self._regularization(query_relations, anchor_vectors)
         return StepOutput(loss, None, None, len(queries))
 
     def _negative_sampling(self, triples: Tensor) -> StepOutput:
         queries = as_queries(triples, len(self.relations)).view(2, len(triples), 3)
         corrupt_head = torch.rand(len(triples), device=triples.device) < self.head_probability[triples[:, 1]]
         anchors, query_relations, answers = torch.where(corrupt_head[:, None], queries[1], queries[0]).unbind(1)
-        query = self.query_vectors(anchors, query_relations)
+        anchor_vectors = self.entity_vectors(anchors)
+        query = self.query_vectors(anchor_vectors, query_relations)
         answer_vectors = self.entity_vectors(answers)
         negatives = torch.randint(len(self.entities), (len(triples), self.hparams.num_negatives), device=triples.device)
         positive = self.head.pair_similarity(query, answer_vectors) + self.margin
@@ -240,7 +241,7 @@ class LinkPredictionTask(Task):
         else:
             weights = (temperature * negative).softmax(dim=1).detach()
         loss = -(F.logsigmoid(positive).mean() + (weights * F.logsigmoid(-negative)).sum(1).mean()) / 2
-        loss = loss + self._regularization(query_relations, self.entity_vectors(anchors), answer_vectors)
+        loss = loss + self._regularization(query_relations, anchor_vectors, answer_vectors)
         return StepOutput(loss, None, None, len(triples))
 
     def training_output(self, batch: dict[str, Any]) -> StepOutput:
@@ -260,7 +261,7 @@ class LinkPredictionTask(Task):
         ranks, losses = [], []
         for chunk in queries.split(self.hparams.eval_chunk_size):
             anchors, query_relations, answers = chunk.unbind(1)
-            scores = self.head.similarity(self.query_vectors(anchors, query_relations), candidates)
+            scores = self.head.similarity(self.query_vectors(candidates[anchors], query_relations), candidates)
             rows, known = self.known.lookup(anchors, query_relations)
             ranks.append(filtered_ranks(scores, answers, rows, known))
             losses.append(filtered_cross_entropy(scores, answers, rows, known) * len(chunk))
@@ -340,7 +341,8 @@ class LinkPredictionTask(Task):
         head_missing = rows[:, 0] < 0
         anchors = torch.where(head_missing, rows[:, 2], rows[:, 0])
         query_relations = rows[:, 1] + head_missing.long() * len(self.relations)
-        scores = self.head.similarity(self.query_vectors(anchors, query_relations), self.entity_vectors())
+        candidates = self.entity_vectors()
+        scores = self.head.similarity(self.query_vectors(candidates[anchors], query_relations), candidates)
         top = scores.topk(min(k, scores.shape[1]), dim=1)
         names = self.entities.names
         return [
