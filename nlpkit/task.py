@@ -28,7 +28,7 @@ from nlpkit.data.readers import Record
 from nlpkit.encoders.base import Encoder, EncoderFactory, LanguageModelHeadMixin
 from nlpkit.errors import CheckpointError, ConfigError, TrainingError
 from nlpkit.io import load_checkpoint
-from nlpkit.languages import LanguageEmbeddings
+from nlpkit.languages import LanguageEmbeddings, PerLanguageMetrics
 from nlpkit.plugins import registry
 from nlpkit.tokenization import Tokenizer
 
@@ -47,14 +47,7 @@ class StepOutput:
     outputs: Tensor | None = None  # the raw model outputs (logits), for tasks that evaluate more than metrics
 
 
-def _take(values: Any, rows: list[int]) -> Any:
-    """The given rows of a batch's predictions or targets (a tensor or a list)."""
-    if isinstance(values, Tensor):
-        return values[torch.tensor(rows, device=values.device)]
-    return [values[i] for i in rows]
-
-
-class Task(pl.LightningModule):
+class Task(PerLanguageMetrics, pl.LightningModule):
     """Base of every task: an encoder, the task's own layers, a loss and torchmetrics metrics.
 
     The modules are built once the tokenizer and labels are known (:meth:`bind`, called by the data module
@@ -260,44 +253,6 @@ class Task(pl.LightningModule):
             if "language" in batch:
                 self._evaluate_languages(stage, metrics, output, batch["language"])
         self.evaluated(stage, output)
-
-    def _evaluate_languages(self, stage: str, metrics: MetricCollection, output: StepOutput, languages: list) -> None:
-        """Update each language's copy of the metrics with that language's rows of the batch."""
-        for language in sorted(set(languages)):
-            rows = [i for i, code in enumerate(languages) if code == language]
-            key = f"{stage}-{language}"
-            if key not in self.language_metrics:
-                self.language_metrics[key] = metrics.clone(postfix=f"/{language}").to(self.device)
-            self.language_metrics[key].update(_take(output.predictions, rows), _take(output.targets, rows))
-
-    def _log_language_summary(self, stage: str) -> None:
-        """``<stage>/<metric>/<language>``, macro averages over languages, and the zero-shot transfer gap."""
-        by_language = {}
-        for key, collection in self.language_metrics.items():
-            if key.startswith(f"{stage}-"):
-                by_language[key.split("-", 1)[1]] = {k: float(v) for k, v in collection.compute().items()}
-                collection.reset()
-        for result in by_language.values():
-            self.log_dict(result)
-        for name in self.metric_names:
-            values = {code: result[f"{stage}/{name}/{code}"] for code, result in by_language.items()}
-            if not values:
-                continue
-            self.log(f"{stage}/{name}/macro_languages", sum(values.values()) / len(values))
-            seen = [v for code, v in values.items() if code in self.trained_languages]
-            unseen = [v for code, v in values.items() if code not in self.trained_languages]
-            if seen and unseen:
-                self.log(f"{stage}/{name}/transfer_gap", sum(seen) / len(seen) - sum(unseen) / len(unseen))
-
-    def on_validation_epoch_end(self) -> None:
-        """Per-language summaries of the validation metrics."""
-        if getattr(self, "language_metrics", None):
-            self._log_language_summary("val")
-
-    def on_test_epoch_end(self) -> None:
-        """Per-language summaries of the test metrics."""
-        if getattr(self, "language_metrics", None):
-            self._log_language_summary("test")
 
     def evaluated(self, stage: str, output: StepOutput) -> None:
         """Called after each validation or test batch with its step output (default: nothing more)."""
