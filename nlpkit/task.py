@@ -27,10 +27,10 @@ from nlpkit.data.batching import BucketBatchSampler
 from nlpkit.data.readers import Record
 from nlpkit.encoders.base import Encoder, EncoderFactory, LanguageModelHeadMixin
 from nlpkit.errors import CheckpointError, ConfigError, TrainingError
-from nlpkit.io import load_checkpoint
 from nlpkit.languages import LanguageEmbeddings, PerLanguageMetrics
 from nlpkit.plugins import registry
 from nlpkit.tokenization import Tokenizer
+from nlpkit.transfer import Pretrained, learning_rate_scales, unfreeze_gradually
 
 #: What a task learns from its training data: a label list, or named vocabularies (a graph's entities and relations)
 Labels = list[str] | dict[str, list[str]] | None
@@ -63,9 +63,14 @@ class Task(PerLanguageMetrics, pl.LightningModule):
     :param warmup_steps: linear warm-up steps before cosine decay
     :param min_lr_ratio: the cosine schedule decays to ``learning_rate * min_lr_ratio``
     :param metrics: names of registered metrics to compute on validation and test
-    :param init_from: a checkpoint whose compatible encoder weights (and tokenizer) start this model
+    :param init_from: a pretrained checkpoint (``masked-lm``, ``contrastive``, ``causal-lm``, ...) whose encoder
+        weights and tokenizer start this model; the encoder must be of the same kind and sizes
     :param compile: compile the encoder with ``torch.compile`` (pays on GPU; measure before using it on CPU)
     :param freeze_encoder: train only the task's own layers (linear probing); the encoder stays in eval mode
+    :param layer_decay: layer-wise learning-rate decay: the encoder's top layer trains at ``learning_rate *
+        layer_decay``, the one below at ``layer_decay ** 2`` times, down to the embeddings (None: one rate)
+    :param gradual_unfreezing: unfreeze the encoder from the top, one layer group every this many steps, while
+        the task's own layers train from the start (0: the whole model trains from the start)
     :param language_embeddings: add a learned vector per language (from each text's ``<lang:xx>`` token)
     :param nonfinite_loss: on a NaN or infinite training loss, ``stop`` with an error naming the step (the last
         checkpoint stays as it was) or ``skip`` the batch (counted in ``train/skipped_batches``)
@@ -73,6 +78,8 @@ class Task(PerLanguageMetrics, pl.LightningModule):
 
     #: whether the task reads the encoder's next-token head (a causal language model); others drop it
     predicts_tokens: ClassVar[bool] = False
+    #: the weights ``init_from`` copies (the first prefix must be in the checkpoint)
+    transfer_prefixes: ClassVar[tuple[str, ...]] = ("encoder.",)
 
     def __init__(
         self,
@@ -85,6 +92,8 @@ class Task(PerLanguageMetrics, pl.LightningModule):
         init_from: str | None = None,
         compile: bool = False,
         freeze_encoder: bool = False,
+        layer_decay: float | None = None,
+        gradual_unfreezing: int = 0,
         language_embeddings: bool = False,
         nonfinite_loss: Literal["stop", "skip"] = "stop",
     ) -> None:
@@ -99,11 +108,12 @@ class Task(PerLanguageMetrics, pl.LightningModule):
         self.skipped_batches = 0
         if nonfinite_loss not in ("stop", "skip"):
             raise ConfigError(f"nonfinite_loss must be 'stop' or 'skip', got {nonfinite_loss!r}")
-        self._init_state: dict[str, Tensor] | None = None
+        if gradual_unfreezing < 0 or (gradual_unfreezing and freeze_encoder):
+            raise ConfigError("gradual_unfreezing is a number of steps >= 0, and excludes freeze_encoder")
+        self.pretrained: Pretrained | None = None
         if init_from:
-            checkpoint = load_checkpoint(init_from)
-            self.tokenizer = checkpoint_tokenizer(nlpkit_section(checkpoint, init_from), init_from)
-            self._init_state = checkpoint.get("state_dict", {})
+            self.pretrained = Pretrained.read(init_from)
+            self.tokenizer = self.pretrained.tokenizer
 
     # -- subclass API ----------------------------------------------------------------------------------
     def build(self) -> None:
@@ -178,9 +188,9 @@ class Task(PerLanguageMetrics, pl.LightningModule):
         self.build()
         if self.hparams.get("compile"):
             self.encoder.compile()  # in place: parameter names, and so checkpoints, stay the same
-        if self._init_state is not None:
-            self._load_encoder_weights(self._init_state)
-            self._init_state = None
+        if self.pretrained is not None:
+            self.pretrained.load_into(self, self.transfer_prefixes)
+            self.pretrained = None
         if self.hparams.get("freeze_encoder"):
             self.encoder.requires_grad_(False)
             self.encoder.eval()
@@ -210,17 +220,6 @@ class Task(PerLanguageMetrics, pl.LightningModule):
         if not self.is_built:
             raise ConfigError(f"{type(self).__name__} needs a data module that provides a tokenizer")
 
-    def _load_encoder_weights(self, state: dict[str, Tensor]) -> None:
-        own = self.state_dict()
-        compatible = {
-            key: value
-            for key, value in state.items()
-            if key.startswith("encoder.") and key in own and own[key].shape == value.shape
-        }
-        if not compatible:
-            raise CheckpointError(f"init_from: no encoder weights match {type(self.encoder).__name__}'s shapes")
-        self.load_state_dict(compatible, strict=False)
-
     # -- training --------------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         """Loss of one batch, logged as ``train/loss``; a non-finite loss stops training or skips the batch."""
@@ -242,6 +241,12 @@ class Task(PerLanguageMetrics, pl.LightningModule):
         if "language" in batch and hasattr(self, "trained_languages"):
             self.trained_languages.update(batch["language"])
         return output.loss
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """With ``gradual_unfreezing``, open the encoder's layer groups from the top as the steps go by."""
+        every = self.hparams.get("gradual_unfreezing")
+        if every and self.encoder is not None:
+            unfreeze_gradually(self, every, self.global_step)
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         output = self.step(batch)
@@ -274,13 +279,18 @@ class Task(PerLanguageMetrics, pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (no decay on biases, norms, embeddings) with linear warm-up then cosine decay per step."""
-        decay, no_decay = [], []
-        for name, parameter in self.named_parameters():
-            if parameter.requires_grad:
-                (no_decay if parameter.ndim < 2 or "embedding" in name else decay).append(parameter)
         hp = self.hparams
+        scales = learning_rate_scales(self, hp.get("layer_decay"))
+        groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+        for name, parameter in self.named_parameters():
+            if parameter.requires_grad or hp.get("gradual_unfreezing"):  # gradually unfrozen ones train later
+                decays = parameter.ndim >= 2 and "embedding" not in name
+                groups.setdefault((scales.get(id(parameter), 1.0), decays), []).append(parameter)
         optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            [
+                {"params": params, "lr": hp.learning_rate * scale, "weight_decay": hp.weight_decay if decays else 0.0}
+                for (scale, decays), params in groups.items()
+            ],
             lr=hp.learning_rate,
         )
         total = self.trainer.estimated_stepping_batches  # inf, or -1 (max_steps), for data of unknown length

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,39 @@ class TokenizerOptions:
     byte_fallback: bool = False
     special_tokens: list[str] = field(default_factory=list)
     max_length: int = 512
+
+
+_ALPHABET_TOO_LARGE = re.compile(r"Vocabulary size is smaller than required_chars\. \d+ vs (\d+)")
+
+
+def _train_model(
+    sentences: list[str],
+    vocab_size: int,
+    model_type: str,
+    character_coverage: float,
+    byte_fallback: bool,
+    special_tokens: Sequence[str],
+) -> bytes:
+    """One SentencePiece training run with nlpkit's special ids; the serialized model."""
+    buffer = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=buffer,
+        vocab_size=vocab_size,
+        model_type=model_type,
+        character_coverage=character_coverage,
+        byte_fallback=byte_fallback,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        user_defined_symbols=[MASK, *special_tokens],
+        hard_vocab_limit=False,
+        train_extremely_large_corpus=False,
+        num_threads=min(4, os.cpu_count() or 1),
+        minloglevel=2,
+    )
+    return buffer.getvalue()
 
 
 class Tokenizer:
@@ -64,32 +98,23 @@ class Tokenizer:
         special_tokens: Sequence[str] = (),
         max_length: int = 512,
     ) -> Tokenizer:
-        """Train on ``texts``; the vocabulary shrinks below ``vocab_size`` if the text is too small for it."""
+        """Train on ``texts``; the vocabulary shrinks below ``vocab_size`` if the text is too small for it, and grows
+        to hold every character kept by ``character_coverage`` (thousands, in Chinese or Japanese) if it is larger."""
         sentences = [text for text in texts if text.strip()]
         if not sentences:
             raise ConfigError("cannot train a tokenizer: the training text is empty")
-        buffer = io.BytesIO()
+        options = (model_type, character_coverage, byte_fallback, special_tokens)
         try:
-            spm.SentencePieceTrainer.train(
-                sentence_iterator=iter(sentences),
-                model_writer=buffer,
-                vocab_size=vocab_size,
-                model_type=model_type,
-                character_coverage=character_coverage,
-                byte_fallback=byte_fallback,
-                pad_id=PAD_ID,
-                unk_id=UNK_ID,
-                bos_id=BOS_ID,
-                eos_id=EOS_ID,
-                user_defined_symbols=[MASK, *special_tokens],
-                hard_vocab_limit=False,
-                train_extremely_large_corpus=False,
-                num_threads=min(4, os.cpu_count() or 1),
-                minloglevel=2,
-            )
+            try:
+                model = _train_model(sentences, vocab_size, *options)
+            except RuntimeError as error:
+                alphabet = _ALPHABET_TOO_LARGE.search(str(error))
+                if alphabet is None:
+                    raise
+                model = _train_model(sentences, int(alphabet.group(1)), *options)  # a piece for every character
         except RuntimeError as error:
             raise ConfigError(f"SentencePiece training failed: {str(error).strip()}") from error
-        return cls(buffer.getvalue(), max_length=max_length)
+        return cls(model, max_length=max_length)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], max_length: int = 512) -> Tokenizer:
@@ -157,6 +182,17 @@ class Tokenizer:
         prefix, suffix = [BOS_ID] if add_bos else [], [EOS_ID] if add_eos else []
         room = max(limit - len(prefix) - len(suffix), 0)
         return [prefix + ids[:room] + suffix for ids in encoded]
+
+    def special_ids(self) -> list[int]:
+        """Ids of the symbols that are never text: ``<pad>``, ``<s>``, ``</s>``, then ``<mask>`` and the extra special
+        tokens, which training puts right after them (user-defined symbols, scored 0)."""
+        ids = [i for i in range(self.vocab_size) if self._sp.is_control(i)]
+        for i in range(EOS_ID + 1, self.vocab_size):
+            piece = self._sp.id_to_piece(i)
+            if self._sp.is_byte(i) or self._sp.get_score(i) != 0 or not (piece.startswith("<") and piece.endswith(">")):
+                break
+            ids.append(i)
+        return ids
 
     def vocabulary(self) -> list[str]:
         """Every piece, in id order."""

@@ -17,6 +17,7 @@ from nlpkit.data.readers import Format, Record, iter_records, read_records
 from nlpkit.data.streaming import StreamedExamples
 from nlpkit.errors import ConfigError
 from nlpkit.tokenization import Tokenizer, TokenizerOptions
+from nlpkit.transfer import check_data_tokenizer
 
 if TYPE_CHECKING:
     from nlpkit.task import Task
@@ -161,6 +162,7 @@ class TextDataModule(pl.LightningDataModule):
             return self.stream_records("train", 0, 1) if train is None and streamed else train
 
         if task is not None and task.tokenizer is not None:
+            check_data_tokenizer(task, self.tokenizer_options)
             self.tokenizer = task.tokenizer
         else:
             texts = self.tokenizer_texts(training_records() or [])

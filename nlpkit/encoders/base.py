@@ -31,6 +31,13 @@ class Encoder(Configurable, nn.Module):
         """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, output_dim)."""
         raise NotImplementedError
 
+    def layers(self) -> list[list[str]]:
+        """Parameter names grouped by layer, from the embeddings up to the top layer (default: one group).
+
+        Fine-tuning uses the groups for layer-wise learning-rate decay and gradual unfreezing.
+        """
+        return [[name for name, _ in self.named_parameters()]]
+
     def init_cache(self, batch_size: int, capacity: int | None = None) -> Any:
         """A fresh decoding cache for ``batch_size`` sequences of up to ``capacity`` tokens (causal encoders only).
 

@@ -71,6 +71,15 @@ class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
         """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, output_dim)."""
         return self._run(tokens, mask, None)[0]
 
+    def layers(self) -> list[list[str]]:
+        """The embedding, then each stacked RNN layer (both directions), the next-token head with the top one."""
+        groups = [["token_embedding.weight"]]
+        for layer in range(self.rnn.num_layers):
+            suffixes = (f"_l{layer}", f"_l{layer}_reverse")
+            groups.append([f"rnn.{name}" for name, _ in self.rnn.named_parameters() if name.endswith(suffixes)])
+        groups[-1] += [name for name, _ in self.named_parameters() if name.startswith("lm_head.")]
+        return groups
+
     def init_cache(self, batch_size: int, capacity: int | None = None) -> RecurrentCache:
         """A zero state for ``batch_size`` sequences (a recurrent state needs no ``capacity``)."""
         if not self.is_causal:

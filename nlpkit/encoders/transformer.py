@@ -247,6 +247,14 @@ class TransformerEncoder(Encoder):
             if module.padding_idx is not None:
                 nn.init.zeros_(module.weight[module.padding_idx])
 
+    def layers(self) -> list[list[str]]:
+        """The embeddings, then each block; the final LayerNorm (and a next-token head) go with the top block."""
+        names = [name for name, _ in self.named_parameters()]
+        groups = [[name for name in names if not name.startswith("blocks.") and "embedding" in name]]
+        groups += [[name for name in names if name.startswith(f"blocks.{i}.")] for i in range(len(self.blocks))]
+        groups[-1] += [name for name in names if name.startswith(("norm.", "lm_head."))]
+        return groups
+
     def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
         """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, d_model)."""
         if bool(mask.all()):  # no padding: plain positions, and SDPA's own (causal) masking

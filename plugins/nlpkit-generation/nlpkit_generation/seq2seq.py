@@ -260,6 +260,7 @@ class Seq2SeqTask(GenerativeTask):
     """
 
     continues_input = False
+    transfer_prefixes = ("encoder.", "model.")  # init_from a denoising (or seq2seq) checkpoint takes the decoder too
 
     def __init__(
         self,
@@ -339,7 +340,7 @@ class Seq2SeqTask(GenerativeTask):
             ignore_index=IGNORE,
             label_smoothing=self.hparams.label_smoothing,
         )
-        if self.training:  # the metrics only run on validation and test
+        if self.training or not self.metric_names:  # translations are made only for the metrics
             return StepOutput(loss, [], [], len(target))
         translations = [generation.text for generation in self.generate_batch(batch)]
         return StepOutput(loss, translations, [[text] for text in batch["reference"]], len(target))

@@ -10,6 +10,7 @@ from nlpkit.data import TextDataModule
 from nlpkit.data.module import SPLITS_BY_STAGE
 from nlpkit.errors import ConfigError
 from nlpkit.tokenization import Tokenizer, TokenizerOptions
+from nlpkit.transfer import check_data_tokenizer
 from nlpkit_kg.graph import Vocabulary, read_entity_texts, read_triple_ids
 from nlpkit_kg.task import LinkPredictionTask
 
@@ -119,7 +120,10 @@ class TriplesData(TextDataModule):
         """The text-reading model's tokenizer: its own, the configured file, or one trained on the entity texts."""
         if task.encoder_factory is None:
             return None
-        return task.tokenizer or Tokenizer.from_options(self.tokenizer_options, texts)
+        if task.tokenizer is not None:
+            check_data_tokenizer(task, self.tokenizer_options)
+            return task.tokenizer
+        return Tokenizer.from_options(self.tokenizer_options, texts)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         rows = self.rows[split]

@@ -1,0 +1,114 @@
+"""Contrastive sentence embeddings (SimCSE): texts close in meaning get close vectors.
+
+Unsupervised: each text is encoded twice, and the two dropout views are the positive pair; supervised: the two
+texts of a pair (a paraphrase, a question and its answer). Every other text of the batch is a negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from nlpkit_classification.task import Pool, Pooling
+from torch import nn
+
+from nlpkit.data import Record, pad
+from nlpkit.encoders import EncoderFactory
+from nlpkit.errors import ConfigError
+from nlpkit.task import StepOutput
+from nlpkit_pretraining.embedding import Embedder
+
+
+@contextmanager
+def dropout_on(module: nn.Module) -> Iterator[None]:
+    """Train mode (dropout on) for the duration, then the previous mode."""
+    was_training = module.training
+    module.train()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+class ContrastiveTask(Embedder):
+    """Sentence embeddings trained with an in-batch contrastive loss (InfoNCE at ``temperature``).
+
+    Training texts come one per line (unsupervised SimCSE: two dropout views of each text) or as pairs
+    ``{"text_a", "text_b"}`` (supervised), through the ``sentence-pairs`` data module. Validation reports the loss
+    and ``top1-accuracy``: how often a text's partner is the closest of the batch (plain texts are compared with a
+    second dropout view, so the figure means the same as in training).
+
+    ``embed(texts)`` returns unit-length float32 vectors, ``similar(query, texts, k)`` the closest texts, and
+    ``predict`` (and ``nlpkit predict``) each text's vector as a list. Start from a ``masked-lm`` checkpoint with
+    ``init_from`` for the best vectors.
+
+    :param pooling: mean of the token states, or the ``first`` (``<s>``) token's state
+    :param temperature: the similarities are divided by it before the softmax (SimCSE: 0.05)
+    :param symmetric: average the loss of matching a to b and b to a (else a to b only)
+    """
+
+    def __init__(
+        self,
+        encoder: EncoderFactory,
+        pooling: Pooling = "mean",
+        temperature: float = 0.05,
+        symmetric: bool = True,
+        metrics: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(encoder, metrics=["top1-accuracy"] if metrics is None else metrics, **kwargs)
+        if pooling not in ("mean", "first"):
+            raise ConfigError(f"contrastive pooling is mean or first, not {pooling!r}")
+        if temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {temperature}")
+        self.pooling = pooling
+        self.temperature = temperature
+        self.symmetric = symmetric
+
+    def build(self) -> None:
+        """Pooling and the metrics."""
+        self.pool = Pool(self.pooling, self.encoder.output_dim)  # type: ignore[union-attr]
+        self.build_metrics()
+
+    def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:
+        """``<s> text`` as ids; a training pair also gets its partner's ids (``partner``)."""
+        ids = self.tokenizer.encode  # type: ignore[union-attr]
+        text = fields["text_a"] if "text_a" in fields else fields["text"]
+        example: dict[str, Any] = {"tokens": ids([text], add_bos=True)[0]}
+        if labeled:
+            example["partner"] = ids([fields["text_b"]], add_bos=True)[0] if "text_b" in fields else None
+        example["length"] = max(len(example["tokens"]), len(example.get("partner") or ()))
+        return example
+
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        """Padded ids and mask; for training, the B texts then their B partners (a text's own ids when it has none)."""
+        rows = [example["tokens"] for example in examples]
+        batch: dict[str, Any] = {"index": torch.tensor([example.get("index", 0) for example in examples])}
+        if "partner" in examples[0]:
+            rows += [example["partner"] or example["tokens"] for example in examples]
+            batch["paired"] = all(example["partner"] is not None for example in examples)
+        batch["tokens"], batch["mask"] = pad(rows)
+        return batch
+
+    def step(self, batch: dict[str, Any]) -> StepOutput:
+        """InfoNCE of each text against its partner among the batch's partners (and back, when symmetric)."""
+        if "paired" not in batch:
+            raise ConfigError("contrastive training needs texts to learn from (labelled examples)")
+        unpaired_evaluation = not (self.training or batch["paired"])
+        views = dropout_on(self.encoder) if unpaired_evaluation else nullcontext()  # type: ignore[arg-type]
+        with views:
+            vectors = F.normalize(self.sentence_vectors(batch["tokens"], batch["mask"]).float(), dim=-1)
+        first, second = vectors.chunk(2)
+        similarity = first @ second.T / self.temperature  # (B, B)
+        targets = torch.arange(len(first), device=similarity.device)
+        loss = F.cross_entropy(similarity, targets)
+        if self.symmetric:
+            loss = (loss + F.cross_entropy(similarity.T, targets)) / 2
+        return StepOutput(loss, similarity, targets, len(first))
+
+    def predict_batch(self, batch: dict[str, Any]) -> list[list[float]]:
+        """Each text's unit-length vector, as a list of floats."""
+        return F.normalize(self.sentence_vectors(batch["tokens"], batch["mask"]).float(), dim=-1).tolist()

@@ -1,0 +1,128 @@
+"""Masked language modelling (BERT): predict chosen tokens of a text from both sides, over any bidirectional
+encoder, with an output layer tied to the token embedding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from nlpkit_classification.task import Pool, Pooling
+from torch import Tensor, nn
+
+from nlpkit.data import Record, pad
+from nlpkit.encoders import EncoderFactory
+from nlpkit.errors import ConfigError
+from nlpkit.task import StepOutput
+from nlpkit_pretraining.embedding import Embedder
+from nlpkit_pretraining.noising import IGNORE, Masker, MaskingOptions, MaskUnit
+
+
+class MaskedLMHead(nn.Module):
+    """BERT's prediction head: dense, GELU, LayerNorm to the embedding width, then the token embedding (tied) and a
+    bias per piece."""
+
+    def __init__(self, input_dim: int, embedding: nn.Embedding) -> None:
+        super().__init__()
+        self.transform = nn.Sequential(
+            nn.Linear(input_dim, embedding.embedding_dim), nn.GELU(), nn.LayerNorm(embedding.embedding_dim)
+        )
+        self.embedding = [embedding]  # a list, so the tied weight is saved once, under the encoder
+        self.bias = nn.Parameter(torch.zeros(embedding.num_embeddings))
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        """Logits over the vocabulary ``(N, V)`` of hidden states ``(N, input_dim)``."""
+        return F.linear(self.transform(hidden), self.embedding[0].weight, self.bias)
+
+
+class MaskedLMTask(Embedder):
+    """Masked language modelling over a bidirectional encoder (``transformer``, or ``lstm``/``gru``/``rnn`` with
+    ``bidirectional: true``).
+
+    Each batch is masked anew when it is made (dynamic masking, as in RoBERTa): about ``probability`` of every text's
+    tokens are chosen, by token, whole word or span, and predicted from the corrupted text. Validation reports the
+    masked tokens' top-1 accuracy and perplexity. Train on plain text through the ``text`` data module (per line, or
+    packed into blocks with ``block_size``, streamed files included), then start a classifier, a tagger or a
+    sentence-embedding model from the checkpoint with ``init_from``.
+
+    ``predict`` fills ``<mask>`` tokens: for each, the ``top_k`` pieces with their probabilities. ``embed`` and
+    ``similar`` give sentence vectors (the encoder's states, pooled).
+
+    :param probability: fraction of each text's tokens to predict
+    :param unit: choose single ``token``\\ s, ``whole-word``\\ s, or ``span``\\ s of words (SpanBERT)
+    :param mask_fraction: of the chosen tokens, the fraction shown as ``<mask>``
+    :param random_fraction: of the chosen tokens, the fraction shown as a random piece (the rest show themselves)
+    :param span_p: geometric parameter of span lengths in words (``unit: span``)
+    :param max_span: longest span in words (``unit: span``)
+    :param pooling: how ``embed`` pools token states: mean, max or first (``<s>``)
+    :param top_k: candidates ``predict`` returns for each ``<mask>``
+    """
+
+    def __init__(
+        self,
+        encoder: EncoderFactory,
+        probability: float = 0.15,
+        unit: MaskUnit = "token",
+        mask_fraction: float = 0.8,
+        random_fraction: float = 0.1,
+        span_p: float = 0.2,
+        max_span: int = 10,
+        pooling: Pooling = "mean",
+        top_k: int = 5,
+        metrics: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(encoder, metrics=["top1-accuracy", "perplexity"] if metrics is None else metrics, **kwargs)
+        self.masking = MaskingOptions(probability, unit, mask_fraction, random_fraction, span_p, max_span)
+        if pooling == "attention":
+            raise ConfigError("masked-lm pools without learned weights: mean, max or first")
+        self.pooling = pooling
+        self.top_k = top_k
+
+    def build(self) -> None:
+        """The tied prediction head, the masker for the tokenizer, pooling and the metrics."""
+        if self.encoder.is_causal:  # type: ignore[union-attr]
+            raise ConfigError(
+                "masked-lm needs a bidirectional encoder (transformer, or lstm/gru/rnn with bidirectional: true), "
+                f"not a causal {type(self.encoder).__name__}"
+            )
+        self.head = MaskedLMHead(self.encoder.output_dim, self.encoder.token_embedding)  # type: ignore[union-attr]
+        self.masker = Masker(self.tokenizer, self.masking)  # type: ignore[arg-type]
+        self.pool = Pool(self.pooling, self.encoder.output_dim)  # type: ignore[union-attr]
+        self.build_metrics()
+
+    def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:
+        """``<s> text </s>`` as ids; training examples are marked to be masked when batched."""
+        tokens = self.tokenizer.encode([fields["text"]], add_bos=True, add_eos=True)[0]  # type: ignore[union-attr]
+        return {"tokens": tokens, "length": len(tokens), "masked": labeled}
+
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        """Padded ids and mask; examples to learn from are masked (``labels`` holds what to predict, else -100)."""
+        tokens, mask = pad([example["tokens"] for example in examples])
+        batch = {"tokens": tokens, "mask": mask, "index": torch.tensor([e.get("index", 0) for e in examples])}
+        if examples[0].get("masked", True):  # packed blocks (from the text data module) are always learned from
+            batch["tokens"], batch["labels"] = self.masker(tokens, mask)
+        return batch
+
+    def step(self, batch: dict[str, Any]) -> StepOutput:
+        """Cross-entropy over the chosen tokens only (the head runs on those positions alone)."""
+        hidden = self.encoder(batch["tokens"], batch["mask"])  # type: ignore[misc]
+        chosen = batch["labels"] != IGNORE
+        targets = batch["labels"][chosen]  # (N,)
+        logits = self.head(hidden[chosen]).float()  # (N, V)
+        loss = F.cross_entropy(logits, targets) if len(targets) else hidden.sum() * 0.0
+        return StepOutput(loss, logits[None], targets[None], len(hidden))
+
+    def predict_batch(self, batch: dict[str, Any]) -> list[list[list[dict[str, Any]]]]:
+        """For every ``<mask>`` of each text, the ``top_k`` pieces ``{"token", "score"}``, most probable first."""
+        hidden = self.encoder(batch["tokens"], batch["mask"])  # type: ignore[misc]
+        results: list[list[list[dict[str, Any]]]] = []
+        for row, states in zip(batch["tokens"], hidden, strict=True):
+            positions = (row == self.masker.mask_id).nonzero()[:, 0]
+            top = self.head(states[positions]).float().softmax(-1).topk(self.top_k, dim=-1)
+            candidates = []
+            for ids, scores in zip(top.indices.tolist(), top.values.tolist(), strict=True):
+                pieces = self.tokenizer.decode([[i] for i in ids])  # type: ignore[union-attr]
+                candidates.append([{"token": t, "score": p} for t, p in zip(pieces, scores, strict=True)])
+            results.append(candidates)
+        return results
