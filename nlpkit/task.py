@@ -168,6 +168,8 @@ class Task(PerLanguageMetrics, pl.LightningModule):
             return
         self.labels = labels
         if self.encoder_factory is None:
+            if self.pretrained is not None:
+                raise ConfigError(f"init_from {self.pretrained.path}: this model has no encoder to start from it")
             self.tokenizer = tokenizer
             self.build()
             self._built = True

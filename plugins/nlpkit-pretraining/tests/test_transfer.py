@@ -116,6 +116,13 @@ def test_another_encoder_kind_or_size_is_one_clear_error(mlm_checkpoint) -> None
         task.bind(task.tokenizer, ["a", "b"])
 
 
+def test_a_model_without_an_encoder_refuses_init_from(mlm_checkpoint, tmp_path) -> None:
+    files = write_planted_graph(tmp_path)
+    task = LinkPredictionTask(init_from=str(mlm_checkpoint[1]))  # free embeddings only
+    with pytest.raises(ConfigError, match=r"this model has no encoder to start from it"):
+        fit_tiny(task, TriplesData(train_path=str(files["train"])), max_steps=1)
+
+
 def test_a_data_tokenizer_other_than_the_pretrained_one_is_refused(mlm_checkpoint, encoder, tmp_path) -> None:
     other = tmp_path / "other.model"
     Tokenizer.train(["a completely different tokenizer", "for other text"], vocab_size=40).save(other)

@@ -1,0 +1,121 @@
+"""Zero-shot classification with a causal LM (verbalised prompts) and with sentence embeddings, no training step."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from functools import partial
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from nlpkit_classification.data import ClassificationData
+from nlpkit_generation.data import LanguageModelingData
+from nlpkit_generation.task import CausalLMTask
+from nlpkit_pretraining.contrastive import ContrastiveTask
+from nlpkit_pretraining.pairs import SentencePairsData
+from nlpkit_pretraining.sample import topic_sentences
+from nlpkit_pretraining.zero_shot import ZeroShotTask
+
+from nlpkit.encoders.rnn import LSTMEncoder
+from nlpkit.errors import ConfigError
+from nlpkit.testing import fit_tiny
+from nlpkit.tokenization import TokenizerOptions
+
+LABELS = {"sport": "sport", "food": "food", "music": "music"}
+
+
+@pytest.fixture(scope="module")
+def language_model(tmp_path_factory) -> str:
+    """A causal LM of sentences followed by their topic ("... It was food."); the topics are never labels in it."""
+    directory = tmp_path_factory.mktemp("zero-shot")
+    corpus = directory / "lm.txt"
+    corpus.write_text("".join(f"{s} It was {t}.\n" for s, t in topic_sentences(600, seed=0)), encoding="utf-8")
+    torch.manual_seed(0)
+    task = CausalLMTask(encoder=partial(LSTMEncoder, embedding_dim=32, hidden_size=64), learning_rate=1e-2)
+    data = LanguageModelingData(train_path=str(corpus), tokenizer=TokenizerOptions(vocab_size=150), batch_size=32)
+    fit_tiny(task, data, max_steps=300).save_checkpoint(directory / "lm.ckpt")
+    return str(directory / "lm.ckpt")
+
+
+@pytest.fixture(scope="module")
+def test_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("topics") / "test.csv"
+    path.write_text("text,label\n" + "".join(f"{s},{t}\n" for s, t in topic_sentences(60, seed=1)), encoding="utf-8")
+    return path
+
+
+def test_prompt_scores_are_the_likelihoods_less_the_prompt_without_text(language_model) -> None:
+    task = ZeroShotTask(model=language_model, labels=LABELS)
+    assert task.method == "prompt"
+    texts = ["the chef baked fresh bread .", "the band sang on stage ."]
+    expected = torch.tensor(
+        [
+            [
+                task.scorer.score([f"{text} It was {label}."])[0]["log_likelihood"]
+                - task.scorer.score([f"It was {label}."])[0]["log_likelihood"]
+                for label in LABELS
+            ]
+            for text in texts
+        ]
+    )
+    torch.testing.assert_close(task.logits(texts), expected, atol=1e-4, rtol=0)
+    results = task.predict(texts)
+    assert [r["label"] for r in results] == ["food", "music"]
+    assert sum(results[0]["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_zero_shot_classifies_held_out_sentences_without_training(language_model, test_file) -> None:
+    task = ZeroShotTask(model=language_model, labels=LABELS)
+    data = ClassificationData(test_path=str(test_file), batch_size=16)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    metrics = trainer.test(task, datamodule=data, verbose=False)[0]
+    assert metrics["test/accuracy"] >= 0.9  # chance is a third
+    with pytest.raises(ConfigError, match="nothing to train"):
+        fit_tiny(task, ClassificationData(train_path=str(test_file)), max_steps=1)
+
+
+def test_similarity_to_label_descriptions(tmp_path, test_file) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [(s, next(iter({"sport": "a game", "food": "a meal", "music": "a tune"}[t].split(";")))) for s, t in
+            topic_sentences(400, seed=3)]  # fmt: skip
+    pairs.write_text("".join(json.dumps({"text_a": s, "text_b": d}) + "\n" for s, d in rows), encoding="utf-8")
+    torch.manual_seed(0)
+    embedder = ContrastiveTask(encoder=partial(LSTMEncoder, embedding_dim=32, hidden_size=32, bidirectional=True))
+    data = SentencePairsData(train_path=str(pairs), batch_size=16, tokenizer=TokenizerOptions(vocab_size=120))
+    fit_tiny(embedder, data, max_steps=60).save_checkpoint(tmp_path / "simcse.ckpt")
+    task = ZeroShotTask(
+        model=str(tmp_path / "simcse.ckpt"), labels={"sport": "a game", "food": "a meal", "music": "a tune"}
+    )
+    assert task.method == "similarity"
+    test = [line.split(",") for line in test_file.read_text().splitlines()[1:]]
+    predictions = task.predict([text for text, _ in test])
+    assert sum(p["label"] == label for p, (_, label) in zip(predictions, test, strict=True)) / len(test) >= 0.9
+
+
+def test_bad_labels_and_models_are_one_line_errors(language_model, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="label 'food' has an empty description"):
+        ZeroShotTask(model=language_model, labels={"sport": "sport", "food": " "})
+    with pytest.raises(ConfigError, match="at least two labels"):
+        ZeroShotTask(model=language_model, labels=["sport"])
+    with pytest.raises(ConfigError, match="method 'similarity' needs a contrastive or masked-lm model"):
+        ZeroShotTask(model=language_model, labels=LABELS, method="similarity")
+    with pytest.raises(ConfigError, match=r"must contain \{text\} and \{label\}"):
+        ZeroShotTask(model=language_model, labels=LABELS, template="{text} is it?")
+
+
+def test_the_command_line_predicts_with_no_checkpoint_of_its_own(language_model, tmp_path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the striker won the match .\nthe pianist played a new song .\n", encoding="utf-8")
+    command = [sys.executable, "-m", "nlpkit", "predict", "--model", "zero-shot", "--model.model", language_model,
+               "--data", "classification", "--data.predict_path", str(texts)]  # fmt: skip
+    done = subprocess.run([*command, "--model.labels", json.dumps(LABELS)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["label"] for line in done.stdout.splitlines()] == ["sport", "music"]
+    empty = subprocess.run([*command, "--model.labels", '{"a": "", "b": "x"}'], capture_output=True, text=True)
+    assert empty.returncode == 2 and "Traceback" not in empty.stderr
+    assert (
+        empty.stderr.strip().splitlines()[-1]
+        == "nlpkit: error: label 'a' has an empty description; describe it in a few words"
+    )
