@@ -186,12 +186,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         _install_loader(plugins)
         _lightning_cli([args[0], *_ckpt_argv(args), *_rewrite_argv(plugins, args[1:])], args)
         return 0
-    except (NlpkitError, *_configuration_errors()) as error:
+    except Exception as error:
+        cause = _nlpkit_cause(error)  # a class built from the config (a task, a data module) raised it
+        if not isinstance(error, _configuration_errors()) and cause is None:
+            raise
         if debug:
             traceback.print_exc()
-        message = str(error).strip() if isinstance(error, NlpkitError) else _explain(error)
+        message = str(cause).strip() if cause is not None else _explain(error)
         print(f"nlpkit: error: {message}", file=sys.stderr)
         return 2
+
+
+def _nlpkit_cause(error: BaseException) -> NlpkitError | None:
+    """The NlpkitError that ``error`` is, or that it was raised from or while handling (jsonargparse wraps the
+    errors of the constructors it calls)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, NlpkitError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return None
 
 
 def _configuration_errors() -> tuple[type[Exception], ...]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from functools import cache
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from nlpkit.encoders.base import Encoder, LanguageModelHeadMixin
 from nlpkit.errors import ConfigError
@@ -27,6 +28,17 @@ class RecurrentCache:
         self.state = (
             tuple(part[:, rows] for part in self.state) if isinstance(self.state, tuple) else self.state[:, rows]
         )
+
+
+@cache
+def _cpu_runs_bfloat16_rnns() -> bool:
+    """Whether torch's LSTM runs under CPU bfloat16 autocast on this machine (tried once, on a tiny input)."""
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            nn.LSTM(2, 2)(torch.zeros(1, 1, 2))
+    except RuntimeError:
+        return False
+    return True
 
 
 class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
@@ -94,16 +106,24 @@ class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
         hidden, cache.state = self._run(tokens, mask, cache.state)
         return hidden
 
+    def _recur(self, x: Tensor | PackedSequence, state: RNNState | None) -> tuple[Any, RNNState]:
+        """The stacked RNN over ``x``; under CPU bfloat16 autocast on a CPU whose oneDNN has no bfloat16 RNN
+        kernels (no AVX-512 bf16, where torch's LSTM fails to build one), the RNN runs in float32 instead."""
+        if x.data.device.type == "cpu" and torch.is_autocast_enabled("cpu") and not _cpu_runs_bfloat16_rnns():
+            with torch.autocast("cpu", enabled=False):
+                return self.rnn(x, state)
+        return self.rnn(x, state)
+
     def _run(self, tokens: Tensor, mask: Tensor, state: RNNState | None) -> tuple[Tensor, RNNState]:
         """Run from ``state`` (None: zeros) over each row's real tokens: outputs (B, T, H), final state."""
         if bool(mask.all()):  # no padding: nothing to pack
-            return self.rnn(self.dropout(self.token_embedding(tokens)), state)
+            return self._recur(self.dropout(self.token_embedding(tokens)), state)
         order = torch.argsort(~mask, dim=1, stable=True)  # (B, T) column order putting real tokens first
         lengths = mask.sum(1)  # (B,)
         x = self.dropout(self.token_embedding(tokens.gather(1, order)))  # (B, T, E), real tokens left-aligned
         # packing needs length >= 1: a row without real tokens reads one pad token, undone below
         packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        out, final = self.rnn(packed, state)
+        out, final = self._recur(packed, state)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.size(1))  # (B, T, H)
         out = torch.zeros_like(out).scatter_(1, order[..., None].expand_as(out), out)  # original column order
         out = out.masked_fill(~mask[..., None], 0.0)

@@ -329,18 +329,22 @@ class Seq2SeqTask(GenerativeTask):
         """Teacher-forced next-token logits ``(B, T, vocab_size)``."""
         return self.model(source, source_mask, target_in, target_mask)
 
-    def step(self, batch: dict[str, Any]) -> StepOutput:
-        """Label-smoothed cross-entropy over real target tokens; out of training, translations and references."""
+    def loss(self, batch: dict[str, Any]) -> Tensor:
+        """Label-smoothed cross-entropy over the real target tokens of a batch, teacher-forced."""
         target, mask = batch["target"], batch["target_mask"]
         logits = self(batch["source"], batch["source_mask"], target[:, :-1], mask[:, :-1])  # t predicts t + 1
         labels = target[:, 1:].masked_fill(~mask[:, 1:], IGNORE)
-        loss = F.cross_entropy(
+        return F.cross_entropy(
             logits.flatten(0, 1).float(),
             labels.flatten(),
             ignore_index=IGNORE,
             label_smoothing=self.hparams.label_smoothing,
         )
-        if self.training or not self.metric_names:  # translations are made only for the metrics
+
+    def step(self, batch: dict[str, Any]) -> StepOutput:
+        """The loss; out of training, also translations and references for the metrics."""
+        loss, target = self.loss(batch), batch["target"]
+        if self.training:  # the metrics only run on validation and test
             return StepOutput(loss, [], [], len(target))
         translations = [generation.text for generation in self.generate_batch(batch)]
         return StepOutput(loss, translations, [[text] for text in batch["reference"]], len(target))

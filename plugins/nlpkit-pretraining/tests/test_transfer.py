@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -29,6 +27,7 @@ from nlpkit_pretraining.contrastive import ContrastiveTask
 from nlpkit_pretraining.denoising import DenoisingTask
 from nlpkit_pretraining.pairs import SentencePairsData
 
+from nlpkit.cli import main
 from nlpkit.encoders.rnn import LSTMEncoder
 from nlpkit.encoders.transformer import TransformerEncoder
 from nlpkit.errors import CheckpointError, ConfigError
@@ -133,16 +132,16 @@ def test_a_data_tokenizer_other_than_the_pretrained_one_is_refused(mlm_checkpoin
         fit_tiny(task, data, max_steps=1)
 
 
-def test_the_command_line_reports_a_mismatch_in_one_line(mlm_checkpoint, tmp_path) -> None:
+def test_the_command_line_reports_a_mismatch_in_one_line(mlm_checkpoint, tmp_path, capsys) -> None:
     files = write_sentiment_files(tmp_path, train=20, val=10)
-    result = subprocess.run(
-        [sys.executable, "-m", "nlpkit", "fit", "--model", "text-classification", "--model.encoder", "lstm",
-         "--model.init_from", str(mlm_checkpoint[1]), "--data", "classification",
-         "--data.train_path", str(files["train"]), "--trainer.max_steps", "1"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    status = main(
+        ["fit", "--model", "text-classification", "--model.encoder", "lstm", "--model.init_from",
+         str(mlm_checkpoint[1]), "--data", "classification", "--data.train_path", str(files["train"]),
+         "--trainer.max_steps", "1", "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false"]
     )  # fmt: skip
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
+    stderr = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
         f"nlpkit: error: init_from {mlm_checkpoint[1]} (masked-lm): its encoder is a TransformerEncoder, this "
         "model's a LSTMEncoder; fine-tune the encoder kind that was pretrained"
     )
