@@ -30,7 +30,7 @@ from nlpkit.errors import CheckpointError, ConfigError, TrainingError
 from nlpkit.languages import LanguageEmbeddings, PerLanguageMetrics
 from nlpkit.plugins import registry
 from nlpkit.tokenization import Tokenizer
-from nlpkit.transfer import Pretrained, learning_rate_scales, unfreeze_gradually
+from nlpkit.transfer import Pretrained, learning_rate_scales, unfreeze_top
 
 #: What a task learns from its training data: a label list, or named vocabularies (a graph's entities and relations)
 Labels = list[str] | dict[str, list[str]] | None
@@ -111,6 +111,7 @@ class Task(PerLanguageMetrics, pl.LightningModule):
         if gradual_unfreezing < 0 or (gradual_unfreezing and freeze_encoder):
             raise ConfigError("gradual_unfreezing is a number of steps >= 0, and excludes freeze_encoder")
         self.pretrained: Pretrained | None = None
+        self._open_groups: int | None = None  # encoder layer groups gradual unfreezing has opened so far
         if init_from:
             self.pretrained = Pretrained.read(init_from)
             self.tokenizer = self.pretrained.tokenizer
@@ -247,8 +248,9 @@ class Task(PerLanguageMetrics, pl.LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """With ``gradual_unfreezing``, open the encoder's layer groups from the top as the steps go by."""
         every = self.hparams.get("gradual_unfreezing")
-        if every and self.encoder is not None:
-            unfreeze_gradually(self, every, self.global_step)
+        if every and self.encoder is not None and self.global_step // every != self._open_groups:
+            self._open_groups = self.global_step // every
+            unfreeze_top(self, self._open_groups)
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         output = self.step(batch)

@@ -36,7 +36,7 @@ class Pretrained:
     """What ``init_from`` takes from a checkpoint: its tokenizer, its weights, and which encoder made them."""
 
     path: str
-    tokenizer: Tokenizer | None
+    tokenizer: Tokenizer
     state: dict[str, Tensor]
     encoder_class: str | None  # class path of the checkpoint's encoder, when its hyperparameters name one
     task: str
@@ -54,8 +54,8 @@ class Pretrained:
         task = section.get("task") or _short(str(section.get("task_class")))
         return cls(str(path), tokenizer, dict(checkpoint.get("state_dict") or {}), encoder_class, task)
 
-    def load_into(self, task: Task, prefixes: tuple[str, ...]) -> list[str]:
-        """Copy the weights under ``prefixes`` into the built ``task``; returns the names copied.
+    def load_into(self, task: Task, prefixes: tuple[str, ...]) -> None:
+        """Copy the weights under ``prefixes`` into the built ``task``.
 
         Refuses, in one line, another encoder kind, and a weight that is missing on either side or has another
         shape (another width, depth or vocabulary).
@@ -89,7 +89,6 @@ class Pretrained:
         if not any(key.startswith(prefixes[0]) for key in copied):
             raise CheckpointError(f"{where}: the checkpoint holds no {prefixes[0].rstrip('.')} weights to start from")
         task.load_state_dict(copied, strict=False)
-        return sorted(copied)
 
 
 def check_data_tokenizer(task: Task, options: TokenizerOptions) -> None:
@@ -127,11 +126,11 @@ def learning_rate_scales(task: Task, layer_decay: float | None) -> dict[int, flo
     }
 
 
-def unfreeze_gradually(task: Task, every_n_steps: int, step: int) -> None:
-    """Train the encoder's top ``step // every_n_steps`` layer groups and freeze the others (ULMFiT's gradual
-    unfreezing, counted in steps); the task's own layers always train."""
+def unfreeze_top(task: Task, open_groups: int) -> None:
+    """Train the encoder's top ``open_groups`` layer groups and freeze the others (a step of ULMFiT's gradual
+    unfreezing); the task's own layers always train."""
     groups = layer_groups(task.encoder)  # type: ignore[arg-type]
-    open_groups = min(len(groups), step // every_n_steps)
+    open_groups = min(len(groups), open_groups)
     for depth, group in enumerate(groups):
         for parameter in group:
             parameter.requires_grad_(depth >= len(groups) - open_groups)

@@ -81,14 +81,20 @@ class Masker:
 
     def __call__(self, tokens: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Masked inputs ``(B, T)`` and labels ``(B, T)``: the original id where a token was chosen, else -100."""
-        chosen = torch.zeros_like(mask)
-        eligible = mask & ~self.special[tokens]
-        for row in range(len(tokens)):
-            positions = eligible[row].nonzero()[:, 0].tolist()
-            if positions:
-                chosen[row, self._choose(positions, tokens[row], generator)] = True
-        draw = torch.rand(tokens.shape, generator=generator)
         options = self.options
+        eligible = mask & ~self.special[tokens]
+        if options.unit == "token":  # every row at once: its `budget` eligible tokens of lowest random score
+            counts = eligible.sum(1)
+            budget = torch.where(counts > 0, (counts.double() * options.probability).round().clamp(min=1), 0)
+            scores = torch.rand(tokens.shape, generator=generator).masked_fill(~eligible, 2.0)
+            chosen = scores.argsort(1).argsort(1) < budget[:, None]
+        else:
+            chosen = torch.zeros_like(mask)
+            for row in range(len(tokens)):
+                positions = eligible[row].nonzero()[:, 0].tolist()
+                if positions:
+                    chosen[row, self._choose(positions, tokens[row], generator)] = True
+        draw = torch.rand(tokens.shape, generator=generator)
         to_mask = chosen & (draw < options.mask_fraction)
         to_random = chosen & (draw >= options.mask_fraction) & (draw < options.mask_fraction + options.random_fraction)
         inputs = tokens.masked_fill(to_mask, self.mask_id)
@@ -109,19 +115,19 @@ class Masker:
         return words
 
     def _choose(self, positions: list[int], row: Tensor, generator: torch.Generator | None) -> list[int]:
-        """Positions to predict: units in random order while they fit ``round(probability * n)`` (at least 1)."""
-        options = self.options
-        budget = max(1, round(options.probability * len(positions)))
-        units = [[p] for p in positions] if options.unit == "token" else self._words(positions, row)
-        if options.unit == "span":
-            return self._spans(units, budget, generator)
+        """Positions of one row to predict, by whole words: words in random order while they fit
+        ``round(probability * n)`` pieces (at least 1), or spans of them."""
+        budget = max(1, round(self.options.probability * len(positions)))
+        words = self._words(positions, row)
+        if self.options.unit == "span":
+            return self._spans(words, budget, generator)
         chosen: list[int] = []
-        for index in torch.randperm(len(units), generator=generator).tolist():
-            if len(chosen) + len(units[index]) <= budget:
-                chosen += units[index]
+        for index in torch.randperm(len(words), generator=generator).tolist():
+            if len(chosen) + len(words[index]) <= budget:
+                chosen += words[index]
             if len(chosen) == budget:
                 break
-        return chosen or units[0][:budget]  # a row of one long word still predicts something
+        return chosen or words[0][:budget]  # a row of one long word still predicts something
 
     def _spans(self, words: list[list[int]], budget: int, generator: torch.Generator | None) -> list[int]:
         """SpanBERT: spans of ``Geometric(span_p)`` words (at most ``max_span``) from random word starts."""
