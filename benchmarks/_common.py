@@ -6,8 +6,10 @@ import json
 import random
 import statistics
 import string
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -81,3 +83,25 @@ class StepClock(pl.Callback):
         self.stamps.append(time.perf_counter())
         if self.count is not None:
             self.counts.append(self.count(batch))
+
+
+def text_classification_references(
+    train: list[tuple[str, str]], test: list[tuple[str, str]], seed: int
+) -> dict[str, float]:
+    """fastText (word bigrams) and TF-IDF (word 1-2 grams) + logistic regression, trained on ``train``."""
+    import fasttext
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    gold = np.array([label for _, label in test])
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+        handle.writelines(f"__label__{label} {text.lower()}\n" for text, label in train)
+    model = fasttext.train_supervised(handle.name, epoch=25, lr=0.5, wordNgrams=2, verbose=0, thread=1, seed=seed)
+    Path(handle.name).unlink()
+    predicted = [labels[0].removeprefix("__label__") for labels in model.predict([t.lower() for t, _ in test])[0]]
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    features = vectorizer.fit_transform([text for text, _ in train])
+    regression = LogisticRegression(C=10, max_iter=2000).fit(features, [label for _, label in train])
+    tfidf = regression.predict(vectorizer.transform([text for text, _ in test]))
+    return {"fastText": float(np.mean(np.array(predicted) == gold)), "tfidf": float(np.mean(tfidf == gold))}

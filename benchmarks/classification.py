@@ -1,107 +1,128 @@
-"""Text classification: accuracy and speed of nlpkit's LSTM and Transformer classifiers against fastText trained
-on the same generated split in the same run (the reference a user would otherwise pick).
+"""Text classification on real text: the example config as a user runs it, against fastText and TF-IDF + logistic
+regression on the same splits.
 
-Training speed is examples/s over the Lightning training steps (after a warm-up epoch fraction); inference is
-``Task.predict`` on the test texts at batch 64 (tokenization included), fastText's ``predict`` on the same list.
-``--tiny`` is a seconds-long smoke run.
+nlpkit runs ``nlpkit fit --config examples/sentiment.yaml`` with only the data paths (and the seed) changed: a
+BiLSTM with max pooling, keeping the checkpoint of best validation loss, stopping early; and the same config with a
+Transformer encoder. Corpora (``benchmarks/data/corpora.py``): review sentences (binary sentiment) and BBC News
+(five topics). Accuracy is the mean of 3 seeds on the test split; references: fastText (word bigrams) and TF-IDF of
+word 1-2-grams + logistic regression, the same seeds. Also: the expected calibration error (15 bins) on the test
+split before and after nlpkit's temperature scaling, and the wall time of a fit. ``--tiny`` is a smoke run on a
+few hundred examples of each corpus.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import statistics
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
+from typing import Any
 
-import pytorch_lightning as pl
 import torch
+from torchmetrics.functional.classification import multiclass_calibration_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import StepClock, emit, median_seconds
-from nlpkit_classification.data import ClassificationData
-from nlpkit_classification.task import TextClassificationTask
+from _common import emit, text_classification_references
+from data.corpora import bbc_news, sentiment_sentences
 
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.encoders.transformer import TransformerEncoder
-from nlpkit.testing import sentiment_corpus, write_sentiment_files
-from nlpkit.tokenization import TokenizerOptions
+import nlpkit
+from nlpkit.cli import main as nlpkit_command
 
-BATCH = 64
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sentiment.yaml"
+CORPORA = {"sentiment-sentences": sentiment_sentences, "bbc-news": bbc_news}
+#: the encoders compared: the example's own, and the overrides that swap in a Transformer
+VARIANTS = {
+    "bilstm": [],
+    "transformer": ["--model.encoder", "transformer", "--model.encoder.d_model", "128",
+                    "--model.encoder.num_layers", "2", "--model.encoder.positions", "rotary",
+                    "--model.pooling", "mean", "--model.learning_rate", "0.001"],
+}  # fmt: skip
 
 
-def fasttext_reference(train: list[tuple[str, str]], test: list[tuple[str, str]], epochs: int) -> dict[str, float]:
-    """Train fastText (word bigrams, so negation is visible to it) and measure accuracy and speed."""
-    import fasttext
+def read_rows(path: Path, limit: int | None) -> list[tuple[str, str]]:
+    """``(text, label)`` of a jsonl split, the first ``limit`` of them."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
+    return [(row["text"], row["label"]) for row in rows[:limit]]
 
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
-        handle.writelines(f"__label__{label} {text}\n" for text, label in train)
-    start = time.perf_counter()
-    model = fasttext.train_supervised(handle.name, epoch=epochs, wordNgrams=2, lr=0.5, verbose=0, thread=2)
-    train_seconds = time.perf_counter() - start
+
+def write_rows(path: Path, rows: list[tuple[str, str]]) -> Path:
+    """A jsonl split of ``rows``."""
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows), encoding="utf-8")
+    return path
+
+
+def fit_example(files: dict[str, Path], variant: str, seed: int, directory: Path, extra: list[str]) -> Path:
+    """``nlpkit fit`` of the example config on ``files``; the best checkpoint. Its output goes to standard error."""
+    argv = ["fit", "--config", str(EXAMPLE), "--data.train_path", str(files["train"]),
+            "--data.val_path", str(files["val"]), "--seed_everything", str(seed),
+            "--trainer.default_root_dir", str(directory), "--trainer.logger", "false",
+            "--trainer.enable_progress_bar", "false", *VARIANTS[variant], *extra]  # fmt: skip
+    with contextlib.redirect_stdout(sys.stderr):
+        status = nlpkit_command(argv)
+    if status != 0:
+        raise SystemExit(f"nlpkit fit failed ({status}): {' '.join(argv)}")
+    return directory / "checkpoints" / "best.ckpt"
+
+
+def evaluate(checkpoint: Path, test: list[tuple[str, str]]) -> dict[str, float]:
+    """Test accuracy, and the calibration error with the fitted temperature and without it (temperature 1)."""
+    task = nlpkit.load(checkpoint)
     texts = [text for text, _ in test]
-    start = time.perf_counter()
-    labels, _ = model.predict(texts)
-    predict_seconds = time.perf_counter() - start
-    correct = sum(predicted[0] == f"__label__{label}" for predicted, (_, label) in zip(labels, test, strict=True))
-    Path(handle.name).unlink()
-    return {
-        "accuracy": correct / len(test),
-        "train_examples_per_s": len(train) * epochs / train_seconds,
-        "predict_examples_per_s": len(test) / predict_seconds,
-    }
-
-
-def nlpkit_figures(encoder: partial, files: dict[str, Path], test: list[tuple[str, str]], epochs: int) -> dict:
-    """Train a classifier with a Lightning Trainer, then time prediction and measure test accuracy."""
-    torch.manual_seed(0)
-    task = TextClassificationTask(encoder=encoder, pooling="max", learning_rate=3e-3, warmup_steps=50)
-    data = ClassificationData(
-        train_path=str(files["train"]), val_path=str(files["val"]), batch_size=BATCH,
-        tokenizer=TokenizerOptions(vocab_size=300),
-    )  # fmt: skip
-    clock = StepClock()
-    trainer = pl.Trainer(
-        max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock],
-    )  # fmt: skip
-    trainer.fit(task, datamodule=data)
-    steps = len(clock.stamps) - 1
-    warmup = max(steps // 10, 1)
-    train_rate = BATCH * (steps - warmup) / (clock.stamps[-1] - clock.stamps[warmup])  # full batches, ~exact
-    texts = [text for text, _ in test]
-    seconds = median_seconds(lambda: task.predict(texts, batch_size=BATCH), repeats=3)
-    predictions = task.predict(texts, batch_size=BATCH)
-    correct = sum(p["label"] == label for p, (_, label) in zip(predictions, test, strict=True))
-    return {
-        "accuracy": correct / len(test),
-        "train_examples_per_s": train_rate,
-        "predict_examples_per_s": len(test) / seconds,
-    }
+    targets = torch.tensor([task.labels.index(label) for _, label in test])
+    figures = {}
+    for name, temperature in (("ece", float(task.temperature)), ("ece_uncalibrated", 1.0)):
+        task.temperature.fill_(temperature)
+        predictions = task.predict(texts, batch_size=64)
+        probabilities = torch.tensor([[p["probabilities"][label] for label in task.labels] for p in predictions])
+        figures[name] = float(multiclass_calibration_error(probabilities, targets, len(task.labels), n_bins=15))
+        if name == "ece":
+            figures["accuracy"] = float((probabilities.argmax(-1) == targets).float().mean())
+    return figures
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print accuracy, training and prediction speed per encoder, each against fastText."""
+    """Fit every variant on every corpus and seed; print accuracy, calibration and fit time against the references."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run")
+    parser.add_argument("--tiny", action="store_true", help="a smoke run on a few hundred examples of each corpus")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--corpora", nargs="+", choices=list(CORPORA), default=list(CORPORA))
     args = parser.parse_args(argv)
-    train_size, test_size, epochs = (200, 100, 1) if args.tiny else (20000, 2000, 2)
-    directory = Path(tempfile.mkdtemp(prefix="nlpkit-bench-"))
-    files = write_sentiment_files(directory, train=train_size, val=test_size // 2, seed=11)
-    train, test = sentiment_corpus(train_size, seed=11), sentiment_corpus(test_size, seed=99)
-    reference = fasttext_reference(train, test, epochs=5)
-    encoders = {
-        "bilstm": partial(LSTMEncoder, embedding_dim=64, hidden_size=128, bidirectional=True),
-        "transformer": partial(TransformerEncoder, d_model=128, num_heads=4, num_layers=2, dropout=0.1),
-    }
-    for name, encoder in encoders.items():
-        ours = nlpkit_figures(encoder, files, test, epochs)
-        config = {"encoder": name, "train": train_size, "test": test_size, "batch": BATCH, "epochs": epochs,
-                  "fasttext": "wordNgrams=2, 5 epochs", "threads": torch.get_num_threads()}  # fmt: skip
-        units = {"accuracy": "fraction", "train_examples_per_s": "examples/s", "predict_examples_per_s": "examples/s"}
-        for metric, unit in units.items():
-            emit("classification", metric, unit, ours[metric], reference[metric], "fastText", **config)
+    limit, extra = (200, ["--trainer.max_epochs", "1"]) if args.tiny else (None, [])
+    seeds = args.seeds[:1] if args.tiny else args.seeds
+    directory = Path(tempfile.mkdtemp(prefix="nlpkit-classification-"))
+    for corpus in args.corpora:
+        prepared = CORPORA[corpus]()
+        splits = {split: read_rows(prepared[split], limit) for split in ("train", "val", "test")}
+        files = {split: write_rows(directory / f"{corpus}-{split}.jsonl", rows) for split, rows in splits.items()}
+        results: dict[str, list[float]] = {}
+        for seed in seeds:
+            for name, value in text_classification_references(splits["train"], splits["test"], seed).items():
+                results.setdefault(name, []).append(value)
+            for variant in VARIANTS:
+                start = time.perf_counter()
+                best = fit_example(files, variant, seed, directory / f"{corpus}-{variant}-{seed}", extra)
+                results.setdefault(f"{variant}/fit_seconds", []).append(time.perf_counter() - start)
+                for metric, value in evaluate(best, splits["test"]).items():
+                    results.setdefault(f"{variant}/{metric}", []).append(value)
+        mean = {name: statistics.fmean(values) for name, values in results.items()}
+        best_reference = max(("fastText", "tfidf"), key=mean.get)
+        common: dict[str, Any] = {"corpus": corpus, "train": len(splits["train"]), "test": len(splits["test"]),
+                                  "seeds": len(seeds), "threads": torch.get_num_threads()}  # fmt: skip
+        names = {"fastText": "fastText (word bigrams)", "tfidf": "TF-IDF + logistic regression"}
+        for variant in VARIANTS:
+            config = {"model": variant, **common}
+            emit("classification", "accuracy", "fraction", mean[f"{variant}/accuracy"], mean[best_reference],
+                 f"best of fastText and TF-IDF: {names[best_reference]}", **config)  # fmt: skip
+            emit("classification", "ece", "fraction", mean[f"{variant}/ece"], mean[f"{variant}/ece_uncalibrated"],
+                 "the same model without temperature scaling", higher_is_better=False, **config)  # fmt: skip
+            emit("classification", "fit_seconds", "s", mean[f"{variant}/fit_seconds"], higher_is_better=False,
+                 **config)  # fmt: skip
+        for name, label in names.items():
+            emit("classification", "reference_accuracy", "fraction", mean[name], model=label, **common)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from nlpkit_classification.task import TextClassificationTask
 from nlpkit_generation.data import LanguageModelingData
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import StepClock, emit
+from _common import StepClock, emit, text_classification_references
 from data.corpora import wordnet_supersenses
 from nlpkit_pretraining.contrastive import ContrastiveTask
 from nlpkit_pretraining.masked_lm import MaskedLMTask
@@ -165,26 +165,6 @@ def fine_tune(
     rows = data["rows"][split]
     predictions = task.predict([text for text, _ in rows], batch_size=256)
     return statistics.fmean(p["label"] == label for p, (_, label) in zip(predictions, rows, strict=True))
-
-
-def references(train: list[tuple[str, str]], test: list[tuple[str, str]], seed: int) -> dict[str, float]:
-    """fastText (word bigrams) and TF-IDF (word 1-2 grams) + logistic regression, trained on ``train``."""
-    import fasttext
-    import numpy as np
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    gold = np.array([label for _, label in test])
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
-        handle.writelines(f"__label__{label} {text.lower()}\n" for text, label in train)
-    model = fasttext.train_supervised(handle.name, epoch=25, lr=0.5, wordNgrams=2, verbose=0, thread=1, seed=seed)
-    Path(handle.name).unlink()
-    predicted = [labels[0].removeprefix("__label__") for labels in model.predict([t.lower() for t, _ in test])[0]]
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    features = vectorizer.fit_transform([text for text, _ in train])
-    regression = LogisticRegression(C=10, max_iter=2000).fit(features, [label for _, label in train])
-    tfidf = regression.predict(vectorizer.transform([text for text, _ in test]))
-    return {"fastText": float(np.mean(np.array(predicted) == gold)), "tfidf": float(np.mean(tfidf == gold))}
 
 
 def zero_shot(checkpoint: str, data: dict[str, Any]) -> float:
@@ -337,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
             train = subset(rows["train"], size, seed)
             train_file = write_jsonl(directory / f"train-{size}-{seed}.jsonl", train)
             count = len(train)
-            for name, value in references(train, rows["test"], seed).items():
+            for name, value in text_classification_references(train, rows["test"], seed).items():
                 results.setdefault((name, size), []).append(value)
             for name, init in inits.items():
                 accuracy = fine_tune(args, data, train_file, count, init, seed, "test", learning_rate=rates[name])

@@ -16,7 +16,7 @@ DATA = Path(__file__).resolve().parent / "data"
 
 def main() -> None:
     """Sentiment CSVs (English, and four languages), stories, CoNLL sentences, and a small knowledge graph."""
-    write_sentiment_files(DATA / "sentiment")
+    write_sentiment_files(DATA / "sentiment", label_noise=0.1)  # annotation noise, as in real labels
     stories = DATA / "stories"
     stories.mkdir(parents=True, exist_ok=True)
     for split, size, seed in (("train", 2000, 0), ("val", 200, 1)):

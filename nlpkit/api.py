@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from nlpkit.checkpoints import checkpoint_tokenizer, nlpkit_section
 from nlpkit.configurable import class_path
@@ -12,12 +13,26 @@ from nlpkit.plugins import get_plugins
 from nlpkit.task import Task
 
 
+def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself when it is not a directory; for a run directory (or its ``checkpoints/``), the best
+    checkpoint by validation loss, else the last one."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    for candidate in (path / folder / name for folder in ("checkpoints", ".") for name in ("best.ckpt", "last.ckpt")):
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(f"{path}: a directory without best.ckpt or last.ckpt (in it or in its checkpoints/)")
+
+
 def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Task:
     """Load a checkpoint written by ``nlpkit fit`` or ``Trainer.save_checkpoint`` as a ready-to-predict task.
 
+    ``path`` may be a run directory (``runs/demo``): its best checkpoint is loaded, or its last without one.
     The checkpoint is read with ``weights_only=True`` and its tokenizer checked before the task is rebuilt; the
     task class must be registered by a loaded plugin.
     """
+    path = resolve_checkpoint(path)
     section = nlpkit_section(load_checkpoint(path), path)
     checkpoint_tokenizer(section, path)  # refuse a bad tokenizer, naming the file, before Lightning runs
     tasks = get_plugins()["tasks"]

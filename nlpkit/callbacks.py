@@ -1,15 +1,19 @@
-"""Callbacks the ``nlpkit`` command adds: checkpoints every epoch and every N steps, predictions in input order."""
+"""Callbacks the ``nlpkit`` command adds: best and last checkpoints, predictions in input order, a progress bar and
+the summary printed when ``fit`` ends."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint
+from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint, RichProgressBar
+from rich.console import Console
+from rich.table import Table
 
 from nlpkit.io import atomic_write_bytes
 
@@ -18,7 +22,8 @@ class Checkpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint that also rewrites ``last.ckpt`` every ``last_every_n_train_steps`` steps.
 
     Lightning's own ``every_n_train_steps`` replaces the per-epoch trigger; this keeps both, so a crash mid-epoch
-    loses at most ``last_every_n_train_steps`` steps (``0`` turns the step trigger off).
+    loses at most ``last_every_n_train_steps`` steps (``0`` turns the step trigger off). A run without validation
+    data has nothing to rank by ``monitor``: it keeps ``last.ckpt`` only, without Lightning's warning.
     """
 
     def __init__(self, *args: Any, last_every_n_train_steps: int = 500, **kwargs: Any) -> None:
@@ -37,6 +42,13 @@ class Checkpoint(ModelCheckpoint):
         if every and self.save_last and self.dirpath and step and step % every == 0 and step != self._last_step_written:
             self._last_step_written = step
             trainer.save_checkpoint(os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION))
+
+    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        """Rank by ``monitor`` only when it was logged (a run without validation data never logs it). Either way
+        the step counts as saved, so ``last.ckpt`` follows every epoch: Lightning writes it only after a new best."""
+        if self.monitor is None or self.monitor in monitor_candidates:
+            super()._save_topk_checkpoint(trainer, monitor_candidates)
+        self._last_global_step_saved = trainer.global_step
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -59,3 +71,62 @@ class PredictionWriter(BasePredictionWriter):
         else:
             sys.stdout.write(text)
             sys.stdout.flush()
+
+
+class NlpkitProgressBar(RichProgressBar):
+    """Lightning's rich progress bar without the logger's version number (``v_num``), which means nothing here."""
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        """The logged progress-bar metrics."""
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
+class FitSummary(pl.Callback):
+    """Prints one table when ``fit`` ends: the last logged metrics, where the checkpoints are and how to use them."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self._started = time.perf_counter()
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start the clock."""
+        self._started = time.perf_counter()
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Print the summary once fitting is over and the progress bar has stopped (from the first process)."""
+        if stage == "fit" and trainer.is_global_zero:
+            self.console.print(self.table(trainer))
+
+    def table(self, trainer: pl.Trainer) -> Table:
+        """Metrics, checkpoints and the commands that use the best one."""
+        seconds = time.perf_counter() - self._started
+        title = f"nlpkit fit: {trainer.current_epoch} epochs, {trainer.global_step} steps, {seconds:.0f} s"
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        for name, value in sorted(trainer.callback_metrics.items()):
+            if name.startswith(("train/", "val/")) and value.numel() == 1:
+                table.add_row(name, f"{float(value):.4g}")
+        checkpoint = trainer.checkpoint_callback
+        if not isinstance(checkpoint, ModelCheckpoint):
+            return table
+        best, last = (_shown_path(path) for path in (checkpoint.best_model_path, checkpoint.last_model_path))
+        if best and checkpoint.best_model_score is not None:
+            table.add_row("best checkpoint", f"{best} ({checkpoint.monitor} {float(checkpoint.best_model_score):.4g})")
+        if last:
+            table.add_row("last checkpoint", last)
+        chosen = best or last
+        if chosen:
+            table.add_row("predict", f"nlpkit predict --ckpt_path {chosen} --data.predict_path FILE")
+            table.add_row("python", f'nlpkit.load("{chosen}").predict(texts)')
+        return table
+
+
+def _shown_path(path: str) -> str:
+    """``path`` relative to the working directory when it lies under it."""
+    if not path:
+        return path
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative

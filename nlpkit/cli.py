@@ -123,7 +123,7 @@ def _ckpt_argv(argv: list[str]) -> list[str]:
 
 
 # -- the Lightning CLI ---------------------------------------------------------------------------------------
-def _lightning_cli(argv: list[str], command: list[str]) -> None:
+def _lightning_cli(argv: list[str], command: list[str], verbose: bool) -> None:
     """Run LightningCLI on ``argv`` (short names resolved) while ``sys.argv`` is the user's ``command``.
 
     Lightning's DDP launcher starts the other processes by re-running ``sys.argv``.
@@ -137,7 +137,9 @@ def _lightning_cli(argv: list[str], command: list[str]) -> None:
             # that nlpkit's batch samplers resume a mid-epoch checkpoint themselves (TextDataModule.batch_sampler)
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
-            run(argv)
+            # a rerun in the same directory replaces best.ckpt and last.ckpt on purpose
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            run(argv, verbose)
     finally:
         sys.argv = saved_argv
 
@@ -154,7 +156,7 @@ def _usage(plugins: Plugins) -> str:
     lines = ["usage: nlpkit COMMAND [options]   (nlpkit COMMAND --help for a command's options)", "", "commands:"]
     lines += [f"  {name:<12} {text}" for name, text in _LIGHTNING_HELP.items()]
     lines += [f"  {e.name:<12} {e.obj.help} [{e.plugin}]" for e in plugins["commands"].entries()]
-    lines += ["", "options: --debug shows the full traceback of an error"]
+    lines += ["", "options: --debug shows the full traceback of an error; --verbose shows Lightning's own messages"]
     return "\n".join(lines)
 
 
@@ -169,10 +171,9 @@ _LIGHTNING_HELP = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nlpkit`` command; returns the exit status (2 for a user's mistake)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    # Lightning calls a deprecated jsonargparse function; the warning is nothing a user can act on
-    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     debug = "--debug" in args or os.environ.get("NLPKIT_DEBUG") == "1"
-    args = [arg for arg in args if arg != "--debug"]
+    verbose = "--verbose" in args
+    args = [arg for arg in args if arg not in ("--debug", "--verbose")]
     try:
         plugins = get_plugins()
         if not args or args[0] in ("-h", "--help"):
@@ -184,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             known = [*LIGHTNING_COMMANDS, *plugins["commands"]]
             raise UnknownNameError(f"unknown command '{args[0]}' (commands: {', '.join(known)})")
         _install_loader(plugins)
-        _lightning_cli([args[0], *_ckpt_argv(args), *_rewrite_argv(plugins, args[1:])], args)
+        _lightning_cli([args[0], *_ckpt_argv(args), *_rewrite_argv(plugins, args[1:])], args, verbose)
         return 0
     except Exception as error:
         cause = _nlpkit_cause(error)  # a class built from the config (a task, a data module) raised it

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+from pytorch_lightning.callbacks import EarlyStopping, ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import CSVLogger
 
-from nlpkit.callbacks import Checkpoint, PredictionWriter
+from nlpkit.callbacks import Checkpoint, FitSummary, NlpkitProgressBar, PredictionWriter
 from nlpkit.cli import PARSER_MODE
 from nlpkit.configurable import class_path
 from nlpkit.data.module import TextDataModule
@@ -34,9 +36,22 @@ class NlpkitCLI(LightningCLI):
         return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        """Always a checkpoint callback (last.ckpt every epoch and every 500 steps) and a prediction writer."""
+        """Always checkpoints (best.ckpt by validation loss; last.ckpt every epoch and every 500 steps), early
+        stopping on the validation loss (``--early_stopping.patience``) and a prediction writer."""
         parser.add_lightning_class_args(Checkpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.dirpath": None})
+        parser.set_defaults(
+            {
+                "checkpoint.save_last": True,
+                "checkpoint.dirpath": None,
+                "checkpoint.monitor": "val/loss",
+                "checkpoint.filename": "best",
+                "checkpoint.enable_version_counter": False,  # a rerun replaces best.ckpt and last.ckpt
+            }
+        )
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        # strict=False: a run without validation data trains to the end
+        parser.set_defaults({"early_stopping.monitor": "val/loss", "early_stopping.patience": 5,
+                             "early_stopping.strict": False})  # fmt: skip
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 
     def _parse_ckpt_path(self) -> None:
@@ -62,15 +77,26 @@ class NlpkitCLI(LightningCLI):
     before_test = before_predict = before_validate
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
-        """The Trainer, writing checkpoints atomically."""
-        trainer = super().instantiate_trainer(**kwargs)
+        """The Trainer, writing checkpoints atomically, with nlpkit's progress bar and, for ``fit``, its summary."""
+        config = self.config_init[self.subcommand]["trainer"]
+        callbacks = list(config.get("callbacks") or [])
+        bar_wanted = config.get("enable_progress_bar") is not False
+        if bar_wanted and not any(isinstance(callback, ProgressBar) for callback in callbacks):
+            callbacks.append(NlpkitProgressBar())
+        if self.subcommand == "fit":
+            callbacks.append(FitSummary())
+        trainer = super().instantiate_trainer(callbacks=callbacks, **kwargs)
         if not isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
 
 
-def run(argv: list[str]) -> None:
-    """Run one subcommand (``argv[0]``) with nlpkit's trainer defaults."""
+def run(argv: list[str], verbose: bool = False) -> None:
+    """Run one subcommand (``argv[0]``) with nlpkit's trainer defaults; Lightning's own messages (devices, tips,
+    the seed) only when ``verbose``."""
+    if not verbose:
+        for name in ("pytorch_lightning", "lightning_fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     NlpkitCLI(
         Task,
         TextDataModule,
@@ -79,6 +105,7 @@ def run(argv: list[str]) -> None:
         auto_configure_optimizers=False,
         save_config_callback=FitConfigSaver,
         save_config_kwargs={"overwrite": True},
+        seed_everything_default=0,
         trainer_defaults={
             "logger": {"class_path": class_path(CSVLogger), "init_args": {"save_dir": "runs"}},
             "gradient_clip_val": 1.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ from nlpkit.languages import LanguageEmbeddings, PerLanguageMetrics
 from nlpkit.plugins import registry
 from nlpkit.tokenization import Tokenizer
 from nlpkit.transfer import Pretrained, learning_rate_scales, unfreeze_top
+
+# Warnings a dependency raises about its own use of another one, nothing a user of nlpkit can act on: Lightning on
+# torch's pytree, and Lightning's CLI (which also rebuilds the models of checkpoints it saved) on jsonargparse
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pytorch_lightning\.cli")
 
 #: What a task learns from its training data: a label list, or named vocabularies (a graph's entities and relations)
 Labels = list[str] | dict[str, list[str]] | None

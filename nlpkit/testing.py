@@ -54,17 +54,28 @@ def story_corpus(size: int = 300, seed: int = 0) -> list[str]:
     ]
 
 
-def write_sentiment_files(directory: str | Path, train: int = 400, val: int = 100, seed: int = 0) -> dict[str, Path]:
-    """Write ``train.csv``, ``val.csv`` (text,label) and ``predict.txt`` (texts only) under ``directory``."""
+def write_sentiment_files(
+    directory: str | Path, train: int = 400, val: int = 100, seed: int = 0, label_noise: float = 0.0
+) -> dict[str, Path]:
+    """Write ``train.csv``, ``val.csv`` (text,label) and ``predict.txt`` (texts only) under ``directory``.
+
+    ``label_noise`` flips that fraction of the labels at random, as annotators do, so no model should be sure.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
+    flip = {"pos": "neg", "neg": "pos"}
     for split, size, split_seed in (("train", train, seed), ("val", val, seed + 1)):
+        rng = random.Random(split_seed)
+        rows = [
+            (text, flip[label] if rng.random() < label_noise else label)
+            for text, label in sentiment_corpus(size, split_seed)
+        ]
         paths[split] = directory / f"{split}.csv"
         with paths[split].open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(["text", "label"])
-            writer.writerows(sentiment_corpus(size, split_seed))
+            writer.writerows(rows)
     paths["predict"] = directory / "predict.txt"
     paths["predict"].write_text(
         "the film was brilliant\nthe plot was not great\nthe acting was dull\nthe ending was not boring\n",

