@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint, R
 from rich.console import Console
 from rich.table import Table
 
+from nlpkit.errors import ConfigError
 from nlpkit.io import atomic_write_bytes
 
 
@@ -29,7 +30,12 @@ class Checkpoint(ModelCheckpoint):
     def __init__(self, *args: Any, last_every_n_train_steps: int = 500, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if last_every_n_train_steps < 0:
-            raise ValueError(f"last_every_n_train_steps must be >= 0, got {last_every_n_train_steps}")
+            raise ConfigError(f"last_every_n_train_steps must be >= 0, got {last_every_n_train_steps}")
+        if self.save_top_k not in (0, 1) and "{" not in (self.filename or "{"):
+            raise ConfigError(
+                f"checkpoint.save_top_k {self.save_top_k} keeps several checkpoints, so checkpoint.filename "
+                f"'{self.filename}' needs a placeholder such as '{{epoch}}-{{val/loss:.3f}}'"
+            )
         self.last_every_n_train_steps = last_every_n_train_steps
         self._last_step_written = -1
 
@@ -43,10 +49,20 @@ class Checkpoint(ModelCheckpoint):
             self._last_step_written = step
             trainer.save_checkpoint(os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION))
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A fresh ``fit`` (not a resumed one, whose checkpoint is restored by now) first removes the directory's
+        ``best.ckpt`` and ``last.ckpt`` from an earlier run, so neither can be mistaken for this run's."""
+        super().on_train_start(trainer, pl_module)
+        if trainer.ckpt_path is None and trainer.is_global_zero and self.dirpath:
+            for name in (self.filename, self.CHECKPOINT_NAME_LAST):
+                if name and "{" not in name:
+                    Path(self.dirpath, name + self.FILE_EXTENSION).unlink(missing_ok=True)
+
     def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]) -> None:
-        """Rank by ``monitor`` only when it was logged (a run without validation data never logs it). Either way
+        """Rank by ``monitor``; a run without validation data never logs it and keeps ``last.ckpt`` only. Either way
         the step counts as saved, so ``last.ckpt`` follows every epoch: Lightning writes it only after a new best."""
-        if self.monitor is None or self.monitor in monitor_candidates:
+        validates = sum(trainer.num_val_batches) > 0
+        if self.monitor is None or self.monitor in monitor_candidates or validates:
             super()._save_topk_checkpoint(trainer, monitor_candidates)
         self._last_global_step_saved = trainer.global_step
 

@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("NLPKIT_DEBUG") == "1"
     verbose = "--verbose" in args
-    args = [arg for arg in args if arg not in ("--debug", "--verbose")]
+    command, args = args, [arg for arg in args if arg not in ("--debug", "--verbose")]
     try:
         plugins = get_plugins()
         if not args or args[0] in ("-h", "--help"):
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             known = [*LIGHTNING_COMMANDS, *plugins["commands"]]
             raise UnknownNameError(f"unknown command '{args[0]}' (commands: {', '.join(known)})")
         _install_loader(plugins)
-        _lightning_cli([args[0], *_ckpt_argv(args), *_rewrite_argv(plugins, args[1:])], args, verbose)
+        _lightning_cli([args[0], *_ckpt_argv(args), *_rewrite_argv(plugins, args[1:])], command, verbose)
         return 0
     except Exception as error:
         cause = _nlpkit_cause(error)  # a class built from the config (a task, a data module) raised it

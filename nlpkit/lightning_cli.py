@@ -77,15 +77,22 @@ class NlpkitCLI(LightningCLI):
     before_test = before_predict = before_validate
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
-        """The Trainer, writing checkpoints atomically, with nlpkit's progress bar and, for ``fit``, its summary."""
-        config = self.config_init[self.subcommand]["trainer"]
-        callbacks = list(config.get("callbacks") or [])
-        bar_wanted = config.get("enable_progress_bar") is not False
-        if bar_wanted and not any(isinstance(callback, ProgressBar) for callback in callbacks):
-            callbacks.append(NlpkitProgressBar())
+        """The Trainer, writing checkpoints atomically, with nlpkit's progress bar and, for ``fit``, its summary.
+
+        A config that lists its own ``EarlyStopping`` or progress bar among ``trainer.callbacks`` replaces nlpkit's.
+        """
+        config = dict(self._get(self.config_init, "trainer", default={}))
+        own = config.get("callbacks") or []
+        own = list(own) if isinstance(own, list) else [own]
+        added = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
+        if any(isinstance(callback, EarlyStopping) for callback in own):
+            added = [callback for callback in added if not isinstance(callback, EarlyStopping)]
+        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in own):
+            # predictions may go to standard output: the bar of ``predict`` goes to standard error
+            own.append(NlpkitProgressBar(console_kwargs={"stderr": True} if self.subcommand == "predict" else None))
         if self.subcommand == "fit":
-            callbacks.append(FitSummary())
-        trainer = super().instantiate_trainer(callbacks=callbacks, **kwargs)
+            own.append(FitSummary())
+        trainer = self._instantiate_trainer({**config, "callbacks": own, **kwargs}, added)
         if not isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
@@ -94,9 +101,8 @@ class NlpkitCLI(LightningCLI):
 def run(argv: list[str], verbose: bool = False) -> None:
     """Run one subcommand (``argv[0]``) with nlpkit's trainer defaults; Lightning's own messages (devices, tips,
     the seed) only when ``verbose``."""
-    if not verbose:
-        for name in ("pytorch_lightning", "lightning_fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     NlpkitCLI(
         Task,
         TextDataModule,

@@ -66,7 +66,7 @@ def write_sentiment_files(
     paths = {}
     flip = {"pos": "neg", "neg": "pos"}
     for split, size, split_seed in (("train", train, seed), ("val", val, seed + 1)):
-        rng = random.Random(split_seed)
+        rng = random.Random(f"label noise {split_seed}")  # not the corpus's own random stream
         rows = [
             (text, flip[label] if rng.random() < label_noise else label)
             for text, label in sentiment_corpus(size, split_seed)

@@ -181,6 +181,7 @@ def test_best_checkpoint_has_the_lowest_validation_loss_and_load_takes_it(tmp_pa
         validations = [(float(row["val/loss"]), int(row["step"])) for row in csv.DictReader(handle) if row["val/loss"]]
     assert len(validations) == 5
     best_loss, best_step = min(validations)
+    assert best_step != validations[-1][1]  # the run overfits: the best is not the last
     best = torch.load(tmp_path / "runs" / "checkpoints" / "best.ckpt", weights_only=True)
     assert best["global_step"] == best_step + 1  # the CSV logs the step before Lightning counts it
     scores = [state["best_model_score"] for state in best["callbacks"].values() if "best_model_score" in state]
@@ -201,3 +202,42 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stalls(tmp_path, monkey
     assert main(["fit", *TINY_MODEL, *tiny_data(files), *QUIET, *frozen]) == 0
     last = torch.load(tmp_path / "runs" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 2  # the first validation sets the best, two more without improvement stop the run
+
+
+def test_a_configs_own_early_stopping_replaces_nlpkits(tmp_path, monkeypatch) -> None:
+    from nlpkit.cli import main
+
+    files = write_sentiment_files(tmp_path / "data", train=100, val=40)
+    config = tmp_path / "config.yaml"  # one callback, not a list: the Trainer accepts both
+    config.write_text("trainer:\n  callbacks:\n    class_path: EarlyStopping\n"
+                      "    init_args: {monitor: val/loss, patience: 1}\n")  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    frozen = ["--model.learning_rate", "0", "--trainer.max_epochs", "20"]
+    assert main(["fit", "--config", str(config), *TINY_MODEL, *tiny_data(files), *QUIET, *frozen]) == 0
+    assert torch.load(tmp_path / "runs" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+
+
+def test_a_fresh_fit_leaves_no_checkpoint_of_an_earlier_run(tmp_path, monkeypatch) -> None:
+    from nlpkit.cli import main
+
+    files = write_sentiment_files(tmp_path / "data", train=100, val=40)
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", *TINY_MODEL, *tiny_data(files), *QUIET, "--trainer.max_epochs", "1"]) == 0
+    checkpoints = tmp_path / "runs" / "checkpoints"
+    assert (checkpoints / "best.ckpt").is_file()
+    no_validation = [arg for arg in tiny_data(files) if arg not in ("--data.val_path", str(files["val"]))]
+    assert main(["fit", *TINY_MODEL, *no_validation, *QUIET, "--trainer.max_steps", "2"]) == 0
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["last.ckpt"]
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    loaded = nlpkit.load(tmp_path / "runs")  # this run's last.ckpt: nothing else is there
+    assert all(torch.equal(value, last["state_dict"][name]) for name, value in loaded.state_dict().items())
+
+
+def test_several_kept_checkpoints_need_a_filename_placeholder(tmp_path, capsys) -> None:
+    from nlpkit.cli import main
+
+    files = write_sentiment_files(tmp_path / "data", train=40, val=20)
+    status = main(["fit", *TINY_MODEL, *tiny_data(files), *QUIET, "--checkpoint.save_top_k", "3"])
+    assert status == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("nlpkit: error: checkpoint.save_top_k 3 keeps several checkpoints") and "\n" not in error

@@ -248,12 +248,9 @@ def tatoeba_english_spanish(cache: Path | None = None) -> dict[str, Path]:
     groups = sorted(by_source.items())
     random.Random(0).shuffle(groups)
     size = TRANSLATION_EVALUATION_SIZE
-    held = {source for source, _ in groups[: 2 * size]}
     evaluation = [{"source": source, "target": targets[0]} for source, targets in groups[: 2 * size]]
-    paths = write_splits(directory, evaluation, size)
-    train = [{"source": s, "target": t} for s, targets in groups if s not in held for t in targets]
-    write_lines(paths["train"], [json.dumps(row, ensure_ascii=False) for row in train])
-    return paths
+    train = [{"source": source, "target": target} for source, targets in groups[2 * size :] for target in targets]
+    return write_splits(directory, evaluation + train, size, seed=None)  # already shuffled, by sentence
 
 
 CORPORA = {

@@ -129,12 +129,13 @@ def write_lines(path: Path, lines: Sequence[str]) -> None:
 
 
 def write_splits(
-    directory: Path, rows: list[dict[str, Any]], evaluation: float | int, seed: int = 0
+    directory: Path, rows: list[dict[str, Any]], evaluation: float | int, seed: int | None = 0
 ) -> dict[str, Path]:
-    """Shuffle ``rows`` with ``seed`` and write ``val`` and ``test`` (each ``evaluation`` rows, or that fraction of
-    them) and ``train`` as jsonl files in ``directory``; split name -> file."""
+    """Shuffle ``rows`` with ``seed`` (None: keep their order) and write ``val`` and ``test`` (each ``evaluation``
+    rows, or that fraction of them) and ``train`` as jsonl files in ``directory``; split name -> file."""
     rows = list(rows)
-    random.Random(seed).shuffle(rows)
+    if seed is not None:
+        random.Random(seed).shuffle(rows)
     size = evaluation if isinstance(evaluation, int) else round(evaluation * len(rows))
     splits = {"val": rows[:size], "test": rows[size : 2 * size], "train": rows[2 * size :]}
     paths = {}
