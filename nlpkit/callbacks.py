@@ -59,10 +59,11 @@ class Checkpoint(ModelCheckpoint):
                     Path(self.dirpath, name + self.FILE_EXTENSION).unlink(missing_ok=True)
 
     def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]) -> None:
-        """Rank by ``monitor``; a run without validation data never logs it and keeps ``last.ckpt`` only. Either way
-        the step counts as saved, so ``last.ckpt`` follows every epoch: Lightning writes it only after a new best."""
-        validates = sum(trainer.num_val_batches) > 0
-        if self.monitor is None or self.monitor in monitor_candidates or validates:
+        """Rank by ``monitor`` once validation has logged anything (a run without validation data, or stopped before
+        its first validation, keeps ``last.ckpt`` only; a mistyped monitor is Lightning's error). Either way the
+        step counts as saved, so ``last.ckpt`` follows every epoch: Lightning writes it only after a new best."""
+        validated = any(str(name).startswith("val/") for name in monitor_candidates)
+        if self.monitor is None or self.monitor in monitor_candidates or validated:
             super()._save_topk_checkpoint(trainer, monitor_candidates)
         self._last_global_step_saved = trainer.global_step
 
