@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import statistics
 import string
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -105,3 +107,19 @@ def text_classification_references(
     regression = LogisticRegression(C=10, max_iter=2000).fit(features, [label for _, label in train])
     tfidf = regression.predict(vectorizer.transform([text for text, _ in test]))
     return {"fastText": float(np.mean(np.array(predicted) == gold)), "tfidf": float(np.mean(tfidf == gold))}
+
+
+def fit_config(config: Path, files: dict[str, Path], seed: int, directory: Path, options: list[str]) -> Path:
+    """``nlpkit fit --config config`` on ``files`` (train, val) with ``seed`` and ``options``, as a user runs it;
+    the best checkpoint. Its output goes to standard error, so standard output stays JSON lines."""
+    from nlpkit.cli import main as nlpkit_command
+
+    argv = ["fit", "--config", str(config), "--data.train_path", str(files["train"]),
+            "--data.val_path", str(files["val"]), "--seed_everything", str(seed),
+            "--trainer.default_root_dir", str(directory), "--trainer.logger", "false",
+            "--trainer.enable_progress_bar", "false", *options]  # fmt: skip
+    with contextlib.redirect_stdout(sys.stderr):
+        status = nlpkit_command(argv)
+    if status != 0:
+        raise SystemExit(f"nlpkit fit failed ({status}): {' '.join(argv)}")
+    return directory / "checkpoints" / "best.ckpt"

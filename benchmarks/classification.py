@@ -13,7 +13,6 @@ few hundred examples of each corpus.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
@@ -26,11 +25,10 @@ import torch
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, text_classification_references
+from _common import emit, fit_config, text_classification_references
 from data.corpora import bbc_news, sentiment_sentences
 
 import nlpkit
-from nlpkit.cli import main as nlpkit_command
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sentiment.yaml"
 CORPORA = {"sentiment-sentences": sentiment_sentences, "bbc-news": bbc_news}
@@ -53,19 +51,6 @@ def write_rows(path: Path, rows: list[tuple[str, str]]) -> Path:
     """A jsonl split of ``rows``."""
     path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows), encoding="utf-8")
     return path
-
-
-def fit_example(files: dict[str, Path], variant: str, seed: int, directory: Path, extra: list[str]) -> Path:
-    """``nlpkit fit`` of the example config on ``files``; the best checkpoint. Its output goes to standard error."""
-    argv = ["fit", "--config", str(EXAMPLE), "--data.train_path", str(files["train"]),
-            "--data.val_path", str(files["val"]), "--seed_everything", str(seed),
-            "--trainer.default_root_dir", str(directory), "--trainer.logger", "false",
-            "--trainer.enable_progress_bar", "false", *VARIANTS[variant], *extra]  # fmt: skip
-    with contextlib.redirect_stdout(sys.stderr):
-        status = nlpkit_command(argv)
-    if status != 0:
-        raise SystemExit(f"nlpkit fit failed ({status}): {' '.join(argv)}")
-    return directory / "checkpoints" / "best.ckpt"
 
 
 def evaluate(checkpoint: Path, test: list[tuple[str, str]]) -> dict[str, float]:
@@ -104,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
                 results.setdefault(name, []).append(value)
             for variant in VARIANTS:
                 start = time.perf_counter()
-                best = fit_example(files, variant, seed, directory / f"{corpus}-{variant}-{seed}", extra)
+                run = directory / f"{corpus}-{variant}-{seed}"
+                best = fit_config(EXAMPLE, files, seed, run, [*VARIANTS[variant], *extra])
                 results.setdefault(f"{variant}/fit_seconds", []).append(time.perf_counter() - start)
                 for metric, value in evaluate(best, splits["test"]).items():
                     results.setdefault(f"{variant}/{metric}", []).append(value)

@@ -1,11 +1,14 @@
-"""NER: training tokens/s and prediction sentences/s of BiLSTM-CRF and Transformer-CRF taggers, their entity F1
-against sklearn-crfsuite with classic word features on the same split, and the CRF's own speed against
-pytorch-crf (benchmarks/ner_crf.py), all in one run. ``--tiny`` is a seconds-long smoke run.
+"""NER: entity F1 on CoNLL-2003 English of ``nlpkit fit --config examples/ner.yaml`` (only the data paths
+changed) against sklearn-crfsuite with the classic word features, scored by the same strict entity F1; training
+tokens/s and prediction sentences/s of BiLSTM-CRF and Transformer-CRF taggers on generated sentences; and the
+CRF's own speed against pytorch-crf (benchmarks/ner_crf.py). ``--tiny`` is a smoke run (200 CoNLL sentences).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import sys
 import tempfile
 import time
@@ -16,7 +19,8 @@ import pytorch_lightning as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import StepClock, emit, median_seconds
+from _common import StepClock, emit, fit_config, median_seconds
+from data.corpora import conll2003
 from ner_crf import crf_figures
 from nlpkit_ner.data import ConllData
 from nlpkit_ner.metrics import entity_f1
@@ -24,6 +28,8 @@ from nlpkit_ner.sample import sample_sentences
 from nlpkit_ner.task import TokenClassificationTask
 from nlpkit_ner.words import write_conll
 
+from nlpkit.cli import main as nlpkit_command
+from nlpkit.data.readers import read_records
 from nlpkit.encoders.rnn import LSTMEncoder
 from nlpkit.encoders.transformer import TransformerEncoder
 from nlpkit.tokenization import TokenizerOptions
@@ -66,7 +72,7 @@ def crfsuite_reference(train: list, test: list) -> dict[str, float]:
 
 
 def tagger_figures(encoder: partial, directory: Path, test: list, epochs: int) -> dict[str, float]:
-    """Train a CRF tagger with a Lightning Trainer; its training tokens/s, test F1 and prediction speed."""
+    """Train a CRF tagger with a Lightning Trainer; its training tokens/s and prediction speed."""
     torch.manual_seed(0)
     task = TokenClassificationTask(encoder=encoder, crf=True, learning_rate=5e-3, warmup_steps=30)
     data = ConllData(
@@ -82,23 +88,65 @@ def tagger_figures(encoder: partial, directory: Path, test: list, epochs: int) -
     trainer.fit(task, datamodule=data)
     warmup = max(len(clock.counts) // 10, 1)
     tokens_per_s = sum(clock.counts[warmup:]) / (clock.stamps[-1] - clock.stamps[warmup])
-    f1 = trainer.test(task, datamodule=data, verbose=False)[0]["test/entity-f1"]
     sentences = [{"tokens": tokens} for tokens, _ in test]
     seconds = median_seconds(lambda: task.predict(sentences, batch_size=BATCH), repeats=3)
     return {
         "train_tokens_per_s": tokens_per_s,
-        "entity_f1": f1,
         "predict_sentences_per_s": len(test) / seconds,
     }
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ner.yaml"
+
+
+def sentences_of(path: Path, limit: int | None = None) -> list[tuple[list[str], list[str]]]:
+    """``(tokens, tags)`` of the first ``limit`` sentences of a CoNLL file."""
+    records = read_records(path)[:limit]
+    return [(record.fields["tokens"], record.fields["tags"]) for record in records]
+
+
+def test_f1(checkpoint: Path, test_file: Path, directory: Path) -> float:
+    """``nlpkit test`` of ``checkpoint`` on ``test_file``: the logged strict entity F1."""
+    argv = ["test", "--ckpt_path", str(checkpoint), "--data.test_path", str(test_file),
+            "--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", str(directory),
+            "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    with contextlib.redirect_stdout(sys.stderr):
+        if nlpkit_command(argv) != 0:
+            raise SystemExit(f"nlpkit test failed: {' '.join(argv)}")
+    with next(directory.rglob("metrics.csv")).open(newline="") as handle:
+        return next(float(row["test/entity-f1"]) for row in csv.DictReader(handle) if row.get("test/entity-f1"))
+
+
+def conll_quality(args: argparse.Namespace, directory: Path) -> None:
+    """Entity F1 of the example config on CoNLL-2003 against sklearn-crfsuite on the same splits."""
+    limit = 200 if args.tiny else None
+    files = {}
+    for split, path in conll2003().items():
+        files[split] = directory / f"conll-{split}.conll"
+        write_conll(files[split], sentences_of(path, limit))
+    train, test = sentences_of(files["train"]), sentences_of(files["test"])
+    reference = crfsuite_reference(train, test)
+    start = time.perf_counter()
+    best = fit_config(EXAMPLE, files, 0, directory / "conll-fit", ["--trainer.max_epochs", "1"] if args.tiny else [])
+    seconds = time.perf_counter() - start
+    config = {"corpus": "conll2003", "train": len(train), "test": len(test), "seed": 0, "fit_seconds": round(seconds),
+              "threads": torch.get_num_threads()}  # fmt: skip
+    emit("ner", "entity_f1", "fraction", test_f1(best, files["test"], directory / "conll-test"),
+         reference["entity_f1"], "sklearn-crfsuite (word features)", tagger="examples/ner.yaml", **config)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
     """Print every NER figure."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run")
+    parser.add_argument("--only", choices=["quality", "speed"], help="run one part of the benchmark")
     args = parser.parse_args(argv)
     train_size, test_size, epochs = (80, 40, 1) if args.tiny else (2000, 500, 8)
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-ner-bench-"))
+    if args.only != "speed":
+        conll_quality(args, directory)
+    if args.only == "quality":
+        return
     train, test = sample_sentences(train_size, seed=5), sample_sentences(test_size, seed=6)
     write_conll(directory / "train.conll", train)
     write_conll(directory / "test.conll", test)
@@ -114,8 +162,6 @@ def main(argv: list[str] | None = None) -> None:
         emit("ner", "train_tokens_per_s", "tokens/s", ours["train_tokens_per_s"], **config)
         emit("ner", "predict_sentences_per_s", "sentences/s", ours["predict_sentences_per_s"],
              reference["predict_sentences_per_s"], "sklearn-crfsuite (word features)", **config)  # fmt: skip
-        emit("ner", "entity_f1", "fraction", ours["entity_f1"], reference["entity_f1"],
-             "sklearn-crfsuite (word features)", **config)  # fmt: skip
     crf_figures(repeats=3) if args.tiny else crf_figures()
 
 
