@@ -62,7 +62,7 @@ class Checkpoint(ModelCheckpoint):
         """Rank by ``monitor`` once validation has logged anything (a run without validation data, or stopped before
         its first validation, keeps ``last.ckpt`` only; a mistyped monitor is Lightning's error). Either way the
         step counts as saved, so ``last.ckpt`` follows every epoch: Lightning writes it only after a new best."""
-        validated = any(str(name).startswith("val/") for name in monitor_candidates)
+        validated = any(str(name).startswith("val/") for name in monitor_candidates)  # every Task logs val/loss
         if self.monitor is None or self.monitor in monitor_candidates or validated:
             super()._save_topk_checkpoint(trainer, monitor_candidates)
         self._last_global_step_saved = trainer.global_step
