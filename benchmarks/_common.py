@@ -87,6 +87,19 @@ class StepClock(pl.Callback):
             self.counts.append(self.count(batch))
 
 
+def read_labeled(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
+    """``(text, label)`` of a jsonl split, the first ``limit`` of them (lines end at ``\\n`` only: a text may hold
+    other line separators)."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
+    return [(row["text"], row["label"]) for row in rows[:limit]]
+
+
+def write_labeled(path: Path, rows: list[tuple[str, str]]) -> Path:
+    """Write ``(text, label)`` rows as a jsonl split."""
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows), encoding="utf-8")
+    return path
+
+
 def text_classification_references(
     train: list[tuple[str, str]], test: list[tuple[str, str]], seed: int
 ) -> dict[str, float]:

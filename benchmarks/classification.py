@@ -13,7 +13,6 @@ few hundred examples of each corpus.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import torch
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, fit_config, text_classification_references
+from _common import emit, fit_config, read_labeled, text_classification_references, write_labeled
 from data.corpora import bbc_news, sentiment_sentences
 
 import nlpkit
@@ -39,18 +38,6 @@ VARIANTS = {
                     "--model.encoder.num_layers", "2", "--model.encoder.positions", "rotary",
                     "--model.pooling", "mean", "--model.learning_rate", "0.001"],
 }  # fmt: skip
-
-
-def read_rows(path: Path, limit: int | None) -> list[tuple[str, str]]:
-    """``(text, label)`` of a jsonl split, the first ``limit`` of them."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
-    return [(row["text"], row["label"]) for row in rows[:limit]]
-
-
-def write_rows(path: Path, rows: list[tuple[str, str]]) -> Path:
-    """A jsonl split of ``rows``."""
-    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows), encoding="utf-8")
-    return path
 
 
 def evaluate(checkpoint: Path, test: list[tuple[str, str]]) -> dict[str, float]:
@@ -81,8 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-classification-"))
     for corpus in args.corpora:
         prepared = CORPORA[corpus]()
-        splits = {split: read_rows(prepared[split], limit) for split in ("train", "val", "test")}
-        files = {split: write_rows(directory / f"{corpus}-{split}.jsonl", rows) for split, rows in splits.items()}
+        splits = {split: read_labeled(prepared[split], limit) for split in ("train", "val", "test")}
+        files = {split: write_labeled(directory / f"{corpus}-{split}.jsonl", rows) for split, rows in splits.items()}
         results: dict[str, list[float]] = {}
         for seed in seeds:
             for name, value in text_classification_references(splits["train"], splits["test"], seed).items():

@@ -16,7 +16,6 @@ smoke run on generated sentences.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import statistics
@@ -35,7 +34,7 @@ from nlpkit_classification.task import TextClassificationTask
 from nlpkit_generation.data import LanguageModelingData
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import StepClock, emit, text_classification_references
+from _common import StepClock, emit, read_labeled, text_classification_references, write_labeled
 from data.corpora import wordnet_supersenses
 from nlpkit_pretraining.contrastive import ContrastiveTask
 from nlpkit_pretraining.masked_lm import MaskedLMTask
@@ -61,27 +60,16 @@ TINY_DESCRIPTIONS = {"sport": "the team scored a goal", "food": "the chef cooked
 QUIET = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False}
 
 
-def read_jsonl(path: Path) -> list[tuple[str, str]]:
-    """``(text, label)`` rows of a jsonl split."""
-    return [(row["text"], row["label"]) for row in map(json.loads, path.read_text(encoding="utf-8").splitlines())]
-
-
-def write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
-    """Write ``(text, label)`` rows as jsonl."""
-    path.write_text("".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in rows), encoding="utf-8")
-    return path
-
-
 def corpus(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     """Splits as rows and files, and the pretraining text file: WordNet, or generated sentences with ``--tiny``."""
     if args.tiny:
         rows = {"train": topic_sentences(600, 0), "val": topic_sentences(100, 1), "test": topic_sentences(100, 2)}
         pretrain = directory / "pretrain.txt"
         pretrain.write_text("".join(text + "\n" for text, _ in rows["train"]), encoding="utf-8")
-        files = {split: write_jsonl(directory / f"{split}.jsonl", split_rows) for split, split_rows in rows.items()}
+        files = {split: write_labeled(directory / f"{split}.jsonl", split_rows) for split, split_rows in rows.items()}
         return {"rows": rows, "files": files, "pretrain": pretrain, "descriptions": TINY_DESCRIPTIONS}
     files = wordnet_supersenses()
-    rows = {split: read_jsonl(files[split]) for split in ("train", "val", "test")}
+    rows = {split: read_labeled(files[split]) for split in ("train", "val", "test")}
     return {"rows": rows, "files": files, "pretrain": files["pretrain"], "descriptions": DESCRIPTIONS}
 
 
@@ -303,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = data["rows"]
     inits = {"scratch": None, "mlm": checkpoints["mlm"], "simcse": checkpoints["simcse"]}
     tuning_size = args.sizes[-2]
-    tuning_file = write_jsonl(directory / "tune.jsonl", subset(rows["train"], tuning_size, 0))
+    tuning_file = write_labeled(directory / "tune.jsonl", subset(rows["train"], tuning_size, 0))
     rates = {}
     for name, init in inits.items():
         scores = {
@@ -315,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     for size in args.sizes:
         for seed in args.seeds:
             train = subset(rows["train"], size, seed)
-            train_file = write_jsonl(directory / f"train-{size}-{seed}.jsonl", train)
+            train_file = write_labeled(directory / f"train-{size}-{seed}.jsonl", train)
             count = len(train)
             for name, value in text_classification_references(train, rows["test"], seed).items():
                 results.setdefault((name, size), []).append(value)
