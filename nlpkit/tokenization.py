@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -32,6 +32,9 @@ class TokenizerOptions:
     max_length: int = 512
 
 
+#: SentencePiece learns from lines of at most this many characters (it skips longer "sentences" than its
+#: ``max_sentence_length`` bytes, set to four bytes a character): whole documents are cut to fit
+TRAINING_LINE_CHARS = 4096
 _ALPHABET_TOO_LARGE = re.compile(r"Vocabulary size is smaller than required_chars\. \d+ vs (\d+)")
 
 
@@ -60,9 +63,18 @@ def _train_model(
         hard_vocab_limit=False,
         train_extremely_large_corpus=False,
         num_threads=min(4, os.cpu_count() or 1),
+        max_sentence_length=4 * TRAINING_LINE_CHARS,
         minloglevel=2,
     )
     return buffer.getvalue()
+
+
+def _training_lines(texts: Iterable[str]) -> Iterator[str]:
+    """The non-blank lines of ``texts``, each cut into pieces of at most ``TRAINING_LINE_CHARS`` characters."""
+    for text in texts:
+        for line in text.splitlines():
+            if line.strip():
+                yield from (line[i : i + TRAINING_LINE_CHARS] for i in range(0, len(line), TRAINING_LINE_CHARS))
 
 
 class Tokenizer:
@@ -100,7 +112,7 @@ class Tokenizer:
     ) -> Tokenizer:
         """Train on ``texts``; the vocabulary shrinks below ``vocab_size`` if the text is too small for it, and grows
         to hold every character kept by ``character_coverage`` (thousands, in Chinese or Japanese) if it is larger."""
-        sentences = [text for text in texts if text.strip()]
+        sentences = list(_training_lines(texts))
         if not sentences:
             raise ConfigError("cannot train a tokenizer: the training text is empty")
         options = (model_type, character_coverage, byte_fallback, special_tokens)

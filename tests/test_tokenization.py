@@ -82,3 +82,12 @@ def test_bytes_that_are_not_a_model_are_refused(tmp_path) -> None:
 def test_empty_training_text_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="training text is empty"):
         Tokenizer.train(["", "   "])
+
+
+def test_whole_documents_longer_than_a_sentencepiece_sentence_train_a_vocabulary() -> None:
+    document = " ".join(TEXTS * 3)  # one line of about 23,000 characters: SentencePiece alone would skip it
+    assert len(document) > 4 * 4192
+    tokenizer = Tokenizer.train([document], vocab_size=120)
+    assert tokenizer.vocab_size >= 0.8 * Tokenizer.train(TEXTS, vocab_size=120).vocab_size  # as if given lines
+    words = "the movie was not great"
+    assert len(tokenizer.encode([words])[0]) < len(words.replace(" ", ""))  # pieces longer than characters

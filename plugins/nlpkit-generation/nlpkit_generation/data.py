@@ -14,7 +14,8 @@ class LanguageModelingData(TextDataModule):
 
     :param text_field: the JSON key or column holding each document (a ``.txt`` file's lines are ``text``)
     :param block_size: if set, documents are concatenated (each ``<s> ... </s>``) and cut into blocks of
-        ``block_size`` predicted tokens; otherwise every document is one padded example
+        ``block_size`` predicted tokens, so no document is cut at the tokenizer's ``max_length``; otherwise every
+        document is one padded example
     """
 
     def __init__(self, *args: Any, text_field: str = "text", block_size: int | None = None, **kwargs: Any) -> None:
@@ -23,8 +24,8 @@ class LanguageModelingData(TextDataModule):
         self.block_size = block_size
 
     def fields(self, record: Record, labeled: bool) -> dict[str, Any]:
-        """``{"text"}`` of a record."""
-        return {"text": record.text(self.text_field)}
+        """``{"text"}`` of a record, and ``{"whole": True}`` when blocks are packed (the task keeps every token)."""
+        return {"text": record.text(self.text_field), "whole": self.block_size is not None}
 
     def arrange(self, examples: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
         """Pack training and evaluation splits into blocks that overlap by one token, so every token is a target."""

@@ -4,6 +4,7 @@ generation through the shared :func:`nlpkit_generation.decoding.generate`."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -108,8 +109,10 @@ class CausalLMTask(GenerativeTask):
         self.build_metrics()
 
     def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:
-        """``<s> text </s>`` as ids to learn from, or ``<s> text`` as a prompt to continue."""
-        tokens = self.tokenizer.encode([fields["text"]], add_bos=True, add_eos=labeled)[0]  # type: ignore[union-attr]
+        """``<s> text </s>`` as ids to learn from, or ``<s> text`` as a prompt to continue; cut at the tokenizer's
+        ``max_length`` unless ``fields["whole"]`` (documents packed into blocks)."""
+        limit = sys.maxsize if fields.get("whole") else None
+        tokens = self.tokenizer.encode([fields["text"]], add_bos=True, add_eos=labeled, max_length=limit)[0]  # type: ignore[union-attr]
         return {"tokens": tokens, "length": len(tokens)}
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:

@@ -92,3 +92,16 @@ def test_a_bidirectional_encoder_is_refused(corpus_file) -> None:
     task = CausalLMTask(encoder=partial(LSTMEncoder, hidden_size=8, bidirectional=True))
     with pytest.raises(ConfigError, match="causal-lm needs a causal encoder"):
         fit_tiny(task, lm_data(corpus_file), max_steps=1)
+
+
+def test_packed_documents_keep_the_tokens_beyond_the_tokenizers_max_length(tmp_path) -> None:
+    document = " ".join(CORPUS * 2)
+    path = tmp_path / "documents.txt"
+    path.write_text(document + "\n")
+    task = CausalLMTask(encoder=partial(LSTMEncoder, embedding_dim=16, hidden_size=16))
+    options = TokenizerOptions(vocab_size=60, max_length=16)
+    data = LanguageModelingData(train_path=str(path), val_path=str(path), batch_size=4, tokenizer=options, block_size=8)
+    fit_tiny(task, data, max_steps=1)
+    whole = task.tokenizer.encode([document], add_bos=True, add_eos=True, max_length=10_000)[0]
+    assert len(whole) > 16
+    assert [token for block in data.examples["train"] for token in block["tokens"][1:]] == whole[1:]
