@@ -1,0 +1,111 @@
+"""Language modelling on real text: the example config as a user runs it, against a Kneser-Ney n-gram model of the
+same tokens.
+
+nlpkit runs ``nlpkit fit --config examples/language-model.yaml`` on WikiText-2 (raw, the published article splits;
+``benchmarks/data/corpora.py``) with only the data paths changed: an LSTM, and the same config with a causal
+Transformer. The reference is an interpolated modified Kneser-Ney model (``_kneser_ney.py``) of the training split
+as the fitted model's tokenizer cuts it, its order (3 to 5) chosen on the validation split. Both score every token of
+the test split after each article's ``<s>`` (its ``</s>`` included); bits per character divide the total bits by the
+characters of the articles plus one a article for its end, so any vocabulary compares. The neural models read the
+test split in the training blocks (each starts with no context); the n-gram model sees its full history.
+``--tiny`` is a smoke run on a few articles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from nlpkit_generation.data import pack_blocks
+from nlpkit_generation.task import CausalLMTask
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit, fit_config
+from _kneser_ney import KneserNey
+from data.corpora import wikitext2
+
+import nlpkit
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "language-model.yaml"
+BLOCK_SIZE = 128  # the example's data.block_size
+#: the encoders compared: the example's own, and the overrides that swap in a causal Transformer
+VARIANTS = {
+    "lstm": [],
+    "causal-transformer": ["--model.encoder", "causal-transformer", "--model.encoder.d_model", "256",
+                           "--model.encoder.num_heads", "4", "--model.encoder.num_layers", "4",
+                           "--model.encoder.positions", "rotary", "--model.encoder.max_length", "256",
+                           "--model.encoder.dropout", "0.1", "--model.learning_rate", "0.002"],
+}  # fmt: skip
+
+
+def read_articles(path: Path, limit: int | None) -> list[str]:
+    """The first ``limit`` articles of a jsonl split."""
+    lines = path.read_text(encoding="utf-8").splitlines()[:limit]
+    return [json.loads(line)["text"] for line in lines]
+
+
+def token_stream(task: CausalLMTask, articles: list[str]) -> list[list[int]]:
+    """Each article as ``<s> ... </s>`` ids, whole."""
+    return task.tokenizer.encode(articles, add_bos=True, add_eos=True, max_length=sys.maxsize)  # type: ignore[union-attr]
+
+
+@torch.inference_mode()
+def neural_bits(task: CausalLMTask, documents: list[list[int]], batch_size: int = 64) -> float:
+    """Total bits of every token after the first of the concatenated ``documents``, read in training blocks."""
+    task.eval()
+    blocks = [block["tokens"] for block in pack_blocks(documents, BLOCK_SIZE)]
+    nats = 0.0
+    for start in range(0, len(blocks), batch_size):
+        chunk = blocks[start : start + batch_size]
+        width = max(map(len, chunk))
+        tokens = torch.tensor([ids + [0] * (width - len(ids)) for ids in chunk])
+        mask = torch.tensor([[True] * len(ids) + [False] * (width - len(ids)) for ids in chunk])
+        logits = task(tokens[:, :-1], mask[:, :-1]).float()
+        targets = tokens[:, 1:].masked_fill(~mask[:, 1:], -100)
+        nats += float(F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="sum"))
+    return nats / math.log(2)
+
+
+def kneser_ney_bits(train: list[int], val: list[int], test: list[int], vocab_size: int) -> tuple[float, int]:
+    """Test bits of the Kneser-Ney model whose order (3, 4 or 5) scores the validation stream best; that order."""
+    best = min((KneserNey(train, order, vocab_size) for order in (3, 4, 5)), key=lambda model: model.bits(val))
+    return best.bits(test), best.order
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Fit every variant; print test bits per character against the Kneser-Ney model of the same tokens."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tiny", action="store_true", help="a smoke run on a few articles")
+    args = parser.parse_args(argv)
+    limit, extra = (8, ["--data.tokenizer.vocab_size", "200"]) if args.tiny else (None, [])
+    prepared = wikitext2()
+    articles = {split: read_articles(prepared[split], limit) for split in ("train", "val", "test")}
+    characters = sum(len(article) + 1 for article in articles["test"])
+    directory = Path(tempfile.mkdtemp(prefix="nlpkit-language-model-"))
+    files = {split: directory / f"{split}.jsonl" for split in articles}
+    for split, texts in articles.items():
+        files[split].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    config = {"corpus": "wikitext-2", "test_characters": characters, "threads": torch.get_num_threads()}
+    for variant, options in VARIANTS.items():
+        start = time.perf_counter()
+        task = nlpkit.load(fit_config(EXAMPLE, files, 0, directory / variant, [*options, *extra]))
+        fit_seconds = time.perf_counter() - start
+        streams = {split: token_stream(task, texts) for split, texts in articles.items()}  # type: ignore[arg-type]
+        flat = {split: [token for ids in documents for token in ids] for split, documents in streams.items()}
+        reference, order = kneser_ney_bits(flat["train"], flat["val"], flat["test"], task.tokenizer.vocab_size)
+        bits = neural_bits(task, streams["test"])  # type: ignore[arg-type]
+        emit("language_model", "bits_per_character", "bits", bits / characters, reference / characters,
+             f"interpolated modified Kneser-Ney {order}-gram of the same tokens", higher_is_better=False,
+             model=variant, vocab_size=task.tokenizer.vocab_size, test_tokens=len(flat["test"]), **config)  # fmt: skip
+        emit("language_model", "fit_seconds", "s", fit_seconds, higher_is_better=False, model=variant, **config)
+
+
+if __name__ == "__main__":
+    main()
