@@ -7,7 +7,7 @@ PLUGINS := $(wildcard plugins/nlpkit-*)
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench docs clean
+.PHONY: venv corpora demo test lint bench docs clean
 
 venv: $(STAMP)
 
@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) Makefile
 demo: venv
 	$(BIN)/python examples/demo.py
 
-test: venv
+# the real corpora the smoke-fit tests and the benchmarks read (benchmarks/data/corpora.py: pinned, checksummed,
+# cached); a corpus that cannot be fetched only skips its tests
+corpora: venv
+	$(BIN)/python benchmarks/data/corpora.py > /dev/null || echo "make corpora: not every corpus was fetched; their tests are skipped"
+
+test: venv corpora
 	$(BIN)/python -m pytest -q
 
 lint: venv

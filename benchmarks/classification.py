@@ -3,7 +3,8 @@ regression on the same splits.
 
 nlpkit runs ``nlpkit fit --config examples/sentiment.yaml`` with only the data paths (and the seed) changed: a
 BiLSTM with max pooling, keeping the checkpoint of best validation loss, stopping early; and the same config with a
-Transformer encoder. Corpora (``benchmarks/data/corpora.py``): review sentences (binary sentiment) and BBC News
+CNN encoder (Kim's convolutions of widths 3, 4 and 5, under the same max pooling) and with a Transformer
+encoder. Corpora (``benchmarks/data/corpora.py``): review sentences (binary sentiment) and BBC News
 (five topics). Accuracy is the mean of 3 seeds on the test split; references: fastText (word bigrams) and TF-IDF of
 word 1-2-grams + logistic regression, the same seeds. Also: the expected calibration error (15 bins) on the test
 split before and after nlpkit's temperature scaling, and the wall time of a fit. ``--tiny`` is a smoke run on a
@@ -31,9 +32,11 @@ import nlpkit
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sentiment.yaml"
 CORPORA = {"sentiment-sentences": sentiment_sentences, "bbc-news": bbc_news}
-#: the encoders compared: the example's own, and the overrides that swap in a Transformer
+#: the encoders compared: the example's own, and the overrides that swap in a CNN or a Transformer
 VARIANTS = {
     "bilstm": [],
+    "cnn": ["--model.encoder", "cnn", "--model.encoder.embedding_dim", "128", "--model.encoder.num_filters", "100",
+            "--model.encoder.dropout", "0.3"],
     "transformer": ["--model.encoder", "transformer", "--model.encoder.d_model", "128",
                     "--model.encoder.num_layers", "2", "--model.encoder.positions", "rotary",
                     "--model.pooling", "mean", "--model.learning_rate", "0.001"],
@@ -62,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true", help="a smoke run on a few hundred examples of each corpus")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--corpora", nargs="+", choices=list(CORPORA), default=list(CORPORA))
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args(argv)
     limit, extra = (200, ["--trainer.max_epochs", "1"]) if args.tiny else (None, [])
     seeds = args.seeds[:1] if args.tiny else args.seeds
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         for seed in seeds:
             for name, value in text_classification_references(splits["train"], splits["test"], seed).items():
                 results.setdefault(name, []).append(value)
-            for variant in VARIANTS:
+            for variant in args.variants:
                 start = time.perf_counter()
                 run = directory / f"{corpus}-{variant}-{seed}"
                 best = fit_config(EXAMPLE, files, seed, run, [*VARIANTS[variant], *extra])
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         common: dict[str, Any] = {"corpus": corpus, "train": len(splits["train"]), "test": len(splits["test"]),
                                   "seeds": len(seeds), "threads": torch.get_num_threads()}  # fmt: skip
         names = {"fastText": "fastText (word bigrams)", "tfidf": "TF-IDF + logistic regression"}
-        for variant in VARIANTS:
+        for variant in args.variants:
             config = {"model": variant, **common}
             emit("classification", "accuracy", "fraction", mean[f"{variant}/accuracy"], mean[best_reference],
                  f"best of fastText and TF-IDF: {names[best_reference]}", **config)  # fmt: skip

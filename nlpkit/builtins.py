@@ -14,6 +14,7 @@ from nlpkit.hookspecs import Register, hookimpl
 @hookimpl
 def register_encoders(register: Register) -> None:
     """The core's sequence encoders."""
+    from nlpkit.encoders.cnn import CNNEncoder
     from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder
     from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
 
@@ -22,6 +23,7 @@ def register_encoders(register: Register) -> None:
     register("gru", GRUEncoder)
     register("transformer", TransformerEncoder)
     register("causal-transformer", CausalTransformerEncoder)
+    register("cnn", CNNEncoder)
 
 
 @hookimpl

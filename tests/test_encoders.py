@@ -7,10 +7,12 @@ from functools import partial
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.testing import assert_close
 
 from nlpkit.encoders.base import Encoder
+from nlpkit.encoders.cnn import CNNEncoder
 from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder, RecurrentEncoder
 from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
 from nlpkit.plugins import registry
@@ -37,6 +39,7 @@ BIDIRECTIONAL: dict[str, Callable[[int], Encoder]] = {
         f"transformer-{kind}": partial(TransformerEncoder, positions=kind, **TINY_TRANSFORMER)
         for kind in ("learned", "sinusoidal", "rotary")
     },
+    "cnn": partial(CNNEncoder, embedding_dim=6, num_filters=4, kernel_sizes=[2, 3], dropout=0.1),
 }
 ENCODERS = CAUSAL | BIDIRECTIONAL
 
@@ -117,7 +120,25 @@ def test_elman_rnn_follows_its_recurrence() -> None:
             assert_close(out, h, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["lstm", "lstm-bi", "transformer-rotary", "causal-learned"])
+def test_cnn_is_each_width_convolved_over_the_sequence_alone() -> None:
+    model = build("cnn")
+    sequences = random_sequences([5, 2, 7])
+    tokens, mask = pad(sequences, "left")
+    with torch.no_grad():
+        out = model(tokens, mask)
+        for row, sequence in enumerate(sequences):
+            x = model.token_embedding(torch.tensor(sequence)).T  # (E, L)
+            expected = []
+            for convolution in model.convolutions:
+                width = convolution.kernel_size[0]
+                left = (width - 1) // 2  # "same": the extra zero of an even width goes on the right
+                padded = F.pad(x, (left, width - 1 - left))
+                windows = padded.unfold(1, width, 1)  # (E, L, width)
+                expected.append(torch.einsum("elw,few->lf", windows, convolution.weight) + convolution.bias)
+            assert_close(out[row][mask[row]], torch.relu(torch.cat(expected, dim=1)), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["lstm", "lstm-bi", "transformer-rotary", "causal-learned", "cnn"])
 def test_gradients_match_finite_differences(name: str) -> None:
     model = build(name, vocab_size=7).double()
     tokens, mask = pad([[1, 2, 3, 4, 5], [6, 2, 1]], "right")

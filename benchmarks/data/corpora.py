@@ -264,10 +264,12 @@ CORPORA = {
 
 
 if __name__ == "__main__":
-    try:
-        for corpus, prepare in CORPORA.items():
+    failed = 0
+    for corpus, prepare in CORPORA.items():
+        try:
             for name, path in prepare().items():
                 print(f"{corpus} {name}: {path}")
-    except DataError as error:
-        print(f"corpora: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from error
+        except DataError as error:
+            print(f"corpora: error: {corpus}: {error}", file=sys.stderr)
+            failed += 1
+    raise SystemExit(2 if failed else 0)
