@@ -286,7 +286,7 @@ class Seq2SeqTask(GenerativeTask):
             positions=positions,
         )
         super().__init__(source_encoder, metrics=["bleu", "chrf"] if metrics is None else metrics, **kwargs)
-        del self.hparams["encoder"]  # rebuilt from the arguments above; checkpoints keep plain data only
+        self.hparams.pop("encoder", None)  # rebuilt from the arguments above (the CLI never recorded it)
         self.generation = generation or GenerationConfig(max_new_tokens=min(128, max_length - 1))
 
     def build(self) -> None:

@@ -42,3 +42,25 @@ def test_fit_then_predict_prompts_then_generate(tmp_path) -> None:
     assert [json.loads(line)["prompt"] for line in generate.stdout.splitlines()] == ["the baker", "a young fox"]
     missing = nlpkit("generate", "--ckpt_path", checkpoint, cwd=tmp_path)
     assert missing.returncode == 2 and "give at least one --prompt" in missing.stderr
+
+
+def test_seq2seq_fits_and_translates_from_the_command_line(tmp_path) -> None:
+    stories = story_corpus(60)
+    pairs = [{"source": story, "target": " ".join(reversed(story.split()))} for story in stories]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(pair) + "\n" for pair in pairs))
+    (tmp_path / "sources.txt").write_text("\n".join(stories[:3]) + "\n")
+    fit = nlpkit(
+        "fit", "--model", "seq2seq", "--model.d_model", "32", "--model.num_encoder_layers", "1",
+        "--model.num_decoder_layers", "1", "--model.generation.max_new_tokens", "8",
+        "--data", "paired", "--data.train_path", "pairs.jsonl", "--data.val_path", "pairs.jsonl",
+        "--data.tokenizer.vocab_size", "80", "--trainer.max_steps", "3", "--trainer.enable_progress_bar", "false",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    predict = nlpkit(
+        "predict", "--ckpt_path", "runs/checkpoints/best.ckpt", "--data.predict_path", "sources.txt",
+        "--trainer.enable_progress_bar", "false", cwd=tmp_path,
+    )  # fmt: skip
+    assert predict.returncode == 0, predict.stderr[-3000:]
+    rows = [json.loads(line) for line in predict.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 3 and all(isinstance(row["text"], str) for row in rows)
