@@ -136,3 +136,17 @@ def fit_config(config: Path, files: dict[str, Path], seed: int, directory: Path,
     if status != 0:
         raise SystemExit(f"nlpkit fit failed ({status}): {' '.join(argv)}")
     return directory / "checkpoints" / "best.ckpt"
+
+
+def jsonl_splits(
+    prepared: dict[str, Path], limit: int | None, directory: Path
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Path]]:
+    """The first ``limit`` records of the train, val and test jsonl splits of a corpus, and copies of just those
+    records in ``directory`` (the files a fit reads)."""
+    records, files = {}, {}
+    for split in ("train", "val", "test"):
+        lines = prepared[split].read_text(encoding="utf-8").splitlines()[:limit]
+        records[split] = [json.loads(line) for line in lines]
+        files[split] = directory / f"{split}.jsonl"
+        files[split].write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return records, files

@@ -2,11 +2,11 @@
 same tokens.
 
 nlpkit runs ``nlpkit fit --config examples/language-model.yaml`` on WikiText-2 (raw, the published article splits;
-``benchmarks/data/corpora.py``) with only the data paths changed: an LSTM, and the same config with a causal
-Transformer. The reference is an interpolated modified Kneser-Ney model (``_kneser_ney.py``) of the training split
+``benchmarks/data/corpora.py``) with only the data paths changed: a causal Transformer, and the same config with
+an LSTM. The reference is an interpolated modified Kneser-Ney model (``_kneser_ney.py``) of the training split
 as the fitted model's tokenizer cuts it, its order (3 to 5) chosen on the validation split. Both score every token of
 the test split after each article's ``<s>`` (its ``</s>`` included); bits per character divide the total bits by the
-characters of the articles plus one a article for its end, so any vocabulary compares. The neural models read the
+characters of the articles plus one for each article's end, so any vocabulary compares. The neural models read the
 test split in the training blocks (each starts with no context); the n-gram model sees its full history.
 ``--tiny`` is a smoke run on a few articles.
 """
@@ -14,7 +14,6 @@ test split in the training blocks (each starts with no context); the n-gram mode
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from nlpkit_generation.data import pack_blocks
 from nlpkit_generation.task import CausalLMTask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, fit_config
+from _common import emit, fit_config, jsonl_splits
 from _kneser_ney import KneserNey
 from data.corpora import wikitext2
 
@@ -35,20 +34,24 @@ import nlpkit
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "language-model.yaml"
 BLOCK_SIZE = 128  # the example's data.block_size
-#: the encoders compared: the example's own, and the overrides that swap in a causal Transformer
+#: the encoders compared: the example's own, and the overrides that swap in an LSTM
 VARIANTS = {
-    "lstm": [],
-    "causal-transformer": ["--model.encoder", "causal-transformer", "--model.encoder.d_model", "256",
-                           "--model.encoder.num_heads", "4", "--model.encoder.num_layers", "4",
-                           "--model.encoder.positions", "rotary", "--model.encoder.max_length", "256",
-                           "--model.encoder.dropout", "0.1", "--model.learning_rate", "0.002"],
-}  # fmt: skip
-
-
-def read_articles(path: Path, limit: int | None) -> list[str]:
-    """The first ``limit`` articles of a jsonl split."""
-    lines = path.read_text(encoding="utf-8").splitlines()[:limit]
-    return [json.loads(line)["text"] for line in lines]
+    "causal-transformer": [],
+    "lstm": [
+        "--model.encoder",
+        "lstm",
+        "--model.encoder.embedding_dim",
+        "512",
+        "--model.encoder.hidden_size",
+        "512",
+        "--model.encoder.dropout",
+        "0.1",
+        "--model.encoder.tie_weights",
+        "true",
+        "--model.learning_rate",
+        "0.003",
+    ],
+}
 
 
 def token_stream(task: CausalLMTask, articles: list[str]) -> list[list[int]]:
@@ -85,13 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true", help="a smoke run on a few articles")
     args = parser.parse_args(argv)
     limit, extra = (8, ["--data.tokenizer.vocab_size", "200"]) if args.tiny else (None, [])
-    prepared = wikitext2()
-    articles = {split: read_articles(prepared[split], limit) for split in ("train", "val", "test")}
-    characters = sum(len(article) + 1 for article in articles["test"])
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-language-model-"))
-    files = {split: directory / f"{split}.jsonl" for split in articles}
-    for split, texts in articles.items():
-        files[split].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    records, files = jsonl_splits(wikitext2(), limit, directory)
+    articles = {split: [record["text"] for record in rows] for split, rows in records.items()}
+    characters = sum(len(article) + 1 for article in articles["test"])
     config = {"corpus": "wikitext-2", "test_characters": characters, "threads": torch.get_num_threads()}
     for variant, options in VARIANTS.items():
         start = time.perf_counter()

@@ -106,7 +106,7 @@ while True:  # ~64 MB checkpoints, each filled with its own step number
 
 def test_a_kill_while_saving_never_leaves_a_corrupt_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "last.ckpt"
-    for delay in (0.05, 0.13, 0.21, 0.3, 0.42, 0.55):
+    for delay in (0.05, 0.21, 0.3, 0.55):
         saver = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE, text=True)
         assert saver.stdout.readline()  # one checkpoint is complete
         time.sleep(delay)  # then die at some point of a later save
