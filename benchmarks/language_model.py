@@ -31,27 +31,16 @@ from _kneser_ney import KneserNey
 from data.corpora import wikitext2
 
 import nlpkit
+from nlpkit.data import pad
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "language-model.yaml"
 BLOCK_SIZE = 128  # the example's data.block_size
 #: the encoders compared: the example's own, and the overrides that swap in an LSTM
 VARIANTS = {
     "causal-transformer": [],
-    "lstm": [
-        "--model.encoder",
-        "lstm",
-        "--model.encoder.embedding_dim",
-        "512",
-        "--model.encoder.hidden_size",
-        "512",
-        "--model.encoder.dropout",
-        "0.1",
-        "--model.encoder.tie_weights",
-        "true",
-        "--model.learning_rate",
-        "0.003",
-    ],
-}
+    "lstm": ["--model.encoder", "lstm", "--model.encoder.embedding_dim", "512", "--model.encoder.hidden_size", "512",
+             "--model.encoder.dropout", "0.1", "--model.encoder.tie_weights", "true", "--model.learning_rate", "0.003"],
+}  # fmt: skip
 
 
 def token_stream(task: CausalLMTask, articles: list[str]) -> list[list[int]]:
@@ -66,10 +55,7 @@ def neural_bits(task: CausalLMTask, documents: list[list[int]], batch_size: int 
     blocks = [block["tokens"] for block in pack_blocks(documents, BLOCK_SIZE)]
     nats = 0.0
     for start in range(0, len(blocks), batch_size):
-        chunk = blocks[start : start + batch_size]
-        width = max(map(len, chunk))
-        tokens = torch.tensor([ids + [0] * (width - len(ids)) for ids in chunk])
-        mask = torch.tensor([[True] * len(ids) + [False] * (width - len(ids)) for ids in chunk])
+        tokens, mask = pad(blocks[start : start + batch_size])
         logits = task(tokens[:, :-1], mask[:, :-1]).float()
         targets = tokens[:, 1:].masked_fill(~mask[:, 1:], -100)
         nats += float(F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="sum"))
