@@ -155,6 +155,7 @@ def assert_each_names_a_line(results: dict[str, Any]) -> None:
 @example(b'{"a": ' + b"1" * 5000 + b"}")
 @example(b'{"text": "\\ud800"}')
 @example(b"\xed\xa0\x80")  # an encoded surrogate is not UTF-8
+@example(b"\xef")  # the start of a BOM alone (Python's utf-8-sig reader decodes it to nothing)
 def test_arbitrary_bytes(folder: Path, data: bytes) -> None:
     results = every_reader(folder, data)
     bad = first_bad_line(data)

@@ -78,12 +78,13 @@ def numbered_lines(path: Path, max_line_chars: int = MAX_LINE_CHARS) -> Iterator
     try:
         if not path.is_file():
             raise DataError(path, "file not found" if not path.exists() else "not a regular file")
-        with path.open(encoding="utf-8-sig", errors="surrogateescape", newline=None) as handle:
+        # not "utf-8-sig": its incremental decoder drops a file that is only the first bytes of a BOM (b"\xef")
+        with path.open(encoding="utf-8", errors="surrogateescape", newline=None) as handle:
             for number in itertools.count(1):
                 line = handle.readline(max_line_chars + 1)
                 if not line:
                     return
-                line = line.removesuffix("\n")
+                line = line.removesuffix("\n").removeprefix("\ufeff" if number == 1 else "")
                 if len(line) > max_line_chars:
                     raise DataError(path, f"line longer than {max_line_chars} characters", line=number)
                 if bad := _NOT_TEXT.search(line):
