@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import random
@@ -150,3 +151,10 @@ def jsonl_splits(
         files[split] = directory / f"{split}.jsonl"
         files[split].write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return records, files
+
+
+def tiny_option(description: str, what: str, argv: list[str] | None) -> bool:
+    """Parse a benchmark's one option, ``--tiny``: a smoke run on ``what``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--tiny", action="store_true", help=f"a smoke run on {what}")
+    return parser.parse_args(argv).tiny

@@ -13,7 +13,6 @@ test split in the training blocks (each starts with no context); the n-gram mode
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from nlpkit_generation.data import pack_blocks
 from nlpkit_generation.task import CausalLMTask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, fit_config, jsonl_splits
+from _common import emit, fit_config, jsonl_splits, tiny_option
 from _kneser_ney import KneserNey
 from data.corpora import wikitext2
 
@@ -70,10 +69,8 @@ def kneser_ney_bits(train: list[int], val: list[int], test: list[int], vocab_siz
 
 def main(argv: list[str] | None = None) -> None:
     """Fit every variant; print test bits per character against the Kneser-Ney model of the same tokens."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tiny", action="store_true", help="a smoke run on a few articles")
-    args = parser.parse_args(argv)
-    limit, extra = (8, ["--data.tokenizer.vocab_size", "200"]) if args.tiny else (None, [])
+    tiny = tiny_option(__doc__, "a few articles", argv)
+    limit, extra = (8, ["--data.tokenizer.vocab_size", "200"]) if tiny else (None, [])
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-language-model-"))
     records, files = jsonl_splits(wikitext2(), limit, directory)
     articles = {split: [record["text"] for record in rows] for split, rows in records.items()}

@@ -9,7 +9,6 @@ source copied unchanged (its BLEU is 0). ``--tiny`` is a smoke run on a few hund
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import torch
 from nlpkit_generation.seq2seq import bleu, chrf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, fit_config, jsonl_splits
+from _common import emit, fit_config, jsonl_splits, tiny_option
 from data.corpora import tatoeba_english_spanish
 
 import nlpkit
@@ -38,10 +37,8 @@ def scores(translations: list[str], references: list[str]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     """Fit the example; print test chrF and BLEU against the copied source."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tiny", action="store_true", help="a smoke run on a few hundred pairs")
-    args = parser.parse_args(argv)
-    limit, extra = (300, ["--data.tokenizer.vocab_size", "300"]) if args.tiny else (None, [])
+    tiny = tiny_option(__doc__, "a few hundred pairs", argv)
+    limit, extra = (300, ["--data.tokenizer.vocab_size", "300"]) if tiny else (None, [])
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-translation-"))
     pairs, files = jsonl_splits(tatoeba_english_spanish(), limit, directory)
     start = time.perf_counter()
