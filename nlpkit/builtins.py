@@ -48,8 +48,11 @@ def register_datasets(register: Register) -> None:
 
 @hookimpl
 def register_commands(register: Register) -> None:
-    """``nlpkit plugins`` and ``nlpkit new-plugin``."""
+    """``nlpkit plugins``, ``nlpkit new-plugin``, ``nlpkit export`` and ``nlpkit serve``."""
+    from nlpkit.deploy import ExportCommand, ServeCommand
     from nlpkit.scaffold import NewPluginCommand
 
     register("plugins", commands.PluginsCommand())
     register("new-plugin", NewPluginCommand())
+    register("export", ExportCommand())
+    register("serve", ServeCommand())

@@ -23,7 +23,12 @@ class Configurable:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         obj = super().__new__(cls)
-        bound = inspect.signature(cls.__init__).bind(obj, *args, **kwargs)
+        try:
+            bound = inspect.signature(cls.__init__).bind(obj, *args, **kwargs)
+        except TypeError:
+            if args or kwargs:
+                raise
+            return obj  # copy.deepcopy and pickle make the object bare, then restore its __dict__ (init_args too)
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         arguments.pop(next(iter(arguments)))  # self

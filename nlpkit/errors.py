@@ -50,3 +50,7 @@ class CheckpointError(NlpkitError):
 
 class TrainingError(NlpkitError):
     """Training cannot go on (a non-finite loss); the message names the step and what to change."""
+
+
+class ExportError(NlpkitError):
+    """A model that cannot be exported (no fixed forward), or an export directory that cannot be read."""

@@ -24,10 +24,11 @@ from nlpkit.checkpoints import (
     refuse_other_shapes,
 )
 from nlpkit.configurable import class_path
-from nlpkit.data.batching import BucketBatchSampler
+from nlpkit.data.batching import token_budget_batches
 from nlpkit.data.readers import Record
 from nlpkit.encoders.base import Encoder, EncoderFactory, LanguageModelHeadMixin
 from nlpkit.errors import CheckpointError, ConfigError, TrainingError
+from nlpkit.inference import Inference
 from nlpkit.languages import LanguageEmbeddings, PerLanguageMetrics
 from nlpkit.plugins import registry
 from nlpkit.tokenization import Tokenizer
@@ -53,14 +54,16 @@ class StepOutput:
     outputs: Tensor | None = None  # the raw model outputs (logits), for tasks that evaluate more than metrics
 
 
-class Task(PerLanguageMetrics, pl.LightningModule):
+class Task(Inference, PerLanguageMetrics, pl.LightningModule):
     """Base of every task: an encoder, the task's own layers, a loss and torchmetrics metrics.
 
     The modules are built once the tokenizer and labels are known (:meth:`bind`, called by the data module
     in ``setup`` or when a checkpoint is loaded). A checkpoint carries the tokenizer, the labels and the
     plugin versions, so ``nlpkit.load(path)`` needs nothing else.
 
-    Subclasses implement :meth:`build`, :meth:`encode`, :meth:`collate`, :meth:`step` and :meth:`predict_batch`.
+    Subclasses implement :meth:`build`, :meth:`encode`, :meth:`collate`, :meth:`step` and :meth:`predict_batch`;
+    an exportable task also its fixed forward (:meth:`inference_inputs`, :meth:`infer`), which ``predict_batch``
+    reads through :meth:`outputs_of`.
 
     :param encoder: the sequence encoder, e.g. ``lstm`` or ``transformer`` with its arguments (None: the task reads
         no text and needs no tokenizer)
@@ -319,9 +322,12 @@ class Task(PerLanguageMetrics, pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # -- prediction from Python ------------------------------------------------------------------------
-    def predict(self, inputs: Sequence[Any], batch_size: int = 32) -> list[Any]:
-        """Predict a list of inputs (texts, or dicts of fields), batched by length; results keep input order."""
-        return self.map_batches(inputs, self.predict_batch, batch_size)
+    def predict(self, inputs: Sequence[Any], batch_size: int = 32, max_tokens: int | None = 8192) -> list[Any]:
+        """Predict a list of inputs (texts, or dicts of fields), batched by length; results keep input order.
+
+        A batch holds at most ``batch_size`` inputs and, padding included, ``max_tokens`` tokens (None: no limit).
+        """
+        return self.map_batches(inputs, self.predict_batch, batch_size, max_tokens=max_tokens)
 
     @torch.inference_mode()
     def map_batches(
@@ -330,6 +336,7 @@ class Task(PerLanguageMetrics, pl.LightningModule):
         function: Callable[[dict[str, Any]], list[Any]],
         batch_size: int,
         labeled: bool = False,
+        max_tokens: int | None = None,
     ) -> list[Any]:
         """``function`` over length-sorted batches of the encoded ``inputs`` in eval mode; results in input order."""
         if not self.is_built:
@@ -337,12 +344,18 @@ class Task(PerLanguageMetrics, pl.LightningModule):
         examples = [self.encode(self.input_fields(item), labeled=labeled) for item in inputs]
         results: list[Any] = [None] * len(examples)
         with self.evaluating():
-            for indices in BucketBatchSampler([e["length"] for e in examples], batch_size, shuffle=False):
-                batch = self.collate([{**examples[i], "index": i} for i in indices])
-                batch = self.transfer_batch_to_device(batch, self.device, 0)
-                for i, result in zip(indices, function(batch), strict=True):
+            for indices in token_budget_batches([e["length"] for e in examples], batch_size, max_tokens):
+                batch_results = self.run_batch([examples[i] for i in indices], indices, function)
+                for i, result in zip(indices, batch_results, strict=True):
                     results[i] = result
         return results
+
+    def run_batch(
+        self, examples: list[dict[str, Any]], indices: Sequence[int], function: Callable[[dict[str, Any]], list[Any]]
+    ) -> list[Any]:
+        """Collate encoded ``examples`` (tagged with ``indices``), move them to the model's device, run ``function``."""
+        batch = self.collate([{**example, "index": i} for example, i in zip(examples, indices, strict=True)])
+        return function(self.transfer_batch_to_device(batch, self.device, 0))
 
     @contextmanager
     def evaluating(self) -> Iterator[None]:

@@ -236,3 +236,25 @@ class EncoderContract:
         assert type(rebuilt) is type(encoder)
         for (key, value), (_, again) in zip(encoder.state_dict().items(), rebuilt.state_dict().items(), strict=True):
             torch.testing.assert_close(value, again, msg=key)
+
+
+def check_export(
+    task: Any, inputs: list[Any], directory: str | Path, format: str = "onnx", tolerance: float | None = 1e-4
+) -> Any:
+    """Export ``task`` to ``directory``, load the export, and assert that on ``inputs`` (one batch, with padding)
+    its outputs match the eager task's: floats within ``tolerance`` (None: not compared, for int8), integers (decoded
+    tags) exactly. Returns the loaded export."""
+    import torch
+
+    import nlpkit
+    from nlpkit.export import batch_of, compare_outputs, export
+
+    export(task, directory, format)  # type: ignore[arg-type]
+    loaded = nlpkit.load(directory)
+    assert loaded.runtime is not None, "the export loaded without its runtime"
+    with torch.inference_mode(), task.evaluating():
+        batch = batch_of(task, inputs)
+        difference, mismatches = compare_outputs(task.outputs_of(batch), loaded.outputs_of(batch))
+    assert tolerance is None or difference <= tolerance, f"export differs from eager by {difference:.2e}"
+    assert mismatches == 0, f"{mismatches} decoded positions of the export differ from eager"
+    return loaded

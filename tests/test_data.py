@@ -110,3 +110,17 @@ def test_csv_quoted_fields_may_span_lines_and_errors_name_the_row_start(tmp_path
         read_records(path)
     path = write(tmp_path, "ok.csv", 'text,label\n"first line\nsecond line",pos\nplain,neg\n')
     assert [(r.fields["text"], r.line) for r in read_records(path)] == [("first line\nsecond line", 2), ("plain", 4)]
+
+
+def test_token_budget_batches_keep_length_order_and_both_limits() -> None:
+    from nlpkit.data.batching import token_budget_batches
+
+    lengths = [5, 1, 9, 3, 3, 40, 2, 7, 0]
+    batches = token_budget_batches(lengths, batch_size=3, max_tokens=12)
+    order = [index for batch in batches for index in batch]
+    assert sorted(order) == list(range(len(lengths)))
+    assert [lengths[i] for i in order] == sorted(lengths)
+    assert [5] in batches  # longer than the budget: alone
+    for batch in batches:
+        assert len(batch) <= 3 and (len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 12)
+    assert token_budget_batches(lengths, batch_size=4) == [order[:4], order[4:8], order[8:]]

@@ -116,3 +116,22 @@ class BucketBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         full, rest = divmod(len(self.lengths), self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
+
+
+def token_budget_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Indices in length order, cut into batches of at most ``batch_size`` indices and (padding included, so the
+    longest length times the count) at most ``max_tokens`` tokens; an input longer than the budget goes alone."""
+    if batch_size < 1 or (max_tokens is not None and max_tokens < 1):
+        raise ValueError(f"batch_size and max_tokens must be >= 1, got {batch_size} and {max_tokens}")
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    for index in sorted(range(len(lengths)), key=lengths.__getitem__):
+        full = len(batch) == batch_size
+        over = max_tokens is not None and (len(batch) + 1) * max(lengths[index], 1) > max_tokens
+        if batch and (full or over):
+            batches.append(batch)
+            batch = []
+        batch.append(index)
+    if batch:
+        batches.append(batch)
+    return batches

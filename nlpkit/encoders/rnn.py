@@ -118,7 +118,10 @@ class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
         """Run from ``state`` (None: zeros) over each row's real tokens: outputs (B, T, H), final state."""
         if bool(mask.all()):  # no padding: nothing to pack
             return self._recur(self.dropout(self.token_embedding(tokens)), state)
-        order = torch.argsort(~mask, dim=1, stable=True)  # (B, T) column order putting real tokens first
+        columns = torch.arange(mask.size(1), device=mask.device)
+        # (B, T) column order putting real tokens first, each part in its order (distinct keys: no stable sort,
+        # which ONNX export lacks)
+        order = torch.argsort(columns + (~mask).long() * mask.size(1), dim=1)
         lengths = mask.sum(1)  # (B,)
         x = self.dropout(self.token_embedding(tokens.gather(1, order)))  # (B, T, E), real tokens left-aligned
         # packing needs length >= 1: a row without real tokens reads one pad token, undone below

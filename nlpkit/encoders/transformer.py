@@ -92,7 +92,7 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 def count_positions(mask: Tensor) -> Tensor:
     """Index of each column among its row's real tokens (B, T); a padded column reuses a neighbour's index."""
-    return (mask.cumsum(1) - 1).clamp(min=0)
+    return (mask.long().cumsum(1) - 1).clamp(min=0)
 
 
 def attention_mask(key_mask: Tensor, start: int, length: int, causal: bool) -> Tensor:

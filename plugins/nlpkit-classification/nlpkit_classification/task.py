@@ -133,6 +133,15 @@ class TextClassificationTask(Task):
         """Uncalibrated class logits ``(B, num_labels)``."""
         return self.head(self.pool(self.encoder(tokens, mask), mask))
 
+    def inference_inputs(self) -> tuple[str, ...]:
+        """Exported forward: piece ids and mask."""
+        return ("tokens", "mask")
+
+    def infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Calibrated ``probabilities`` ``(B, num_labels)``: softmax, or a sigmoid per label when multi-label."""
+        logits = self(inputs["tokens"], inputs["mask"]).float()
+        return {"probabilities": probabilities(logits / self.temperature, self.multi_label)}
+
     def decide(self, logits: Tensor) -> Tensor:
         """Predicted class ids ``(B,)``, or 0/1 label decisions ``(B, num_labels)`` when multi-label."""
         if self.multi_label:
@@ -195,6 +204,8 @@ class TextClassificationTask(Task):
         ``explain=True`` uses integrated gradients; ``"gradient_x_input"`` is the faster approximation.
         Attributions explain the predicted label (the first one predicted, when multi-label).
         """
+        if explain:
+            self.require_weights("explain")
         results = super().predict(inputs, batch_size)
         if explain:
             method = "integrated_gradients" if explain is True else explain
@@ -212,8 +223,7 @@ class TextClassificationTask(Task):
 
     def predict_batch(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         """The label (or label set) and the calibrated probability of every label."""
-        logits = self(batch["tokens"], batch["mask"]).float()
-        rows = probabilities(logits / self.temperature, self.multi_label).tolist()
+        rows = self.outputs_of(batch)["probabilities"].tolist()
         results = []
         for row in rows:
             result: dict[str, Any] = {"probabilities": dict(zip(self.labels, row, strict=True))}  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from nlpkit.encoders.transformer import (
     attention_mask,
     count_positions,
 )
-from nlpkit.errors import ConfigError
+from nlpkit.errors import ConfigError, ExportError
 from nlpkit.task import StepOutput
 from nlpkit.tokenization import BOS_ID
 from nlpkit_generation.decoding import GenerationConfig
@@ -324,6 +324,13 @@ class Seq2SeqTask(GenerativeTask):
             batch["target"], batch["target_mask"] = pad([example["target"] for example in examples])
             batch["reference"] = [example["reference"] for example in examples]
         return batch
+
+    def inference_inputs(self) -> tuple[str, ...]:
+        """Not exportable: a translation is decoded token by token, each step reading the ones before."""
+        raise ExportError(
+            "seq2seq cannot be exported: it translates by decoding token by token with a KV cache, which is no "
+            "fixed forward; serve its checkpoint (nlpkit serve) instead"
+        )
 
     def forward(self, source: Tensor, source_mask: Tensor, target_in: Tensor, target_mask: Tensor) -> Tensor:
         """Teacher-forced next-token logits ``(B, T, vocab_size)``."""

@@ -53,6 +53,7 @@ class GenerativeTask(Task):
 
     def generate_batch(self, batch: dict[str, Any], config: GenerationConfig | None = None) -> list[Generation]:
         """Generations for every row of a collated batch."""
+        self.require_weights("generation (decoding with a KV cache)")
         if self.hparams.get("language_embeddings") and self.continues_input:
             raise ConfigError("language_embeddings cannot decode step by step: later steps do not see <lang:xx>")
         inputs = self.decoder_inputs(batch)
@@ -71,6 +72,7 @@ class GenerativeTask(Task):
 
     def stream(self, item: Any, config: GenerationConfig | None = None, **options: Any) -> Iterator[str]:
         """Yield the generated text for one input piece by piece, as it is produced."""
+        self.require_weights("generation (decoding with a KV cache)")
         settings = (config or self.generation).replace(**options)
         batch = self.collate([{**self.encode(self.input_fields(item), labeled=False), "index": 0}])
         with self.evaluating():
@@ -124,9 +126,17 @@ class CausalLMTask(GenerativeTask):
         """Next-token logits ``(B, T, vocab_size)``."""
         return self.encoder.output_logits(self.encoder(tokens, mask))  # type: ignore[union-attr]
 
+    def inference_inputs(self) -> tuple[str, ...]:
+        """Exported forward: piece ids and mask."""
+        return ("tokens", "mask")
+
+    def infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Next-token ``logits`` ``(B, T, vocab_size)``: what ``score`` reads (generation needs the checkpoint)."""
+        return {"logits": self(inputs["tokens"], inputs["mask"]).float()}
+
     def _logits_and_targets(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
         tokens, mask = batch["tokens"], batch["mask"]
-        logits = self(tokens[:, :-1], mask[:, :-1])  # (B, T-1, V): position t predicts token t+1
+        logits = self.outputs_of({"tokens": tokens[:, :-1], "mask": mask[:, :-1]})["logits"]  # (B, T-1, V)
         targets = tokens[:, 1:].masked_fill(~mask[:, 1:], IGNORE)  # (B, T-1)
         return logits, targets
 

@@ -168,3 +168,15 @@ def test_repetition_penalty_discourages_repeats(model) -> None:
     plain = model.generate(PROMPTS, max_new_tokens=12, min_new_tokens=12)
     penalised = model.generate(PROMPTS, max_new_tokens=12, min_new_tokens=12, repetition_penalty=50.0)
     assert repeats(penalised) < repeats(plain)
+
+
+def test_exported_logits_score_texts_as_eager_and_generation_needs_the_checkpoint(model, tmp_path) -> None:
+    from nlpkit.errors import ConfigError
+    from nlpkit.testing import check_export
+
+    texts = [text for text, _ in sentiment_corpus(12, seed=4)]
+    loaded = check_export(model, texts, tmp_path / "lm")
+    for eager, exported in zip(model.score(texts), loaded.score(texts), strict=True):
+        assert exported["log_likelihood"] == pytest.approx(eager["log_likelihood"], abs=1e-3)
+    with pytest.raises(ConfigError, match=r"generation .* needs the model's weights: load the checkpoint"):
+        loaded.generate(texts[:1])

@@ -224,3 +224,12 @@ def test_registered_bleu_and_chrf_through_validate_and_beam_search(trained) -> N
     assert [g.text for g in beams] == [pair["target"] for pair in pairs[:10]]
     assert all(g.score >= g.alternatives[0].score for g in beams)
     assert "".join(task.stream(sources[0])) == task.generate(sources[:1])[0].text
+
+
+def test_export_is_refused_naming_why(trained, tmp_path) -> None:
+    from nlpkit.errors import ExportError
+    from nlpkit.export import export
+
+    with pytest.raises(ExportError, match="seq2seq cannot be exported: it translates by decoding token by token"):
+        export(trained[0], tmp_path / "export")
+    assert not (tmp_path / "export").exists()

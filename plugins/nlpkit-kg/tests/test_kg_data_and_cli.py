@@ -20,6 +20,7 @@ from nlpkit_kg.scorers import ComplEx, DistMult
 from nlpkit_kg.task import LinkPredictionTask, bernoulli_head_probability
 
 import nlpkit
+from nlpkit.cli import main
 from nlpkit.encoders.rnn import GRUEncoder
 from nlpkit.errors import ConfigError, DataError
 from nlpkit.testing import fit_tiny
@@ -171,7 +172,7 @@ def test_filtered_metrics_equal_a_brute_force_loop_in_any_chunking(tmp_path: Pat
 
 
 # -- checkpoints and the command line -------------------------------------------------------------------------
-def test_a_text_aware_model_predicts_the_same_after_loading(tmp_path: Path) -> None:
+def test_a_text_aware_model_predicts_the_same_after_loading(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     graph = write_planted_graph(tmp_path / "data")
     pl.seed_everything(0, verbose=False)
     encoder = partial(GRUEncoder, embedding_dim=16, hidden_size=16)
@@ -193,6 +194,12 @@ def test_a_text_aware_model_predicts_the_same_after_loading(tmp_path: Path) -> N
         loaded.predict([("nice", "locatd_in", None)])
     with pytest.raises(ConfigError, match="exactly one of head and tail must be None"):
         loaded.predict([("nice", "located_in", "france")])
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "model.ckpt"), "--out", str(tmp_path / "export")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "nlpkit: error: LinkPredictionTask defines no fixed forward to export (inference_inputs and infer); "
+        "serve or load its checkpoint instead"
+    ]
 
 
 def nlpkit_command(*args: str, cwd: Path) -> subprocess.CompletedProcess:

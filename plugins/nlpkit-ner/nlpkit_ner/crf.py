@@ -8,6 +8,10 @@ All arithmetic is float32, also under bf16 autocast or with bf16 parameters.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+from functools import cache
+
 import torch
 from torch import Tensor, nn
 
@@ -64,29 +68,13 @@ class CRF(nn.Module):
     @torch.no_grad()
     def decode(self, emissions: Tensor, mask: Tensor) -> list[list[int]]:
         """Viterbi: each row's highest-scoring tag path, of its real length: (B, T, C), (B, T) bool."""
-        emissions, mask, lengths = self._prepare(emissions, mask)
-        transitions, start, end = self._potentials()
-        steps = emissions.unbind(1)  # T x (B, C)
-        best = start + steps[0]  # (B, C): best score of a path ending in each tag
-        bests, pointers = [best], []
-        for emission in steps[1:]:
-            best, pointer = (best.unsqueeze(2) + transitions).max(dim=1)  # (B, C) each: over the previous tag
-            best = best + emission
-            bests.append(best)
-            pointers.append(pointer)  # pointer[b, j]: the best previous tag when tag j comes now
-        rows = torch.arange(len(lengths), device=lengths.device)
-        tag = (torch.stack(bests)[lengths - 1, rows] + end).argmax(dim=1)  # (B,): each row's best last tag
-        path = [tag]
-        if pointers:
-            # (T - 1, B, C); past a row's end the pointers keep the tag, so the backtrack carries its last tag
-            # unchanged down to its real last position
-            keep = torch.arange(self.num_tags, device=lengths.device)
-            back = torch.where(mask.t()[1:, :, None], torch.stack(pointers), keep)
-            for pointer in back.flip(0):
-                tag = pointer.gather(1, tag.unsqueeze(1)).squeeze(1)
-                path.append(tag)
-        tags = torch.stack(path[::-1], dim=1).tolist()  # (B, T)
-        return [row[:length] for row, length in zip(tags, lengths.tolist(), strict=True)]
+        paths = self.best_paths(emissions, mask)
+        return [row[:length] for row, length in zip(paths.tolist(), mask.sum(1).tolist(), strict=True)]
+
+    def best_paths(self, emissions: Tensor, mask: Tensor) -> Tensor:
+        """Viterbi as a tensor: each row's best tag path (B, T) long, 0 past its end. Exports to an ONNX loop."""
+        emissions, mask, _ = self._prepare(emissions, mask)
+        return scripted_viterbi()(emissions, mask, *self._potentials())
 
     def _potentials(self) -> tuple[Tensor, Tensor, Tensor]:
         """The float32 transition (C, C), start (C,) and end (C,) scores with forbidden moves penalised."""
@@ -129,6 +117,39 @@ class CRF(nn.Module):
             alphas.append(alpha)
         rows = torch.arange(len(lengths), device=lengths.device)
         return torch.logsumexp(torch.stack(alphas)[lengths - 1, rows] + end, dim=1)  # (B,), each at its own end
+
+
+def viterbi(emissions: Tensor, mask: Tensor, transitions: Tensor, start: Tensor, end: Tensor) -> Tensor:
+    """Best paths (B, T) long, 0 past each row's end, of float emissions (B, T, C) under a prefix mask (B, T).
+
+    :func:`scripted_viterbi` compiles it, so that tracing (ONNX and TorchScript export) keeps its loops over time
+    instead of unrolling them.
+    Past a row's end its scores stay as they were and its back-pointers point to themselves, so the last step holds
+    every row's best scores at its own end and the backtrack carries its last tag unchanged down to it.
+    """
+    batch, length, num_tags = emissions.shape
+    keep = torch.arange(num_tags, device=emissions.device).expand(batch, num_tags)  # (B, C)
+    best = start + emissions[:, 0]  # (B, C): best score of a path ending in each tag
+    pointers = keep.new_zeros(0, batch, num_tags)  # (t - 1, B, C); pointers[t, b, j]: the best previous tag when
+    for t in range(1, length):  # tag j comes at t + 1
+        scores, pointer = (best.unsqueeze(2) + transitions).max(dim=1)  # (B, C) each: over the previous tag
+        real = mask[:, t].unsqueeze(1)  # (B, 1)
+        best = torch.where(real, scores + emissions[:, t], best)
+        pointers = torch.cat([pointers, torch.where(real, pointer, keep).unsqueeze(0)])
+    tag = (best + end).argmax(dim=1, keepdim=True)  # (B, 1): each row's best last tag
+    path = tag
+    for step in range(length - 1):
+        tag = pointers[length - 2 - step].gather(1, tag)
+        path = torch.cat([tag, path], dim=1)
+    return path * mask.long()
+
+
+@cache
+def scripted_viterbi() -> Callable[..., Tensor]:
+    """:func:`viterbi` compiled by TorchScript (once, on first use)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch.jit.script` is deprecated", DeprecationWarning)
+        return torch.jit.script(viterbi)
 
 
 def _penalty(allowed: Tensor | None, shape: tuple[int, ...]) -> Tensor:

@@ -181,16 +181,28 @@ class TokenClassificationTask(Task):
     def _emissions(self, batch: dict[str, Any]) -> Tensor:
         return self(batch["tokens"], batch["mask"], batch["firsts"], batch.get("chars"))
 
+    def inference_inputs(self) -> tuple[str, ...]:
+        """Exported forward: pieces, their mask, each word's first piece, the word mask (and characters)."""
+        return ("tokens", "mask", "firsts", "word_mask", *(("chars",) if self.chars is not None else ()))
+
+    def infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Each word's best ``tags`` ``(B, W)`` (CRF Viterbi, in the exported graph too) and their ``scores``, the
+        tag's probability under a softmax of the word's emissions."""
+        emissions = self(inputs["tokens"], inputs["mask"], inputs["firsts"], inputs.get("chars"))
+        tags = self._best_tags(emissions, inputs["word_mask"])
+        return {"tags": tags, "scores": emissions.softmax(-1).gather(2, tags.unsqueeze(2)).squeeze(2)}
+
+    def _best_tags(self, emissions: Tensor, word_mask: Tensor) -> Tensor:
+        """Each window's best tag ids ``(B, W)``; a window without words (an empty input) decodes one position."""
+        if self.crf is None:
+            return emissions.argmax(-1)
+        first = torch.arange(word_mask.size(1), device=word_mask.device) == 0
+        return self.crf.best_paths(emissions, word_mask | first)
+
     def _decode(self, emissions: Tensor, word_mask: Tensor) -> list[list[int]]:
-        """Each window's best tag ids, one per word (a window without words, from an empty input, gets none)."""
-        counts = word_mask.sum(1).tolist()
-        if self.crf is not None:
-            mask = word_mask.clone()
-            mask[:, 0] = True  # the CRF decodes at least one position; an empty window's is dropped below
-            paths = self.crf.decode(emissions, mask)
-        else:
-            paths = emissions.argmax(-1).tolist()
-        return [path[:count] for path, count in zip(paths, counts, strict=True)]
+        """Each window's best tag ids, one per word."""
+        paths = self._best_tags(emissions, word_mask).tolist()
+        return [path[:count] for path, count in zip(paths, word_mask.sum(1).tolist(), strict=True)]
 
     def step(self, batch: dict[str, Any]) -> StepOutput:
         """CRF negative log-likelihood (or cross-entropy per word) over windows; decoded tags for the entity metrics."""
@@ -209,12 +221,10 @@ class TokenClassificationTask(Task):
 
     def predict_batch(self, batch: dict[str, Any]) -> list[list[dict[str, Any]]]:
         """Entities per input: ``{text, label, start, end, score}`` (score: mean tag probability of its words)."""
-        emissions = self._emissions(batch)
-        probabilities = emissions.softmax(-1)
-        scored = [  # (tag id, its probability) per word of each window
-            list(zip(path, probabilities[row, range(len(path)), path].tolist(), strict=True))
-            for row, path in enumerate(self._decode(emissions, batch["word_mask"]))
-        ]
+        outputs = self.outputs_of(batch)
+        counts = batch["word_mask"].sum(1).tolist()
+        rows = zip(outputs["tags"].tolist(), outputs["scores"].tolist(), counts, strict=True)
+        scored = [list(zip(tags[:count], scores[:count], strict=True)) for tags, scores, count in rows]
         results = []
         for words, text, offsets in zip(_per_example(scored, batch), batch["text"], batch["offsets"], strict=True):
             tags = [self.labels[tag] for tag, _ in words]  # type: ignore[index]

@@ -113,13 +113,22 @@ class MaskedLMTask(Embedder):
         loss = F.cross_entropy(logits, targets) if len(targets) else hidden.sum() * 0.0
         return StepOutput(loss, logits[None], targets[None], len(hidden))
 
+    def inference_inputs(self) -> tuple[str, ...]:
+        """Exported forward: piece ids and mask."""
+        return ("tokens", "mask")
+
+    def infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Each position's distribution over the vocabulary, ``probabilities`` ``(B, T, vocab_size)``."""
+        hidden = self.encoder(inputs["tokens"], inputs["mask"])  # type: ignore[misc]
+        return {"probabilities": self.head(hidden).float().softmax(-1)}
+
     def predict_batch(self, batch: dict[str, Any]) -> list[list[list[dict[str, Any]]]]:
         """For every ``<mask>`` of each text, the ``top_k`` pieces ``{"token", "score"}``, most probable first."""
-        hidden = self.encoder(batch["tokens"], batch["mask"])  # type: ignore[misc]
+        distributions = self.outputs_of(batch)["probabilities"]
         results: list[list[list[dict[str, Any]]]] = []
-        for row, states in zip(batch["tokens"], hidden, strict=True):
+        for row, distribution in zip(batch["tokens"], distributions, strict=True):
             positions = (row == self.masker.mask_id).nonzero()[:, 0]
-            top = self.head(states[positions]).float().softmax(-1).topk(self.top_k, dim=-1)
+            top = distribution[positions].topk(self.top_k, dim=-1)
             candidates = []
             for ids, scores in zip(top.indices.tolist(), top.values.tolist(), strict=True):
                 pieces = self.tokenizer.decode([[i] for i in ids])  # type: ignore[union-attr]

@@ -65,3 +65,17 @@ def test_streamed_training_file(encoder, prose_data) -> None:
     task = MaskedLMTask(encoder=encoder)
     trainer = fit_tiny(task, prose_data(streaming=True), max_steps=4, limit_val_batches=0)
     assert trainer.global_step == 4
+
+
+def test_exported_from_the_command_line_fills_masks_as_the_checkpoint(mlm_checkpoint, tmp_path, capsys) -> None:
+    from nlpkit.cli import main
+
+    task, path = mlm_checkpoint
+    assert main(["export", str(path), "--out", str(tmp_path / "mlm")]) == 0
+    assert "max |export - eager| = " in capsys.readouterr().out
+    exported = nlpkit.load(tmp_path / "mlm")
+    texts = ["the model is <mask> on the <mask> data", "<mask> words", "no mask at all"]
+    for eager_fills, exported_fills in zip(task.predict(texts), exported.predict(texts), strict=True):
+        for eager, other in zip(eager_fills, exported_fills, strict=True):
+            assert [c["token"] for c in other] == [c["token"] for c in eager]
+            assert [c["score"] for c in other] == pytest.approx([c["score"] for c in eager], abs=1e-5)

@@ -1,0 +1,188 @@
+"""``nlpkit serve`` over real HTTP: a server in a subprocess on a free port, micro-batching 100 concurrent clients,
+bad requests answered with 4xx naming the field, streamed generation, and a graceful shutdown."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nlpkit_classification.data import ClassificationData
+from nlpkit_classification.task import TextClassificationTask
+from nlpkit_generation.data import LanguageModelingData
+from nlpkit_generation.task import CausalLMTask
+
+import nlpkit
+from nlpkit.encoders.rnn import GRUEncoder
+from nlpkit.encoders.transformer import CausalTransformerEncoder
+from nlpkit.export import export
+from nlpkit.testing import fit_tiny, sentiment_corpus, story_corpus, write_sentiment_files
+from nlpkit.tokenization import TokenizerOptions
+
+TEXTS = [text for text, _ in sentiment_corpus(100, seed=7)]
+
+
+class Server:
+    """``nlpkit serve`` in a subprocess, and requests to it."""
+
+    def __init__(self, model: Path, *options: str) -> None:
+        with socket.socket() as probe:  # a free port: bind to port 0, read it, release it
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        command = [sys.executable, "-m", "nlpkit", "serve", str(model), "--port", str(self.port), *options]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if self.get("/health")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.process.kill()
+        raise AssertionError(f"the server did not start: {self.process.communicate()[1][-2000:]}")
+
+    def request(self, path: str, body: bytes | None = None) -> tuple[int, Any]:
+        """Status and decoded JSON body (the raw text for anything else) of a GET, or a POST of ``body``."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, raw, kind = response.status, response.read().decode(), response.headers["content-type"]
+        except urllib.error.HTTPError as error:
+            status, raw, kind = error.code, error.read().decode(), error.headers["content-type"]
+        return status, json.loads(raw) if kind == "application/json" else raw
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """GET ``path``."""
+        return self.request(path)
+
+    def post(self, path: str, payload: Any) -> tuple[int, Any]:
+        """POST ``payload`` as JSON to ``path``."""
+        return self.request(path, json.dumps(payload).encode())
+
+    def stop(self) -> None:
+        """SIGTERM; the server finishes what is in flight, then ends by the signal, as uvicorn does."""
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=60) == -signal.SIGTERM, self.process.communicate()[1][-2000:]
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory) -> tuple[Path, Path]:
+    """A briefly trained GRU classifier's checkpoint and its ONNX export."""
+    directory = tmp_path_factory.mktemp("serve")
+    files = write_sentiment_files(directory / "data", train=120, val=40)
+    task = TextClassificationTask(encoder=partial(GRUEncoder, embedding_dim=16, hidden_size=16, bidirectional=True))
+    data = ClassificationData(
+        train_path=str(files["train"]), val_path=str(files["val"]), tokenizer=TokenizerOptions(vocab_size=80)
+    )
+    fit_tiny(task, data, max_steps=10).save_checkpoint(directory / "model.ckpt")
+    export(task, directory / "onnx")
+    return directory / "model.ckpt", directory / "onnx"
+
+
+@pytest.fixture(scope="module")
+def server(classifier) -> Iterator[Server]:
+    """The ONNX export served; requests wait up to 200 ms for others to batch with."""
+    server = Server(classifier[1], "--max_wait_ms", "200", "--max_inputs", "50", "--max_body_bytes", "20000")
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+
+
+def test_predictions_over_http_equal_the_loaded_model(server, classifier) -> None:
+    status, body = server.post("/predict", {"inputs": TEXTS[:5]})
+    assert status == 200
+    expected = nlpkit.load(classifier[1]).predict(TEXTS[:5])
+    assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected]
+    for got, want in zip(body["predictions"], expected, strict=True):
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)
+
+
+def test_100_concurrent_clients_are_micro_batched_and_each_gets_its_own_answer(server, classifier) -> None:
+    labels = [result["label"] for result in nlpkit.load(classifier[0]).predict(TEXTS)]
+    batches_before = server.get("/metadata")[1]["batches"]["run"]
+    with ThreadPoolExecutor(max_workers=100) as clients:
+        answers = list(clients.map(lambda text: server.post("/predict", {"inputs": [text]}), TEXTS))
+    assert [status for status, _ in answers] == [200] * 100
+    assert [body["predictions"][0]["label"] for _, body in answers] == labels
+    batches = server.get("/metadata")[1]["batches"]["run"] - batches_before
+    assert batches < 50, f"{batches} model batches for 100 concurrent requests: not micro-batched"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b'{"inputs": ["unclosed"', 400, "the request body is not valid JSON"),
+        (b'{"input": ["a"]}', 422, "inputs: Field required"),
+        (b'{"inputs": []}', 422, "inputs: List should have at least 1 item"),
+        (b'{"inputs": ["fine", 7]}', 422, "inputs.1: an input is a text or an object of the task's fields"),
+        (b'{"inputs": [{"txt": "a"}]}', 422, "inputs.0: missing field 'text'"),
+        (b'{"inputs": ["a"], "extra": 1}', 422, "extra: Extra inputs are not permitted"),
+        (json.dumps({"inputs": ["a"] * 51}).encode(), 422, "inputs: 51 inputs; at most 50 per request"),
+        (json.dumps({"inputs": ["a" * 30000]}).encode(), 413, "request body of 30016 bytes; at most 20000"),
+    ],
+)
+def test_bad_requests_get_a_4xx_naming_the_field(server, body, status, error) -> None:
+    got_status, got = server.request("/predict", body)
+    assert got_status == status
+    assert got["error"].startswith(error)
+
+
+def test_metadata_health_and_endpoints_a_classifier_lacks(server) -> None:
+    status, metadata = server.get("/metadata")
+    assert status == 200
+    assert metadata["task"] == "text-classification" and metadata["labels"] == ["neg", "pos"]
+    assert metadata["runtime"] == "OnnxRuntime" and "classification" in metadata["plugins"]
+    assert metadata["endpoints"] == ["/predict", "/health", "/metadata"]
+    assert server.post("/generate", {"inputs": ["a"]})[0] == 404
+    assert server.post("/embed", {"inputs": ["a"]})[0] == 404
+
+
+def test_shutdown_lets_the_request_in_flight_finish(server) -> None:
+    """SIGTERM while a request waits in the 200 ms batching window: it is answered, then the server ends."""
+    answer: list[tuple[int, Any]] = []
+    client = threading.Thread(target=lambda: answer.append(server.post("/predict", {"inputs": TEXTS[:3]})))
+    client.start()
+    time.sleep(0.05)
+    server.stop()
+    client.join(timeout=30)
+    assert answer and answer[0][0] == 200 and len(answer[0][1]["predictions"]) == 3
+
+
+def test_generation_streams_the_same_text_it_returns_whole(tmp_path) -> None:
+    stories = tmp_path / "stories.txt"
+    stories.write_text("\n".join(story_corpus(80)) + "\n")
+    data = LanguageModelingData(train_path=str(stories), batch_size=8, tokenizer=TokenizerOptions(vocab_size=60))
+    encoder = partial(CausalTransformerEncoder, d_model=32, num_heads=2, num_layers=1, max_length=64)
+    task = CausalLMTask(encoder=encoder)
+    fit_tiny(task, data, max_steps=3, limit_val_batches=0).save_checkpoint(tmp_path / "lm.ckpt")
+    server = Server(tmp_path / "lm.ckpt")
+    try:
+        assert "/generate" in server.get("/metadata")[1]["endpoints"]
+        options = {"max_new_tokens": 6}
+        status, whole = server.post("/generate", {"inputs": ["the baker", "a young fox"], "options": options})
+        assert status == 200 and len(whole["generations"]) == 2
+        status, events = server.post("/generate", {"inputs": ["the baker"], "options": options, "stream": True})
+        assert status == 200
+        pieces = [json.loads(line[6:])["text"] for line in events.splitlines() if line.startswith('data: {"text"')]
+        assert len(pieces) >= 1 and "".join(pieces) == whole["generations"][0]["text"]
+        assert "event: done" in events
+        status, error = server.post("/generate", {"inputs": ["a"], "options": {"temprature": 0.5}})
+        assert status == 422 and error["error"].startswith("options.temprature: not a generation option")
+        status, error = server.post("/generate", {"inputs": ["a"], "options": {"temperature": 0.5}})
+        assert status == 422 and "only applies to strategy 'sample'" in error["error"]
+    finally:
+        server.stop()
