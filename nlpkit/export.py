@@ -79,7 +79,7 @@ class _Graph(nn.Module):
 
 def batch_of(task: Task, items: list[Any]) -> dict[str, Any]:
     """A collated batch of raw inputs, as ``predict`` makes one."""
-    examples = [task.encode(task.input_fields(item), labeled=False) for item in items]
+    examples = task.encode_many(items)
     return task.collate([{**example, "index": i} for i, example in enumerate(examples)])
 
 

@@ -138,6 +138,10 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         """Pad encoded examples into a batch of tensors (keeping each example's ``index``)."""
         raise NotImplementedError
 
+    def encode_many(self, items: Sequence[Any], labeled: bool = False) -> list[dict[str, Any]]:
+        """Encode raw inputs (see :meth:`input_fields`); a task that can tokenize them in one call overrides this."""
+        return [self.encode(self.input_fields(item), labeled=labeled) for item in items]
+
     def step(self, batch: dict[str, Any]) -> StepOutput:
         """Loss, predictions and targets of a labelled batch."""
         raise NotImplementedError
@@ -341,7 +345,7 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         """``function`` over length-sorted batches of the encoded ``inputs`` in eval mode; results in input order."""
         if not self.is_built:
             raise ConfigError("this task has not been trained or loaded yet")
-        examples = [self.encode(self.input_fields(item), labeled=labeled) for item in inputs]
+        examples = self.encode_many(inputs, labeled)
         results: list[Any] = [None] * len(examples)
         with self.evaluating():
             for indices in token_budget_batches([e["length"] for e in examples], batch_size, max_tokens):
