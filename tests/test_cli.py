@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import nlpkit
+from nlpkit.cli import main
 from nlpkit.testing import write_sentiment_files
 from tests.conftest import run_nlpkit
 
@@ -139,15 +140,18 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("case", BAD_INPUT)
-def test_bad_input_is_one_line_and_exit_status_2(case, bad_files) -> None:
+def test_bad_input_is_one_line_and_exit_status_2(case, bad_files, monkeypatch, capsys) -> None:
+    """In-process (``main`` is what the console script calls); the subprocess tests below cover the script."""
     extra, expected = BAD_INPUT[case]
+    monkeypatch.chdir(bad_files)
     args = ["fit", *TINY_MODEL, "--data", "classification", "--data.train_path", "bad.csv", *extra, *QUIET]
-    result = run_nlpkit(*args, cwd=bad_files)
-    assert result.returncode == 2, result.stderr[-2000:]
-    last_line = result.stderr.strip().splitlines()[-1]
+    status = main(args)
+    stderr = capsys.readouterr().err
+    assert status == 2, stderr[-2000:]
+    last_line = stderr.strip().splitlines()[-1]
     assert last_line.startswith("nlpkit: error: ")
     assert re.search(expected, last_line), last_line
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in stderr
 
 
 def test_bad_checkpoint_and_unknown_command(bad_files) -> None:

@@ -143,8 +143,10 @@ def test_perplexity_metric_equals_exp_mean_nll_by_hand() -> None:
     assert metric.compute().item() == pytest.approx(math.exp(nll / count), rel=1e-5)
 
 
-def test_generate_command(model, tmp_path) -> None:
+def test_generate_command(model, tmp_path, capsys) -> None:
     import pytorch_lightning as pl
+
+    from nlpkit.cli import main
 
     path = tmp_path / "lm.ckpt"
     trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
@@ -155,10 +157,11 @@ def test_generate_command(model, tmp_path) -> None:
     result = subprocess.run([*command, "--max_new_tokens", "6"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "the film" + expected
-    streamed = subprocess.run([*command, "--max_new_tokens", "6", "--stream"], capture_output=True, text=True)
-    assert streamed.stdout.splitlines()[-1] == "the film" + expected
-    bad = subprocess.run([*command, "--temperature", "0.5"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "'temperature' only applies to strategy 'sample'" in bad.stderr
+    arguments = command[3:]  # the rest in-process, as the console script runs main()
+    assert main([*arguments, "--max_new_tokens", "6", "--stream"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "the film" + expected
+    assert main([*arguments, "--temperature", "0.5"]) == 2
+    assert "'temperature' only applies to strategy 'sample'" in capsys.readouterr().err
 
 
 def test_repetition_penalty_discourages_repeats(model) -> None:

@@ -152,7 +152,9 @@ class TransE(LinkScorer):
         return -torch.linalg.vector_norm(queries - candidates, ord=self.p, dim=-1)
 
     def similarity(self, queries: Tensor, candidates: Tensor) -> Tensor:
-        """``-cdist(q, e)``, without the broadcast."""
+        """``-cdist(q, e)``, without the broadcast (broadcast in an ONNX export, where cdist's lowering gives NaN)."""
+        if torch.onnx.is_in_onnx_export():
+            return super().similarity(queries, candidates)
         return -torch.cdist(queries, candidates, p=float(self.p))
 
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlpkit.checkpoints import CHECKPOINT_KEY, nlpkit_section
-from nlpkit.data import pad
+from nlpkit.data import Record, pad
 from nlpkit.encoders import EncoderFactory
 from nlpkit.errors import CheckpointError, ConfigError
 from nlpkit.task import StepOutput, Task
@@ -277,7 +277,9 @@ class LinkPredictionTask(Task):
             self.log_dict(metrics, batch_size=half)
 
     def _cache_entities(self) -> None:
-        """Build every entity's vector once for an evaluation or prediction epoch."""
+        """Build every entity's vector once for an evaluation or prediction epoch (an export holds its own)."""
+        if self.runtime is not None:
+            return
         with torch.no_grad():
             self._cached_entities = None  # so entity_vectors() computes afresh
             self._cached_entities = self.entity_vectors()
@@ -311,22 +313,27 @@ class LinkPredictionTask(Task):
             raise ConfigError(f"query {item!r}: exactly one of head and tail must be None (the entity to predict)")
         return {"head": head, "relation": relation, "tail": tail}
 
+    def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:
+        """A query's row ``(head, relation, tail)`` of ids, ``-1`` for the side to predict."""
+        head, tail = (fields[side] and self.entities.id(fields[side]) for side in ("head", "tail"))
+        row = (-1 if head is None else head, self.relations.id(fields["relation"]), -1 if tail is None else tail)
+        return {"row": row, "length": 1}
+
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        """Query rows ``(B, 3)`` and input indices."""
+        rows = torch.tensor([example["row"] for example in examples], dtype=torch.long).reshape(-1, 3)
+        return {"rows": rows, "index": torch.tensor([example.get("index", 0) for example in examples])}
+
     def predict(self, inputs: Sequence[Any], batch_size: int = 256, k: int | None = None) -> list[list[dict[str, Any]]]:
         """The top ``k`` (default ``top_k``) entities with scores for each query ``(head, relation, tail)``."""
         if not self.is_built:
             raise ConfigError("this task has not been trained or loaded yet")
-        rows = []
-        for item in inputs:
-            fields = self.input_fields(item)
-            head, tail = (fields[side] and self.entities.id(fields[side]) for side in ("head", "tail"))
-            rows.append(
-                (-1 if head is None else head, self.relations.id(fields["relation"]), -1 if tail is None else tail)
-            )
+        rows = self.collate(self.encode_many(inputs))["rows"]
         results: list[list[dict[str, Any]]] = []
         with self.evaluating(), torch.inference_mode():
             self._cache_entities()
             try:
-                for chunk in torch.tensor(rows, dtype=torch.long, device=self.device).reshape(-1, 3).split(batch_size):
+                for chunk in rows.to(self.device).split(batch_size):
                     results += self._top_candidates(chunk, k or self.hparams.top_k)
             finally:
                 self._drop_cache()
@@ -336,13 +343,28 @@ class LinkPredictionTask(Task):
         """Top ``top_k`` candidates of each query row of a batch."""
         return self._top_candidates(batch["rows"], self.hparams.top_k)
 
-    def _top_candidates(self, rows: Tensor, k: int) -> list[list[dict[str, Any]]]:
-        """Rows ``(head, relation, tail)`` with ``-1`` for the missing side, to ranked ``{"entity", "score"}``."""
+    def inference_inputs(self) -> tuple[str, ...]:
+        """Exported forward: query rows ``(head, relation, tail)`` with ``-1`` for the side to predict."""
+        return ("rows",)
+
+    def infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Every entity's ``scores`` ``(B, num_entities)`` as the missing side of each query row. An export holds
+        the entity vectors as they are (text-aware ones encoded once, when exporting)."""
+        rows = inputs["rows"]
         head_missing = rows[:, 0] < 0
         anchors = torch.where(head_missing, rows[:, 2], rows[:, 0])
         query_relations = rows[:, 1] + head_missing.long() * len(self.relations)
         candidates = self.entity_vectors()
-        scores = self.head.similarity(self.query_vectors(candidates[anchors], query_relations), candidates)
+        return {"scores": self.head.similarity(self.query_vectors(candidates[anchors], query_relations), candidates)}
+
+    def export_examples(self) -> list[Any]:
+        """A tail query and a head query over the first relation."""
+        entities, relation = self.entities.names, self.relations.names[0]
+        return [(entities[0], relation, None), (None, relation, entities[-1])]
+
+    def _top_candidates(self, rows: Tensor, k: int) -> list[list[dict[str, Any]]]:
+        """Rows ``(head, relation, tail)`` with ``-1`` for the missing side, to ranked ``{"entity", "score"}``."""
+        scores = self.outputs_of({"rows": rows})["scores"]
         top = scores.topk(min(k, scores.shape[1]), dim=1)
         names = self.entities.names
         return [

@@ -172,7 +172,7 @@ def test_filtered_metrics_equal_a_brute_force_loop_in_any_chunking(tmp_path: Pat
 
 
 # -- checkpoints and the command line -------------------------------------------------------------------------
-def test_a_text_aware_model_predicts_the_same_after_loading(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_a_text_aware_model_predicts_the_same_after_loading_and_from_its_export(tmp_path: Path) -> None:
     graph = write_planted_graph(tmp_path / "data")
     pl.seed_everything(0, verbose=False)
     encoder = partial(GRUEncoder, embedding_dim=16, hidden_size=16)
@@ -194,12 +194,12 @@ def test_a_text_aware_model_predicts_the_same_after_loading(tmp_path: Path, caps
         loaded.predict([("nice", "locatd_in", None)])
     with pytest.raises(ConfigError, match="exactly one of head and tail must be None"):
         loaded.predict([("nice", "located_in", "france")])
-    capsys.readouterr()
-    assert main(["export", str(tmp_path / "model.ckpt"), "--out", str(tmp_path / "export")]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "nlpkit: error: LinkPredictionTask defines no fixed forward to export (inference_inputs and infer); "
-        "serve or load its checkpoint instead"
-    ]
+    assert main(["export", str(tmp_path / "model.ckpt"), "--out", str(tmp_path / "export")]) == 0
+    exported = nlpkit.load(tmp_path / "export")  # the encoded entity texts are part of the graph
+    assert type(exported.runtime).__name__ == "OnnxRuntime"
+    for old, new in zip(before, exported.predict(queries, k=4), strict=True):
+        assert [c["entity"] for c in new] == [c["entity"] for c in old]
+        assert [c["score"] for c in new] == pytest.approx([c["score"] for c in old], abs=1e-4)
 
 
 def nlpkit_command(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 from nlpkit_kg import scorers
@@ -73,3 +75,20 @@ def test_transe_starts_and_reads_entities_on_the_unit_sphere() -> None:
     scorer.initialize_entities(weight)
     torch.testing.assert_close(weight.norm(dim=-1), torch.ones(10))
     torch.testing.assert_close(scorer.prepare(3 * weight).norm(dim=-1), torch.ones(10))
+
+
+@pytest.mark.parametrize("scorer", [TransE, DistMult, ComplEx, RotatE])
+def test_every_scorer_exports_its_ranking(scorer, tmp_path) -> None:
+    from nlpkit_kg.task import LinkPredictionTask
+
+    from nlpkit.testing import check_export
+
+    torch.manual_seed(0)
+    task = LinkPredictionTask(head=partial(scorer, dim=8), inverse_triples=scorer is not DistMult)
+    entities = [f"e{i}" for i in range(30)]
+    task.bind(None, {"entities": entities, "relations": ["r0", "r1"]})
+    queries = [("e1", "r0", None), (None, "r1", "e2"), ("e29", "r1", None)]
+    exported = check_export(task.eval(), queries, tmp_path / scorer.__name__)
+    for eager, other in zip(task.predict(queries, k=5), exported.predict(queries, k=5), strict=True):
+        assert [c["entity"] for c in other] == [c["entity"] for c in eager]
+        assert [c["score"] for c in other] == pytest.approx([c["score"] for c in eager], abs=1e-4)

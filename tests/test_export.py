@@ -1,0 +1,63 @@
+"""The export machinery: comparisons that catch NaN, the directory written whole, foreign directories refused."""
+
+from __future__ import annotations
+
+import math
+import stat
+from functools import partial
+
+import pytest
+import torch
+from nlpkit_classification.task import TextClassificationTask
+
+import nlpkit
+from nlpkit.encoders.rnn import GRUEncoder
+from nlpkit.errors import ConfigError, ExportError
+from nlpkit.export import MANIFEST, compare_outputs, export, read_manifest
+from nlpkit.testing import sentiment_corpus
+from nlpkit.tokenization import Tokenizer
+
+
+def test_comparison_reports_nan_and_decoded_mismatches() -> None:
+    expected = {"scores": torch.tensor([1.0, -math.inf, 3.0]), "tags": torch.tensor([[1, 2, 3]])}
+    same = {"scores": torch.tensor([1.0, -math.inf, 3.0 + 1e-6]), "tags": torch.tensor([[1, 2, 3]])}
+    assert compare_outputs(expected, same)[0] == pytest.approx(1e-6, rel=0.1)
+    assert compare_outputs(expected, same)[1] == 0
+    broken = {"scores": torch.tensor([1.0, -math.inf, math.nan]), "tags": torch.tensor([[1, 0, 0]])}
+    assert compare_outputs(expected, broken) == (math.inf, 2)
+
+
+@pytest.fixture(scope="module")
+def task() -> TextClassificationTask:
+    torch.manual_seed(0)
+    task = TextClassificationTask(encoder=partial(GRUEncoder, embedding_dim=8, hidden_size=8))
+    task.bind(Tokenizer.train([text for text, _ in sentiment_corpus(100)], vocab_size=60), ["neg", "pos"])
+    return task.eval()
+
+
+def test_an_export_directory_is_complete_readable_and_replaced_whole(task, tmp_path) -> None:
+    target = tmp_path / "out"
+    report = export(task, target)
+    assert sorted(path.name for path in target.iterdir()) == ["labels.json", MANIFEST, "model.onnx", "tokenizer.model"]
+    assert all(path.stat().st_mode & stat.S_IROTH for path in [target, *target.iterdir()])  # not owner-only
+    assert report.max_difference < 1e-5 and "onnx" in report.summary()
+    manifest = read_manifest(target)
+    assert manifest["task"] == "text-classification" and manifest["inputs"] == ["tokens", "mask"]
+    export(task, target, "torchscript")  # over an earlier export: replaced, nothing of the old one left
+    assert sorted(path.name for path in target.iterdir()) == ["labels.json", MANIFEST, "model.pt", "tokenizer.model"]
+    assert [path.name for path in tmp_path.iterdir()] == ["out"]  # no staging or backup directory left behind
+    assert type(nlpkit.load(target).runtime).__name__ == "TorchScriptRuntime"
+
+
+def test_foreign_directories_and_formats_are_refused(task, tmp_path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(ExportError, match="notes: exists and is not an nlpkit export"):
+        export(task, tmp_path / "notes")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+    with pytest.raises(ConfigError, match="export format must be one of onnx, torchscript"):
+        export(task, tmp_path / "x", "tflite")  # type: ignore[arg-type]
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / MANIFEST).write_text("{not json")
+    with pytest.raises(ExportError, match="broken/model.json: not a readable export manifest"):
+        nlpkit.load(tmp_path / "broken")
