@@ -59,5 +59,5 @@ def test_foreign_directories_and_formats_are_refused(task, tmp_path) -> None:
         export(task, tmp_path / "x", "tflite")  # type: ignore[arg-type]
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / MANIFEST).write_text("{not json")
-    with pytest.raises(ExportError, match="broken/model.json: not a readable export manifest"):
+    with pytest.raises(ExportError, match=r"broken/model\.json: not a readable export manifest"):
         nlpkit.load(tmp_path / "broken")
