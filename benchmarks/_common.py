@@ -12,24 +12,79 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 
 from nlpkit.tokenization import Tokenizer
 
 
-def median_seconds(run: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of ``run`` over ``repeats`` calls after ``warmup`` calls."""
+def median_seconds(
+    run: Callable[[], object], repeats: int = 5, warmup: int = 1, sync: Callable[[], None] | None = None
+) -> float:
+    """Median wall time of ``run`` over ``repeats`` calls after ``warmup`` calls; ``sync`` (a device's
+    :meth:`Device.sync`) waits for queued GPU work before each clock reading."""
+    sync = sync or (lambda: None)
     for _ in range(warmup):
         run()
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         run()
+        sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a benchmark's nlpkit models (and the references that can) run, and in which precision: the
+    ``--device`` and ``--precision`` options every training or inference benchmark takes."""
+
+    name: str = "cpu"
+    precision: str = "32-true"
+
+    @staticmethod
+    def add_options(parser: argparse.ArgumentParser) -> None:
+        """``--device cpu|cuda`` and ``--precision`` (Lightning's names)."""
+        parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the models run")
+        parser.add_argument("--precision", choices=list(AUTOCAST_DTYPES), default="32-true", help="Lightning's name")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Device:
+        """The parsed options; ``--device cuda`` without a CUDA device is an error, not a silent CPU run."""
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise SystemExit("--device cuda: torch sees no CUDA device on this machine")
+        return cls(args.device, args.precision)
+
+    def trainer(self) -> dict[str, Any]:
+        """``pl.Trainer`` arguments."""
+        return {"accelerator": "gpu" if self.name == "cuda" else "cpu", "devices": 1, "precision": self.precision}
+
+    def cli(self) -> list[str]:
+        """The same as ``nlpkit fit`` options."""
+        return [f"--trainer.{key}={value}" for key, value in self.trainer().items()]
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Autocast for code that runs outside a Trainer (nothing for 32-true)."""
+        dtype = AUTOCAST_DTYPES[self.precision]
+        return torch.autocast(self.name, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+    def sync(self) -> None:
+        """Wait for the GPU's queued work (nothing on the CPU), so clocks measure what ran."""
+        if self.name == "cuda":
+            torch.cuda.synchronize()
+
+    def config(self) -> dict[str, Any]:
+        """The figures' config entries."""
+        return {"device": self.name, "precision": self.precision}
+
+
+AUTOCAST_DTYPES = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
 def emit(
@@ -82,7 +137,9 @@ class StepClock(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, module: object, outputs: object, batch: Any, *args: object
     ) -> None:
-        """Stamp the end of a step."""
+        """Stamp the end of a step (once the GPU has run it)."""
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()
         self.stamps.append(time.perf_counter())
         if self.count is not None:
             self.counts.append(self.count(batch))
@@ -153,8 +210,10 @@ def jsonl_splits(
     return records, files
 
 
-def tiny_option(description: str, what: str, argv: list[str] | None) -> bool:
-    """Parse a benchmark's one option, ``--tiny``: a smoke run on ``what``."""
+def tiny_and_device(description: str, what: str, argv: list[str] | None) -> tuple[bool, Device]:
+    """Parse a benchmark's ``--tiny`` (a smoke run on ``what``) and its :class:`Device` options."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--tiny", action="store_true", help=f"a smoke run on {what}")
-    return parser.parse_args(argv).tiny
+    Device.add_options(parser)
+    args = parser.parse_args(argv)
+    return args.tiny, Device.from_args(args)

@@ -25,7 +25,7 @@ import torch
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, fit_config, read_labeled, text_classification_references, write_labeled
+from _common import Device, emit, fit_config, read_labeled, text_classification_references, write_labeled
 from data.corpora import bbc_news, sentiment_sentences
 
 import nlpkit
@@ -43,15 +43,16 @@ VARIANTS = {
 }  # fmt: skip
 
 
-def evaluate(checkpoint: Path, test: list[tuple[str, str]]) -> dict[str, float]:
+def evaluate(checkpoint: Path, test: list[tuple[str, str]], device: Device) -> dict[str, float]:
     """Test accuracy, and the calibration error with the fitted temperature and without it (temperature 1)."""
-    task = nlpkit.load(checkpoint)
+    task = nlpkit.load(checkpoint, map_location=device.name)
     texts = [text for text, _ in test]
     targets = torch.tensor([task.labels.index(label) for _, label in test])
     figures = {}
     for name, temperature in (("ece", float(task.temperature)), ("ece_uncalibrated", 1.0)):
         task.temperature.fill_(temperature)
-        predictions = task.predict(texts, batch_size=64)
+        with device.autocast():
+            predictions = task.predict(texts, batch_size=64)
         probabilities = torch.tensor([[p["probabilities"][label] for label in task.labels] for p in predictions])
         figures[name] = float(multiclass_calibration_error(probabilities, targets, len(task.labels), n_bins=15))
         if name == "ece":
@@ -66,7 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--corpora", nargs="+", choices=list(CORPORA), default=list(CORPORA))
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    Device.add_options(parser)
     args = parser.parse_args(argv)
+    device = Device.from_args(args)
     limit, extra = (200, ["--trainer.max_epochs", "1"]) if args.tiny else (None, [])
     seeds = args.seeds[:1] if args.tiny else args.seeds
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-classification-"))
@@ -81,14 +84,15 @@ def main(argv: list[str] | None = None) -> None:
             for variant in args.variants:
                 start = time.perf_counter()
                 run = directory / f"{corpus}-{variant}-{seed}"
-                best = fit_config(EXAMPLE, files, seed, run, [*VARIANTS[variant], *extra])
+                best = fit_config(EXAMPLE, files, seed, run, [*VARIANTS[variant], *extra, *device.cli()])
                 results.setdefault(f"{variant}/fit_seconds", []).append(time.perf_counter() - start)
-                for metric, value in evaluate(best, splits["test"]).items():
+                for metric, value in evaluate(best, splits["test"], device).items():
                     results.setdefault(f"{variant}/{metric}", []).append(value)
         mean = {name: statistics.fmean(values) for name, values in results.items()}
         best_reference = max(("fastText", "tfidf"), key=mean.get)
         common: dict[str, Any] = {"corpus": corpus, "train": len(splits["train"]), "test": len(splits["test"]),
-                                  "seeds": len(seeds), "threads": torch.get_num_threads()}  # fmt: skip
+                                  "seeds": len(seeds), "threads": torch.get_num_threads(),
+                                  **device.config()}  # fmt: skip
         names = {"fastText": "fastText (word bigrams)", "tfidf": "TF-IDF + logistic regression"}
         for variant in args.variants:
             config = {"model": variant, **common}

@@ -12,8 +12,6 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import StepClock, emit, median_seconds, synthetic_tokenizer
+from _common import AUTOCAST_DTYPES, Device, StepClock, emit, median_seconds, synthetic_tokenizer
 from nlpkit_generation.task import CausalLMTask
 
 from nlpkit.encoders.rnn import LSTMEncoder
@@ -121,13 +119,15 @@ def chunk_rates(stamps: list[float], warmup: int, chunk: int, tokens_per_step: i
     ]
 
 
-def plain_loop(model: nn.Module, batches: list[Tensor], autocast: Callable) -> list[float]:
+def plain_loop(model: nn.Module, batches: list[Tensor], device: Device) -> list[float]:
     """The reference: forward, loss, backward, clip, step, schedule; returns each step's end time."""
+    model.to(device.name)
     optimizer, scheduler = optimizer_for(model, len(batches))
     model.train()
     stamps = [time.perf_counter()]
     for tokens in batches:
-        with autocast():
+        tokens = tokens.to(device.name)  # as Lightning moves each batch
+        with device.autocast():
             logits = model(tokens[:, :-1])
         loss = F.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
         optimizer.zero_grad(set_to_none=True)
@@ -135,18 +135,17 @@ def plain_loop(model: nn.Module, batches: list[Tensor], autocast: Callable) -> l
         torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         optimizer.step()
         scheduler.step()
+        device.sync()
         stamps.append(time.perf_counter())
     return stamps
 
 
-def nlpkit_loop(task: CausalLMTask, batches: list[Tensor], precision: str) -> list[float]:
+def nlpkit_loop(task: CausalLMTask, batches: list[Tensor], device: Device) -> list[float]:
     """nlpkit: the Task's own training step, optimizer and schedule, driven by a Lightning Trainer."""
     clock = StepClock()
     trainer = pl.Trainer(
         max_steps=len(batches),
-        accelerator="cpu",
-        devices=1,
-        precision=precision,
+        **device.trainer(),
         gradient_clip_val=CLIP,
         logger=False,
         enable_checkpointing=False,
@@ -166,7 +165,6 @@ def training(args: argparse.Namespace, tokenizer: Tokenizer) -> float:
     vocab, batch, length = tokenizer.vocab_size, args.batch_size, args.seq_len
     steps = args.warmup + args.chunk * args.repeats
     tokens_per_step = batch * length
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.precision == "bf16-mixed" else nullcontext
     d, heads, layers = args.d_model, 4, args.layers
     cases = {
         "causal-transformer": (
@@ -203,12 +201,12 @@ def training(args: argparse.Namespace, tokenizer: Tokenizer) -> float:
                 compile=args.compile,
             )
             task.bind(tokenizer, None)
-            ours += chunk_rates(nlpkit_loop(task, batches, args.precision), args.warmup, args.chunk, tokens_per_step)
+            ours += chunk_rates(nlpkit_loop(task, batches, args.device), args.warmup, args.chunk, tokens_per_step)
             torch.manual_seed(0)
             model = reference()
             if args.compile:
                 model.compile()
-            theirs += chunk_rates(plain_loop(model, batches, autocast), args.warmup, args.chunk, tokens_per_step)
+            theirs += chunk_rates(plain_loop(model, batches, args.device), args.warmup, args.chunk, tokens_per_step)
         ours_rate, their_rate = statistics.median(ours), statistics.median(theirs)
         config = {
             "encoder": name,
@@ -216,7 +214,7 @@ def training(args: argparse.Namespace, tokenizer: Tokenizer) -> float:
             "batch": batch,
             "seq_len": length,
             "vocab": vocab,
-            "precision": args.precision,
+            **args.device.config(),
             "compile": args.compile,
             "threads": torch.get_num_threads(),
         }
@@ -227,10 +225,10 @@ def training(args: argparse.Namespace, tokenizer: Tokenizer) -> float:
 
 
 # -- model FLOPs utilization -----------------------------------------------------------------------------------
-def matmul_peak_flops(size: int, dtype: torch.dtype) -> float:
-    """The machine's measured dense matmul throughput (FLOP/s): median of repeated square products."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    return 2 * size**3 / median_seconds(lambda: a @ b, repeats=10, warmup=3)
+def matmul_peak_flops(size: int, dtype: torch.dtype, device: Device) -> float:
+    """The device's measured dense matmul throughput (FLOP/s): median of repeated square products."""
+    a, b = (torch.randn(size, size, dtype=dtype, device=device.name) for _ in range(2))
+    return 2 * size**3 / median_seconds(lambda: a @ b, repeats=10, warmup=3, sync=device.sync)
 
 
 def mfu(args: argparse.Namespace, vocab: int, step_seconds: float) -> None:
@@ -239,8 +237,8 @@ def mfu(args: argparse.Namespace, vocab: int, step_seconds: float) -> None:
     params = vocab * d + (length + 1) * d + layers * (12 * d * d + 13 * d) + 2 * d
     flops_per_token = 6 * params + 12 * layers * d * length
     achieved = flops_per_token * args.batch_size * length / step_seconds
-    dtype = torch.bfloat16 if args.precision == "bf16-mixed" else torch.float32
-    peak = matmul_peak_flops(args.peak_size, dtype)
+    dtype = AUTOCAST_DTYPES[args.device.precision] or torch.float32
+    peak = matmul_peak_flops(args.peak_size, dtype, args.device)
     emit(
         "encoders",
         "mfu",
@@ -250,7 +248,7 @@ def mfu(args: argparse.Namespace, vocab: int, step_seconds: float) -> None:
         params=params,
         achieved_gflops=round(achieved / 1e9, 2),
         peak_gflops=round(peak / 1e9, 2),
-        precision=args.precision,
+        **args.device.config(),
     )
 
 
@@ -258,7 +256,7 @@ def mfu(args: argparse.Namespace, vocab: int, step_seconds: float) -> None:
 def greedy_with_cache(model: CausalTransformerEncoder, prompt: Tensor, new_tokens: int) -> Tensor:
     """Prefill the prompt into a KV cache, then decode one token per step."""
     cache = model.init_cache(len(prompt), capacity=prompt.size(1) + new_tokens)
-    ones = torch.ones(len(prompt), 1, dtype=torch.bool)
+    ones = torch.ones(len(prompt), 1, dtype=torch.bool, device=prompt.device)
     logits = model.output_logits(model.step(prompt, torch.ones_like(prompt, dtype=torch.bool), cache)[:, -1:])
     out = [logits.argmax(-1)]
     for _ in range(new_tokens - 1):
@@ -286,15 +284,20 @@ def generation(args: argparse.Namespace, vocab: int) -> None:
         dropout=0.0,
         max_length=args.prompt + args.new_tokens,
     ).eval()
+    model.to(args.device.name)
     for batch in args.generate_batches:
         prompt = torch.randint(4, vocab, (batch, args.prompt), generator=torch.Generator().manual_seed(batch))
+        prompt = prompt.to(args.device.name)
         rates = {}
-        with torch.inference_mode():
+        with torch.inference_mode(), args.device.autocast():
             cached = greedy_with_cache(model, prompt, args.new_tokens)
             assert torch.equal(cached, greedy_recompute(model, prompt, args.new_tokens)), "cache changed the output"
             for name, run in (("cache", greedy_with_cache), ("recompute", greedy_recompute)):
                 seconds = median_seconds(
-                    partial(run, model, prompt, args.new_tokens), repeats=args.generate_repeats, warmup=0
+                    partial(run, model, prompt, args.new_tokens),
+                    repeats=args.generate_repeats,
+                    warmup=0,
+                    sync=args.device.sync,
                 )
                 rates[name] = batch * args.new_tokens / seconds
         emit(
@@ -310,6 +313,7 @@ def generation(args: argparse.Namespace, vocab: int) -> None:
             new_tokens=args.new_tokens,
             vocab=vocab,
             threads=torch.get_num_threads(),
+            **args.device.config(),
         )
 
 
@@ -317,7 +321,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """Benchmark sizes: the issue's by default, seconds-long with ``--tiny``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run with toy sizes")
-    parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default="32-true")
+    Device.add_options(parser)
     parser.add_argument("--only", choices=["train", "generate"], default=None)
     parser.add_argument("--compile", action="store_true", help="torch.compile both sides' models (training)")
     args = parser.parse_args(argv)
@@ -358,7 +362,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             generate_batches=[1],
             generate_repeats=1,
         )
-    return argparse.Namespace(**vars(args), **sizes)
+    return argparse.Namespace(**vars(args) | {"device": Device.from_args(args)}, **sizes)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, median_seconds, synthetic_tokenizer
+from _common import Device, emit, median_seconds, synthetic_tokenizer
 from nlpkit_generation.decoding import GenerationConfig, generate
 from nlpkit_generation.task import CausalLMTask
 
@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     """Print greedy and beam figures for each batch size."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run with toy sizes")
+    Device.add_options(parser)
     args = parser.parse_args(argv)
+    device = Device.from_args(args)
     from transformers import GPT2Config, GPT2LMHeadModel
 
     vocab, d, heads, layers, prompt_length, new_tokens, batches, repeats = (
@@ -42,18 +44,23 @@ def main(argv: list[str] | None = None) -> None:
                         max_length=length)
     )  # fmt: skip
     task.bind(tokenizer, None)
-    task.eval()
+    task.eval().to(device.name)
     reference = GPT2LMHeadModel(
         GPT2Config(vocab_size=vocab, n_positions=length, n_embd=d, n_layer=layers, n_head=heads, resid_pdrop=0.0,
                    embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id,
                    pad_token_id=tokenizer.pad_id, attn_implementation="sdpa")
-    ).eval()  # fmt: skip
+    ).eval().to(device.name)  # fmt: skip
     for method, beams in (("greedy", 1), ("beam", 4)):
         for batch in batches:
             prompts = torch.randint(4, vocab, (batch, prompt_length), generator=torch.Generator().manual_seed(batch))
+            prompts = prompts.to(device.name)
             options = {"strategy": "beam", "num_beams": beams} if beams > 1 else {}
             config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, **options)
-            ours = median_seconds(lambda: generate(task, prompts.tolist(), config, tokenizer), repeats)  # noqa: B023
+            with device.autocast():
+                ours = median_seconds(
+                    lambda: generate(task, prompts.tolist(), config, tokenizer),  # noqa: B023
+                    repeats, sync=device.sync,
+                )  # fmt: skip
 
             def theirs(prompts: torch.Tensor = prompts, beams: int = beams) -> None:
                 with torch.inference_mode():
@@ -66,12 +73,13 @@ def main(argv: list[str] | None = None) -> None:
                         num_beams=beams,
                     )
 
-            their_time = median_seconds(theirs, repeats)
+            with device.autocast():
+                their_time = median_seconds(theirs, repeats, sync=device.sync)
             tokens = batch * new_tokens
             emit("generation", "generate_tokens_per_s", "tokens/s", tokens / ours, tokens / their_time,
                  "transformers GPT2LMHeadModel.generate (sdpa)", method=method, beams=beams, batch=batch,
                  prompt=prompt_length, new_tokens=new_tokens, d_model=d, layers=layers, vocab=vocab,
-                 threads=torch.get_num_threads())  # fmt: skip
+                 threads=torch.get_num_threads(), **device.config())  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ Hugging Face pipeline, and the HTTP server's throughput and latency.
    clients, each request one sentence (no reference).
 
 Speeds are the median of 3 runs after a warm-up, every model on the same threads. ``--device cuda`` runs the eager
-models on the GPU (exports stay on ONNX Runtime's CPU provider); ``--precision bf16`` runs them under bfloat16
-autocast. ``--tiny`` is a smoke run.
+models on the GPU (exports stay on ONNX Runtime's CPU provider); ``--precision bf16-mixed`` runs them under
+bfloat16 autocast. ``--tiny`` is a smoke run.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import time
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, fit_config, median_seconds, read_labeled, write_labeled
+from _common import Device, emit, fit_config, median_seconds, read_labeled, write_labeled
 from data.corpora import conll2003, sentiment_sentences
 from ner import crfsuite_reference, sentences_of
 from nlpkit_classification.task import TextClassificationTask
@@ -56,28 +55,10 @@ BATCH = 32
 SIZES = {"d_model": 128, "num_heads": 4, "num_layers": 2, "dim_feedforward": 512, "max_length": 128}
 
 
-class Runner:
-    """Where eager models run: ``--device`` and ``--precision``."""
-
-    def __init__(self, device: str, precision: str) -> None:
-        if device == "cuda" and not torch.cuda.is_available():
-            raise SystemExit("--device cuda: no CUDA device here")
-        self.device, self.precision = device, precision
-
-    def eager(self, task: Task) -> Task:
-        """``task`` on the device."""
-        return task.to(self.device)
-
-    def context(self) -> Any:
-        """bfloat16 autocast for ``--precision bf16``."""
-        if self.precision == "bf16":
-            return torch.autocast(self.device, dtype=torch.bfloat16)
-        return nullcontext()
-
-    def speed(self, run: Callable[[], object], count: int) -> float:
-        """Items per second of ``run`` (``count`` items), the median of 3 after a warm-up."""
-        with self.context():
-            return count / median_seconds(run, repeats=3)
+def items_per_second(device: Device, run: Callable[[], object], count: int) -> float:
+    """Items per second of ``run`` (``count`` items) on ``device``, the median of 3 after a warm-up."""
+    with device.autocast():
+        return count / median_seconds(run, repeats=3, sync=device.sync)
 
 
 def variants(task: Task, directory: Path) -> dict[str, Task]:
@@ -105,22 +86,23 @@ def fasttext_speed(train: list[tuple[str, str]], texts: list[str]) -> float:
     return len(texts) / median_seconds(lambda: model.predict(lowered), repeats=3)
 
 
-def classification(args: argparse.Namespace, runner: Runner, directory: Path) -> Path:
+def classification(args: argparse.Namespace, device: Device, directory: Path) -> Path:
     """Section 1; returns the ONNX export the server section serves."""
     prepared = sentiment_sentences()
     limit = 200 if args.tiny else None
     splits = {split: read_labeled(prepared[split], limit) for split in ("train", "val", "test")}
     files = {split: write_labeled(directory / f"{split}.jsonl", rows) for split, rows in splits.items()}
-    best = fit_config(EXAMPLE, files, 0, directory / "fit", ["--trainer.max_epochs", "1" if args.tiny else "3"])
+    epochs = ["--trainer.max_epochs", "1" if args.tiny else "3"]
+    best = fit_config(EXAMPLE, files, 0, directory / "fit", [*epochs, *device.cli()])
     texts = [text for rows in splits.values() for text, _ in rows]  # every sentence, for the speed figures
     reference = fasttext_speed(splits["train"], texts)
-    config = {"corpus": "sentiment-sentences", "texts": len(texts), "batch_size": BATCH, **runner.__dict__}
+    config = {"corpus": "sentiment-sentences", "texts": len(texts), "batch_size": BATCH, **device.config()}
     eager_accuracy = None
-    for name, task in variants(runner.eager(nlpkit.load(best)), directory).items():
-        speed = runner.speed(partial(task.predict, texts, batch_size=BATCH), len(texts))
+    for name, task in variants(nlpkit.load(best, map_location=device.name), directory).items():
+        speed = items_per_second(device, partial(task.predict, texts, batch_size=BATCH), len(texts))
         emit("inference", "classify_examples_per_s", "examples/s", speed, reference, "fastText predict",
              model="examples/sentiment.yaml", runtime=name, **config)  # fmt: skip
-        with runner.context():
+        with device.autocast():
             correct = accuracy(task, splits["test"])
         eager_accuracy = eager_accuracy or correct
         emit("inference", "test_accuracy", "fraction", correct, eager_accuracy, "the eager model",
@@ -153,7 +135,7 @@ def hugging_face_pipeline(tokenizer: Tokenizer, labels: int) -> Any:
     return pipeline("text-classification", model=model, tokenizer=fast, device=-1, top_k=None)
 
 
-def same_size_transformer(args: argparse.Namespace, runner: Runner, directory: Path) -> None:
+def same_size_transformer(args: argparse.Namespace, device: Device, directory: Path) -> None:
     """Section 2."""
     prepared = sentiment_sentences()
     limit = 200 if args.tiny else None
@@ -166,15 +148,15 @@ def same_size_transformer(args: argparse.Namespace, runner: Runner, directory: P
     task.eval()
     classify = hugging_face_pipeline(tokenizer, len(task.labels))
     reference = len(texts) / median_seconds(lambda: classify(texts, batch_size=BATCH, truncation=True), repeats=3)
-    config = {"corpus": "sentiment-sentences", "texts": len(texts), "batch_size": BATCH, **SIZES, **runner.__dict__}
+    config = {"corpus": "sentiment-sentences", "texts": len(texts), "batch_size": BATCH, **SIZES, **device.config()}
     export(task, directory / "transformer-onnx")
-    for name, model in (("eager", runner.eager(task)), ("onnx", nlpkit.load(directory / "transformer-onnx"))):
-        speed = runner.speed(partial(model.predict, texts, batch_size=BATCH), len(texts))
+    for name, model in (("eager", task.to(device.name)), ("onnx", nlpkit.load(directory / "transformer-onnx"))):
+        speed = items_per_second(device, partial(model.predict, texts, batch_size=BATCH), len(texts))
         emit("inference", "classify_examples_per_s", "examples/s", speed, reference,
              "transformers pipeline, BERT of the same sizes", model="transformer", runtime=name, **config)  # fmt: skip
 
 
-def ner(args: argparse.Namespace, runner: Runner, directory: Path) -> None:
+def ner(args: argparse.Namespace, device: Device, directory: Path) -> None:
     """Section 3."""
     files = conll2003()
     train = sentences_of(files["train"], 200 if args.tiny else 2000)
@@ -188,9 +170,9 @@ def ner(args: argparse.Namespace, runner: Runner, directory: Path) -> None:
     task.bind(tokenizer, labels)
     task.eval()
     sentences = [{"tokens": tokens} for tokens, _ in test]
-    config = {"corpus": "conll2003", "sentences": len(test), "batch_size": BATCH, **runner.__dict__}
-    for name, model in variants(runner.eager(task), directory / "ner").items():
-        speed = runner.speed(partial(model.predict, sentences, batch_size=BATCH), len(sentences))
+    config = {"corpus": "conll2003", "sentences": len(test), "batch_size": BATCH, **device.config()}
+    for name, model in variants(task.to(device.name), directory / "ner").items():
+        speed = items_per_second(device, partial(model.predict, sentences, batch_size=BATCH), len(sentences))
         emit("inference", "tag_sentences_per_s", "sentences/s", speed, reference, "sklearn-crfsuite predict",
              model="BiLSTM-CRF, character CNN (examples/ner.yaml sizes)", runtime=name, **config)  # fmt: skip
 
@@ -252,19 +234,18 @@ def main(argv: list[str] | None = None) -> None:
     """Run the sections; every figure is one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="a smoke run on a few hundred examples")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the eager models run")
-    parser.add_argument("--precision", choices=["32", "bf16"], default="32", help="bf16: bfloat16 autocast")
+    Device.add_options(parser)
     parser.add_argument("--sections", nargs="+", default=["classification", "transformer", "ner", "server"])
     args = parser.parse_args(argv)
-    runner = Runner(args.device, args.precision)
+    device = Device.from_args(args)
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-inference-"))
     exported = None
     if "classification" in args.sections or "server" in args.sections:
-        exported = classification(args, runner, directory)
+        exported = classification(args, device, directory)
     if "transformer" in args.sections:
-        same_size_transformer(args, runner, directory)
+        same_size_transformer(args, device, directory)
     if "ner" in args.sections:
-        ner(args, runner, directory)
+        ner(args, device, directory)
     if "server" in args.sections and exported is not None:
         texts = [text for text, _ in read_labeled(sentiment_sentences()["test"])]
         server(args, exported, texts)

@@ -32,7 +32,7 @@ from nlpkit_kg.data import TriplesData
 from nlpkit_kg.task import LinkPredictionTask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit
+from _common import Device, emit
 
 MODELS = {"TransE": scorers.TransE, "DistMult": scorers.DistMult, "ComplEx": scorers.ComplEx, "RotatE": scorers.RotatE}
 DIM, BATCH, LR, NEGATIVES, SMOOTHING = 64, 256, 0.01, 32, 0.1
@@ -48,7 +48,7 @@ def nations_files() -> dict[str, str]:
     }
 
 
-def run_nlpkit(model: str, regime: str, epochs: int, seed: int) -> dict[str, float]:
+def run_nlpkit(model: str, regime: str, epochs: int, seed: int, device: Device) -> dict[str, float]:
     """Train and test nlpkit's model; seconds per epoch and filtered test metrics."""
     pl.seed_everything(seed, verbose=False)
     task = LinkPredictionTask(
@@ -62,7 +62,9 @@ def run_nlpkit(model: str, regime: str, epochs: int, seed: int) -> dict[str, flo
     files = nations_files()
     data = TriplesData(train_path=files["train"], val_path=files["val"], test_path=files["test"], batch_size=BATCH)
     quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
-    trainer = pl.Trainer(max_epochs=epochs, enable_checkpointing=False, limit_val_batches=0, **quiet)
+    trainer = pl.Trainer(
+        max_epochs=epochs, enable_checkpointing=False, limit_val_batches=0, **device.trainer(), **quiet
+    )
     start = time.perf_counter()
     trainer.fit(task, datamodule=data)
     seconds = (time.perf_counter() - start) / epochs
@@ -70,7 +72,7 @@ def run_nlpkit(model: str, regime: str, epochs: int, seed: int) -> dict[str, flo
     return {"epoch_seconds": seconds, "filtered_mrr": result["test/mrr"], "hits_at_10": result["test/hits@10"]}
 
 
-def run_pykeen(model: str, regime: str, epochs: int, seed: int) -> dict[str, float]:
+def run_pykeen(model: str, regime: str, epochs: int, seed: int, device: Device) -> dict[str, float]:
     """Train and test PyKEEN's model with the matched settings."""
     from pykeen.datasets import Nations
     from pykeen.pipeline import pipeline
@@ -102,6 +104,7 @@ def run_pykeen(model: str, regime: str, epochs: int, seed: int) -> dict[str, flo
         training_kwargs=training,
         evaluation_kwargs={"use_tqdm": False},
         random_seed=seed,
+        device=device.name,
         **regime_options,
     )
     metrics = result.metric_results
@@ -125,7 +128,9 @@ def main() -> None:
     """Emit filtered_mrr, hits_at_10 and epoch_seconds for each model and regime."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run")
+    Device.add_options(parser)
     args = parser.parse_args()
+    device = Device.from_args(args)
     epochs, seeds = (2, [0]) if args.tiny else (50, [0, 1, 2])
     models = ["DistMult"] if args.tiny else list(MODELS)
     torch.set_num_threads(2)
@@ -133,8 +138,8 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     for regime in ("1-n", "negative-sampling"):
         for model in models:
-            ours = summarise([run_nlpkit(model, regime, epochs, seed) for seed in seeds])
-            reference = summarise([run_pykeen(model, regime, epochs, seed) for seed in seeds])
+            ours = summarise([run_nlpkit(model, regime, epochs, seed, device) for seed in seeds])
+            reference = summarise([run_pykeen(model, regime, epochs, seed, device) for seed in seeds])
             config = {
                 "dataset": "nations",
                 "model": model,
@@ -144,6 +149,7 @@ def main() -> None:
                 "batch_size": BATCH,
                 "seeds": len(seeds),
                 "threads": 2,
+                **device.config(),
             }
             for metric, unit, higher in (
                 ("filtered_mrr", "mrr", True),

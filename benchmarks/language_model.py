@@ -25,7 +25,7 @@ from nlpkit_generation.data import pack_blocks
 from nlpkit_generation.task import CausalLMTask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, fit_config, jsonl_splits, tiny_option
+from _common import emit, fit_config, jsonl_splits, tiny_and_device
 from _kneser_ney import KneserNey
 from data.corpora import wikitext2
 
@@ -55,6 +55,7 @@ def neural_bits(task: CausalLMTask, documents: list[list[int]], batch_size: int 
     nats = 0.0
     for start in range(0, len(blocks), batch_size):
         tokens, mask = pad(blocks[start : start + batch_size])
+        tokens, mask = tokens.to(task.device), mask.to(task.device)
         logits = task(tokens[:, :-1], mask[:, :-1]).float()
         targets = tokens[:, 1:].masked_fill(~mask[:, 1:], -100)
         nats += float(F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="sum"))
@@ -69,21 +70,24 @@ def kneser_ney_bits(train: list[int], val: list[int], test: list[int], vocab_siz
 
 def main(argv: list[str] | None = None) -> None:
     """Fit every variant; print test bits per character against the Kneser-Ney model of the same tokens."""
-    tiny = tiny_option(__doc__, "a few articles", argv)
+    tiny, device = tiny_and_device(__doc__, "a few articles", argv)
     limit, extra = (8, ["--data.tokenizer.vocab_size", "200"]) if tiny else (None, [])
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-language-model-"))
     records, files = jsonl_splits(wikitext2(), limit, directory)
     articles = {split: [record["text"] for record in rows] for split, rows in records.items()}
     characters = sum(len(article) + 1 for article in articles["test"])
-    config = {"corpus": "wikitext-2", "test_characters": characters, "threads": torch.get_num_threads()}
+    config = {"corpus": "wikitext-2", "test_characters": characters, "threads": torch.get_num_threads(),
+              **device.config()}  # fmt: skip
     for variant, options in VARIANTS.items():
         start = time.perf_counter()
-        task = nlpkit.load(fit_config(EXAMPLE, files, 0, directory / variant, [*options, *extra]))
+        best = fit_config(EXAMPLE, files, 0, directory / variant, [*options, *extra, *device.cli()])
+        task = nlpkit.load(best, map_location=device.name)
         fit_seconds = time.perf_counter() - start
         streams = {split: token_stream(task, texts) for split, texts in articles.items()}  # type: ignore[arg-type]
         flat = {split: [token for ids in documents for token in ids] for split, documents in streams.items()}
         reference, order = kneser_ney_bits(flat["train"], flat["val"], flat["test"], task.tokenizer.vocab_size)
-        bits = neural_bits(task, streams["test"])  # type: ignore[arg-type]
+        with device.autocast():
+            bits = neural_bits(task, streams["test"])  # type: ignore[arg-type]
         emit("language_model", "bits_per_character", "bits", bits / characters, reference / characters,
              f"interpolated modified Kneser-Ney {order}-gram of the same tokens", higher_is_better=False,
              model=variant, vocab_size=task.tokenizer.vocab_size, test_tokens=len(flat["test"]), **config)  # fmt: skip

@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import StepClock, emit, fit_config, median_seconds
+from _common import Device, StepClock, emit, fit_config, median_seconds
 from data.corpora import conll2003
 from ner_crf import crf_figures
 from nlpkit_ner.data import ConllData
@@ -71,7 +71,7 @@ def crfsuite_reference(train: list, test: list) -> dict[str, float]:
     return {"entity_f1": float(metric.compute()), "predict_sentences_per_s": len(test) / seconds}
 
 
-def tagger_figures(encoder: partial, directory: Path, test: list, epochs: int) -> dict[str, float]:
+def tagger_figures(encoder: partial, directory: Path, test: list, epochs: int, device: Device) -> dict[str, float]:
     """Train a CRF tagger with a Lightning Trainer; its training tokens/s and prediction speed."""
     torch.manual_seed(0)
     task = TokenClassificationTask(encoder=encoder, crf=True, learning_rate=5e-3, warmup_steps=30)
@@ -82,14 +82,15 @@ def tagger_figures(encoder: partial, directory: Path, test: list, epochs: int) -
     )  # fmt: skip
     clock = StepClock(count=lambda batch: int(batch["mask"].sum()))
     trainer = pl.Trainer(
-        max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        max_epochs=epochs, **device.trainer(), logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock],
     )  # fmt: skip
     trainer.fit(task, datamodule=data)
     warmup = max(len(clock.counts) // 10, 1)
     tokens_per_s = sum(clock.counts[warmup:]) / (clock.stamps[-1] - clock.stamps[warmup])
     sentences = [{"tokens": tokens} for tokens, _ in test]
-    seconds = median_seconds(lambda: task.predict(sentences, batch_size=BATCH), repeats=3)
+    with device.autocast():
+        seconds = median_seconds(lambda: task.predict(sentences, batch_size=BATCH), repeats=3, sync=device.sync)
     return {
         "train_tokens_per_s": tokens_per_s,
         "predict_sentences_per_s": len(test) / seconds,
@@ -105,11 +106,11 @@ def sentences_of(path: Path, limit: int | None = None) -> list[tuple[list[str], 
     return [(record.fields["tokens"], record.fields["tags"]) for record in records]
 
 
-def test_f1(checkpoint: Path, test_file: Path, directory: Path) -> float:
+def test_f1(checkpoint: Path, test_file: Path, directory: Path, device: Device) -> float:
     """``nlpkit test`` of ``checkpoint`` on ``test_file``: the logged strict entity F1."""
     argv = ["test", "--ckpt_path", str(checkpoint), "--data.test_path", str(test_file),
             "--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", str(directory),
-            "--trainer.enable_progress_bar", "false"]  # fmt: skip
+            "--trainer.enable_progress_bar", "false", *device.cli()]  # fmt: skip
     with contextlib.redirect_stdout(sys.stderr):
         if nlpkit_command(argv) != 0:
             raise SystemExit(f"nlpkit test failed: {' '.join(argv)}")
@@ -117,7 +118,7 @@ def test_f1(checkpoint: Path, test_file: Path, directory: Path) -> float:
         return next(float(row["test/entity-f1"]) for row in csv.DictReader(handle) if row.get("test/entity-f1"))
 
 
-def conll_quality(args: argparse.Namespace, directory: Path) -> None:
+def conll_quality(args: argparse.Namespace, directory: Path, device: Device) -> None:
     """Entity F1 of the example config on CoNLL-2003 against sklearn-crfsuite on the same splits."""
     limit = 200 if args.tiny else None
     files = {}
@@ -127,11 +128,12 @@ def conll_quality(args: argparse.Namespace, directory: Path) -> None:
     train, test = sentences_of(files["train"]), sentences_of(files["test"])
     reference = crfsuite_reference(train, test)
     start = time.perf_counter()
-    best = fit_config(EXAMPLE, files, 0, directory / "conll-fit", ["--trainer.max_epochs", "1"] if args.tiny else [])
+    epochs = ["--trainer.max_epochs", "1"] if args.tiny else []
+    best = fit_config(EXAMPLE, files, 0, directory / "conll-fit", [*epochs, *device.cli()])
     seconds = time.perf_counter() - start
     config = {"corpus": "conll2003", "train": len(train), "test": len(test), "seed": 0, "fit_seconds": round(seconds),
-              "threads": torch.get_num_threads()}  # fmt: skip
-    emit("ner", "entity_f1", "fraction", test_f1(best, files["test"], directory / "conll-test"),
+              "threads": torch.get_num_threads(), **device.config()}  # fmt: skip
+    emit("ner", "entity_f1", "fraction", test_f1(best, files["test"], directory / "conll-test", device),
          reference["entity_f1"], "sklearn-crfsuite (word features)", tagger="examples/ner.yaml", **config)  # fmt: skip
 
 
@@ -140,11 +142,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run")
     parser.add_argument("--only", choices=["quality", "speed"], help="run one part of the benchmark")
+    Device.add_options(parser)
     args = parser.parse_args(argv)
+    device = Device.from_args(args)
     train_size, test_size, epochs = (80, 40, 1) if args.tiny else (2000, 500, 8)
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-ner-bench-"))
     if args.only != "speed":
-        conll_quality(args, directory)
+        conll_quality(args, directory, device)
     if args.only == "quality":
         return
     train, test = sample_sentences(train_size, seed=5), sample_sentences(test_size, seed=6)
@@ -156,13 +160,13 @@ def main(argv: list[str] | None = None) -> None:
         "transformer-crf": partial(TransformerEncoder, d_model=128, num_heads=4, num_layers=2, positions="rotary"),
     }
     for name, encoder in encoders.items():
-        ours = tagger_figures(encoder, directory, test, epochs)
+        ours = tagger_figures(encoder, directory, test, epochs, device)
         config = {"tagger": name, "train": train_size, "test": test_size, "epochs": epochs, "batch": BATCH,
-                  "threads": torch.get_num_threads()}  # fmt: skip
+                  "threads": torch.get_num_threads(), **device.config()}  # fmt: skip
         emit("ner", "train_tokens_per_s", "tokens/s", ours["train_tokens_per_s"], **config)
         emit("ner", "predict_sentences_per_s", "sentences/s", ours["predict_sentences_per_s"],
              reference["predict_sentences_per_s"], "sklearn-crfsuite (word features)", **config)  # fmt: skip
-    crf_figures(repeats=3) if args.tiny else crf_figures()
+    crf_figures(device, repeats=3) if args.tiny else crf_figures(device)
 
 
 if __name__ == "__main__":

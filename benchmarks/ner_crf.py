@@ -8,6 +8,7 @@ after a warm-up. Needs ``pytorch-crf`` (``pip install pytorch-crf``).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -19,23 +20,23 @@ from torch import Tensor, nn
 from torchcrf import CRF as ReferenceCRF
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, median_seconds
+from _common import Device, emit, median_seconds
 
 
-def crf_figures(batch: int = 32, length: int = 40, tags: int = 9, repeats: int = 20) -> None:
+def crf_figures(device: Device, batch: int = 32, length: int = 40, tags: int = 9, repeats: int = 20) -> None:
     """Time nlpkit's CRF and pytorch-crf (NLL forward + backward, Viterbi) and emit one line per operation."""
     torch.manual_seed(0)
-    ours = CRF(tags)
-    reference = ReferenceCRF(tags, batch_first=True)
+    ours = CRF(tags).to(device.name)
+    reference = ReferenceCRF(tags, batch_first=True).to(device.name)
     with torch.no_grad():
         reference.transitions.copy_(ours.transitions)
         reference.start_transitions.copy_(ours.start)
         reference.end_transitions.copy_(ours.end)
     lengths = torch.randint(1, length + 1, (batch,))
     lengths[0] = length  # the batch is as long as its longest row
-    mask = torch.arange(length) < lengths.unsqueeze(1)  # (B, T)
-    emissions = torch.randn(batch, length, tags, requires_grad=True)  # (B, T, C)
-    gold = torch.randint(0, tags, (batch, length))  # (B, T)
+    mask = (torch.arange(length) < lengths.unsqueeze(1)).to(device.name)  # (B, T)
+    emissions = torch.randn(batch, length, tags, device=device.name, requires_grad=True)  # (B, T, C)
+    gold = torch.randint(0, tags, (batch, length)).to(device.name)  # (B, T)
 
     def nll(crf: nn.Module) -> Tensor:
         """Mean NLL of ``gold`` under ``crf``."""
@@ -53,7 +54,9 @@ def crf_figures(batch: int = 32, length: int = 40, tags: int = 9, repeats: int =
         "viterbi_decode": lambda crf: crf.decode(scores, mask),
     }
     for operation, run in operations.items():
-        seconds = [median_seconds(partial(run, crf), repeats=repeats, warmup=2) for crf in (ours, reference)]
+        seconds = [
+            median_seconds(partial(run, crf), repeats=repeats, warmup=2, sync=device.sync) for crf in (ours, reference)
+        ]
         emit(
             "ner",
             "crf_seconds",
@@ -66,8 +69,11 @@ def crf_figures(batch: int = 32, length: int = 40, tags: int = 9, repeats: int =
             length=length,
             tags=tags,
             threads=torch.get_num_threads(),
+            **device.config(),
         )
 
 
 if __name__ == "__main__":
-    crf_figures()
+    parser = argparse.ArgumentParser(description=__doc__)
+    Device.add_options(parser)
+    crf_figures(Device.from_args(parser.parse_args()))

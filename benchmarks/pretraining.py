@@ -34,7 +34,7 @@ from nlpkit_classification.task import TextClassificationTask
 from nlpkit_generation.data import LanguageModelingData
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import StepClock, emit, read_labeled, text_classification_references, write_labeled
+from _common import Device, StepClock, emit, read_labeled, text_classification_references, write_labeled
 from data.corpora import wordnet_supersenses
 from nlpkit_pretraining.contrastive import ContrastiveTask
 from nlpkit_pretraining.masked_lm import MaskedLMTask
@@ -73,9 +73,9 @@ def corpus(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     return {"rows": rows, "files": files, "pretrain": files["pretrain"], "descriptions": DESCRIPTIONS}
 
 
-def trainer(max_steps: int, **options: Any) -> pl.Trainer:
-    """A quiet CPU trainer for ``max_steps`` steps."""
-    return pl.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, num_sanity_val_steps=0, **QUIET, **options)
+def trainer(args: argparse.Namespace, max_steps: int, **options: Any) -> pl.Trainer:
+    """A quiet trainer on ``args.device`` for ``max_steps`` steps."""
+    return pl.Trainer(max_steps=max_steps, num_sanity_val_steps=0, **args.device.trainer(), **QUIET, **options)
 
 
 # -- pretraining --------------------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def pretrain(args: argparse.Namespace, data: dict[str, Any], tokenizer: str, dir
         tokenizer=TokenizerOptions(path=tokenizer, max_length=args.max_length),
     )
     start = time.perf_counter()
-    run = trainer(args.mlm_steps)
+    run = trainer(args, args.mlm_steps)
     run.fit(mlm, datamodule=text)
     mlm_seconds = time.perf_counter() - start
     run.save_checkpoint(directory / "mlm.ckpt")
@@ -99,7 +99,7 @@ def pretrain(args: argparse.Namespace, data: dict[str, Any], tokenizer: str, dir
     simcse = ContrastiveTask(encoder=args.encoder, init_from=str(directory / "mlm.ckpt"), learning_rate=args.simcse_lr)
     sentences = SentencePairsData(train_path=str(data["pretrain"]), batch_size=args.batch)
     start = time.perf_counter()
-    run = trainer(args.simcse_steps)
+    run = trainer(args, args.simcse_steps)
     run.fit(simcse, datamodule=sentences)
     simcse_seconds = time.perf_counter() - start
     run.save_checkpoint(directory / "simcse.ckpt")
@@ -149,7 +149,7 @@ def fine_tune(
         tokenizer=TokenizerOptions(path=args.tokenizer_path, max_length=args.max_length),
     )
     task.hparams.warmup_steps = steps_for(size, batch, epochs) // 10
-    trainer(steps_for(size, batch, epochs), limit_val_batches=0).fit(task, datamodule=classification)
+    trainer(args, steps_for(size, batch, epochs), limit_val_batches=0).fit(task, datamodule=classification)
     rows = data["rows"][split]
     predictions = task.predict([text for text, _ in rows], batch_size=256)
     return statistics.fmean(p["label"] == label for p, (_, label) in zip(predictions, rows, strict=True))
@@ -182,7 +182,7 @@ def mlm_throughput(args: argparse.Namespace, tokenizer: Tokenizer) -> tuple[floa
         examples = [{"tokens": block, "length": len(block), "masked": True} for block in blocks]
         loader = torch.utils.data.DataLoader(examples, batch_size=args.batch, collate_fn=task.collate)
         clock = StepClock()
-        trainer(steps, callbacks=[clock], gradient_clip_val=1.0).fit(task, train_dataloaders=loader)
+        trainer(args, steps, callbacks=[clock], gradient_clip_val=1.0).fit(task, train_dataloaders=loader)
         ours += window_rates(clock.stamps, args, tokens_per_step)
         torch.manual_seed(0)
         reference = MaskedLMTask(encoder=args.mlm_encoder, learning_rate=args.mlm_lr)
@@ -201,19 +201,21 @@ def plain_loop(model: MaskedLMTask, blocks: list[list[int]], args: argparse.Name
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / total, 1)))
     )
-    model.train()
+    model.train().to(args.device.name)
     stamps = [time.perf_counter()]
     for start in range(0, total * args.batch, args.batch):
-        tokens, mask = pad(blocks[start : start + args.batch])
+        tokens, mask = (part.to(args.device.name) for part in pad(blocks[start : start + args.batch]))
         inputs, labels = model.masker(tokens, mask)
-        hidden = model.encoder(inputs, mask)
-        chosen = labels != IGNORE
-        loss = F.cross_entropy(model.head(hidden[chosen]).float(), labels[chosen])
+        with args.device.autocast():
+            hidden = model.encoder(inputs, mask)
+            chosen = labels != IGNORE
+            loss = F.cross_entropy(model.head(hidden[chosen]).float(), labels[chosen])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
+        args.device.sync()
         stamps.append(time.perf_counter())
     return stamps
 
@@ -233,7 +235,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run on generated sentences")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", choices=["throughput", "quality"], help="run one part of the benchmark")
+    Device.add_options(parser)
     args = parser.parse_args(argv)
+    args.device = Device.from_args(args)
     full = {
         "d_model": 128, "layers": 4, "max_length": 64, "vocab": 8000, "block": 63, "batch": 64,
         "mlm_steps": 1700, "mlm_lr": 2e-3, "mlm_batch": 256, "mask": 0.3, "simcse_steps": 400, "simcse_lr": 1e-4,
@@ -273,7 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     args.tokenizer_path = str(directory / "tokenizer.model")
     tokenizer.save(args.tokenizer_path)
     shape = {"d_model": args.d_model, "layers": args.layers, "vocab": tokenizer.vocab_size}
-    common = {"corpus": "toy" if args.tiny else "wordnet-supersenses", **shape, "threads": torch.get_num_threads()}
+    common = {"corpus": "toy" if args.tiny else "wordnet-supersenses", **shape, "threads": torch.get_num_threads(),
+              **args.device.config()}  # fmt: skip
 
     if args.only != "quality":
         ours, plain = mlm_throughput(args, tokenizer)

@@ -19,7 +19,7 @@ import torch
 from nlpkit_generation.seq2seq import bleu, chrf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, fit_config, jsonl_splits, tiny_option
+from _common import emit, fit_config, jsonl_splits, tiny_and_device
 from data.corpora import tatoeba_english_spanish
 
 import nlpkit
@@ -37,21 +37,24 @@ def scores(translations: list[str], references: list[str]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     """Fit the example; print test chrF and BLEU against the copied source."""
-    tiny = tiny_option(__doc__, "a few hundred pairs", argv)
+    tiny, device = tiny_and_device(__doc__, "a few hundred pairs", argv)
     limit, extra = (300, ["--data.tokenizer.vocab_size", "300"]) if tiny else (None, [])
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-translation-"))
     pairs, files = jsonl_splits(tatoeba_english_spanish(), limit, directory)
     start = time.perf_counter()
-    task = nlpkit.load(fit_config(EXAMPLE, files, 0, directory / "run", extra))
+    best = fit_config(EXAMPLE, files, 0, directory / "run", [*extra, *device.cli()])
+    task = nlpkit.load(best, map_location=device.name)
     fit_seconds = time.perf_counter() - start
     sources = [pair["source"] for pair in pairs["test"]]
     references = [pair["target"] for pair in pairs["test"]]
     start = time.perf_counter()
-    translations = [generation.text for generation in task.generate(sources, batch_size=64)]  # type: ignore[attr-defined]
+    with device.autocast():
+        translations = [generation.text for generation in task.generate(sources, batch_size=64)]  # type: ignore[attr-defined]
+    device.sync()
     translate_seconds = time.perf_counter() - start
     ours, copied = scores(translations, references), scores(sources, references)
     config = {"corpus": "tatoeba-en-es", "train": len(pairs["train"]), "test": len(sources), "decoding": "greedy",
-              "threads": torch.get_num_threads()}  # fmt: skip
+              "threads": torch.get_num_threads(), **device.config()}  # fmt: skip
     emit("translation", "chrf", "score", ours["chrf"], copied["chrf"], "the English source copied unchanged", **config)
     emit("translation", "bleu", "score", ours["bleu"], **config)  # the copied source scores 0: no ratio
     emit("translation", "fit_seconds", "s", fit_seconds, higher_is_better=False, **config)

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 FIELDS = {"bench", "metric", "config", "unit", "nlpkit", "reference", "reference_name", "ratio", "higher_is_better"}
 
@@ -24,3 +27,43 @@ def test_encoders_benchmark_smoke_run_prints_the_format() -> None:
             assert abs(row["ratio"] - row["nlpkit"] / row["reference"]) < 1e-3
         else:
             assert row["ratio"] is None and row["reference_name"] is None
+
+
+def test_every_model_benchmark_takes_device_and_precision() -> None:
+    """``--device cpu|cuda`` and ``--precision`` on every script that runs a model (start-up only imports)."""
+    scripts = {path.name for path in BENCHMARKS.glob("*.py") if not path.name.startswith("_")}
+    with_options = {name for name in scripts if any(call in (BENCHMARKS / name).read_text() for call in DEVICE_PARSERS)}
+    assert scripts - with_options == {"startup.py"}
+
+
+DEVICE_PARSERS = ("Device.add_options(parser)", "tiny_and_device(")
+
+
+def test_cuda_without_a_gpu_is_refused_not_run_on_the_cpu() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from _common import Device
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    Device.add_options(parser)
+    cpu = Device.from_args(parser.parse_args(["--precision", "bf16-mixed"]))
+    assert cpu.cli() == ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.precision=bf16-mixed"]
+    with cpu.autocast():
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="--device cuda: torch sees no CUDA device"):
+            Device.from_args(parser.parse_args(["--device", "cuda"]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run where the device tool lends one)")
+def test_encoders_benchmark_runs_on_the_gpu_in_bf16() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "encoders.py"), "--tiny", "--device", "cuda", "--precision", "bf16-mixed"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows and all(row["config"]["device"] == "cuda" for row in rows)

@@ -130,17 +130,19 @@ def viterbi(emissions: Tensor, mask: Tensor, transitions: Tensor, start: Tensor,
     batch, length, num_tags = emissions.shape
     keep = torch.arange(num_tags, device=emissions.device).expand(batch, num_tags)  # (B, C)
     best = start + emissions[:, 0]  # (B, C): best score of a path ending in each tag
-    pointers = keep.new_zeros(0, batch, num_tags)  # (t - 1, B, C); pointers[t, b, j]: the best previous tag when
-    for t in range(1, length):  # tag j comes at t + 1
+    # pointers[t - 1, b, j]: row b's best tag at t - 1 of a path with tag j at t (filled in place: no quadratic copies)
+    pointers = keep.new_zeros(max(length - 1, 0), batch, num_tags)  # (T - 1, B, C)
+    for t in range(1, length):
         scores, pointer = (best.unsqueeze(2) + transitions).max(dim=1)  # (B, C) each: over the previous tag
         real = mask[:, t].unsqueeze(1)  # (B, 1)
         best = torch.where(real, scores + emissions[:, t], best)
-        pointers = torch.cat([pointers, torch.where(real, pointer, keep).unsqueeze(0)])
+        pointers[t - 1] = torch.where(real, pointer, keep)
     tag = (best + end).argmax(dim=1, keepdim=True)  # (B, 1): each row's best last tag
-    path = tag
+    path = keep.new_zeros(batch, length)  # (B, T)
+    path[:, length - 1] = tag.squeeze(1)
     for step in range(length - 1):
         tag = pointers[length - 2 - step].gather(1, tag)
-        path = torch.cat([tag, path], dim=1)
+        path[:, length - 2 - step] = tag.squeeze(1)
     return path * mask.long()
 
 
