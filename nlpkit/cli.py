@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nlpkit.configurable import class_path
-from nlpkit.errors import NlpkitError, UnknownNameError
+from nlpkit.errors import ConfigError, NlpkitError, UnknownNameError
 from nlpkit.plugins import Plugins, get_plugins
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -103,14 +103,25 @@ def _install_loader(plugins: Plugins) -> None:
 
 # -- checkpoints as config ---------------------------------------------------------------------------------
 def _ckpt_argv(argv: list[str]) -> list[str]:
-    """For validate/test/predict with ``--ckpt_path``, the model and data configs stored in the checkpoint."""
+    """For validate/test/predict with ``--ckpt_path``, the model and data configs stored in the checkpoint (or,
+    for ``predict``, in an export directory's ``model.json``)."""
+    from nlpkit.export import is_export, read_manifest
     from nlpkit.io import load_checkpoint
 
     path = next((v for k, v in itertools.pairwise(argv) if k == "--ckpt_path"), None)
     path = path or next((a.split("=", 1)[1] for a in argv if a.startswith("--ckpt_path=")), None)
     if argv[0] not in LIGHTNING_COMMANDS[1:] or not path or path in ("last", "best"):
         return []
-    checkpoint = load_checkpoint(path)
+    if is_export(path):
+        if argv[0] != "predict":
+            raise ConfigError(f"{path}: an export holds no weights to {argv[0]} with; pass its checkpoint")
+        manifest = read_manifest(path)
+        checkpoint = {
+            "hyper_parameters": manifest["hyper_parameters"],
+            "datamodule_hyper_parameters": manifest.get("data_hyper_parameters"),
+        }
+    else:
+        checkpoint = load_checkpoint(path)
     injected = []
     for key, section in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
         hparams = dict(checkpoint.get(section) or {})

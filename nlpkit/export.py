@@ -84,11 +84,18 @@ def batch_of(task: Task, items: list[Any]) -> dict[str, Any]:
     return task.collate([{**example, "index": i} for i, example in enumerate(examples)])
 
 
-def export(task: Task, directory: str | Path, format: Format = "onnx", quantize: bool = False) -> ExportReport:
+def export(
+    task: Task,
+    directory: str | Path,
+    format: Format = "onnx",
+    quantize: bool = False,
+    data: dict[str, Any] | None = None,
+) -> ExportReport:
     """Write ``task`` to ``directory`` (replacing an earlier export there) and check it against eager outputs.
 
     ``quantize`` makes weights int8 with dynamic quantization: ONNX Runtime's for ONNX (every MatMul, LSTM and GRU),
-    torch's for TorchScript (Linear layers). The directory appears whole or not at all.
+    torch's for TorchScript (Linear layers). ``data`` (the data module's hyperparameters, which a checkpoint holds)
+    lets ``nlpkit predict --ckpt_path EXPORT`` read files as training did. The directory appears whole or not at all.
     """
     if format not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -108,7 +115,7 @@ def export(task: Task, directory: str | Path, format: Format = "onnx", quantize:
             graph = _Graph(task, names).eval()
             with _quiet_tracing(task):
                 _write_graph(graph, inputs, reference, staging, format, quantize)
-            _write_manifest(task, staging, format, quantize, names, list(reference))
+            _write_manifest(task, staging, format, quantize, names, list(reference), data)
             outputs = runtime_for(staging, json.loads((staging / MANIFEST).read_text()))(inputs)
             difference, mismatches = compare_outputs(reference, outputs)
             staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it owner-only
@@ -178,7 +185,13 @@ def _write_graph(
 
 
 def _write_manifest(
-    task: Task, directory: Path, format: Format, quantize: bool, inputs: tuple[str, ...], outputs: list[str]
+    task: Task,
+    directory: Path,
+    format: Format,
+    quantize: bool,
+    inputs: tuple[str, ...],
+    outputs: list[str],
+    data: dict[str, Any] | None,
 ) -> None:
     from nlpkit.checkpoints import plain_hyperparameters
 
@@ -200,6 +213,7 @@ def _write_manifest(
         "onnx_opset": OPSET if format == "onnx" else None,
         "max_length": tokenizer.max_length if tokenizer is not None else None,
         "hyper_parameters": hyperparameters,
+        "data_hyper_parameters": data,
         "plugins": plugin_versions(),
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
@@ -267,14 +281,18 @@ def load_export(directory: str | Path, threads: int | None = None) -> Task:
 
     from nlpkit.api import task_class_of
 
+    manifest = read_manifest(directory)
+    task = instantiate_module(task_class_of(manifest, directory), manifest["hyper_parameters"])
+    attach_export(task, directory, threads)
+    return task.eval()
+
+
+def attach_export(task: Task, directory: str | Path, threads: int | None = None) -> None:
+    """Bind ``task`` (built from the export's hyperparameters) to the export's tokenizer and labels, and run its
+    forward with the export's runtime (``nlpkit predict --ckpt_path EXPORT`` does this to the CLI's model)."""
     directory = Path(directory)
     manifest = read_manifest(directory)
-    task_class = task_class_of(manifest, directory)
     tokenizer_path = directory / "tokenizer.model"
     tokenizer = Tokenizer.load(tokenizer_path, manifest["max_length"]) if tokenizer_path.is_file() else None
-    labels = json.loads((directory / "labels.json").read_text("utf-8"))
-    task = instantiate_module(task_class, manifest["hyper_parameters"])
-    task.bind(tokenizer, labels)
+    task.bind(tokenizer, json.loads((directory / "labels.json").read_text("utf-8")))
     task.runtime = runtime_for(directory, manifest, threads)
-    task.eval()
-    return task

@@ -74,7 +74,18 @@ class NlpkitCLI(LightningCLI):
         if config.get("ckpt_path") and Path(config.ckpt_path).is_file():
             self.model.bind_checkpoint(load_checkpoint(config.ckpt_path), config.ckpt_path)
 
-    before_test = before_predict = before_validate
+    before_test = before_validate
+
+    def before_predict(self) -> None:
+        """Predict with a checkpoint, or with an export directory's graph (which Lightning must not load)."""
+        from nlpkit.export import attach_export, is_export
+
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if ckpt_path and is_export(ckpt_path):
+            attach_export(self.model, ckpt_path)
+            self.config_init[self.subcommand]["ckpt_path"] = None
+            return
+        self.before_validate()
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The Trainer, writing checkpoints atomically, with nlpkit's progress bar and, for ``fit``, its summary.

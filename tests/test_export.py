@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import stat
 from functools import partial
@@ -61,3 +62,29 @@ def test_foreign_directories_and_formats_are_refused(task, tmp_path) -> None:
     (tmp_path / "broken" / MANIFEST).write_text("{not json")
     with pytest.raises(ExportError, match=r"broken/model\.json: not a readable export manifest"):
         nlpkit.load(tmp_path / "broken")
+
+
+def test_nlpkit_predict_reads_a_file_with_an_export_alone(tmp_path, monkeypatch, capsys) -> None:
+    """``nlpkit export`` keeps the data settings; ``nlpkit predict --ckpt_path EXPORT`` needs no checkpoint."""
+    from nlpkit_classification.data import ClassificationData
+
+    from nlpkit.cli import main
+    from nlpkit.testing import fit_tiny, write_sentiment_files
+    from nlpkit.tokenization import TokenizerOptions
+
+    files = write_sentiment_files(tmp_path / "data", train=80, val=20)
+    task = TextClassificationTask(encoder=partial(GRUEncoder, embedding_dim=8, hidden_size=8))
+    data = ClassificationData(train_path=str(files["train"]), tokenizer=TokenizerOptions(vocab_size=60))
+    fit_tiny(task, data, max_steps=3).save_checkpoint(tmp_path / "model.ckpt")
+    expected = task.predict(files["predict"].read_text().splitlines())
+    assert main(["export", str(tmp_path / "model.ckpt"), "--out", str(tmp_path / "export")]) == 0
+    (tmp_path / "model.ckpt").unlink()
+    capsys.readouterr()
+    predict = ["predict", "--ckpt_path", str(tmp_path / "export"), "--data.predict_path", str(files["predict"])]
+    assert main([*predict, "--trainer.enable_progress_bar", "false"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [row["label"] for row in rows] == [row["label"] for row in expected]
+    for row, want in zip(rows, expected, strict=True):
+        assert row["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+    assert main(["test", "--ckpt_path", str(tmp_path / "export"), "--data.test_path", str(files["val"])]) == 2
+    assert "an export holds no weights to test with; pass its checkpoint" in capsys.readouterr().err
