@@ -4,7 +4,15 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import EntryPoint
@@ -258,3 +266,47 @@ def check_export(
     assert tolerance is None or difference <= tolerance, f"export differs from eager by {difference:.2e}"
     assert mismatches == 0, f"{mismatches} decoded positions of the export differ from eager"
     return loaded
+
+
+class ServerProcess:
+    """``nlpkit serve MODEL`` in a subprocess on a free port, and requests to it over HTTP (for tests of plugins
+    whose tasks are served)."""
+
+    def __init__(self, model: str | Path, *options: str) -> None:
+        with socket.socket() as probe:  # a free port: bind to port 0, read it, release it
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        command = [sys.executable, "-m", "nlpkit", "serve", str(model), "--port", str(self.port), *options]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if self.get("/health")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.process.kill()
+        raise AssertionError(f"the server did not start: {self.process.communicate()[1][-2000:]}")
+
+    def request(self, path: str, body: bytes | None = None) -> tuple[int, Any]:
+        """Status and decoded JSON body (the raw text for anything else) of a GET, or a POST of ``body``."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, raw, kind = response.status, response.read().decode(), response.headers["content-type"]
+        except urllib.error.HTTPError as error:
+            status, raw, kind = error.code, error.read().decode(), error.headers["content-type"]
+        return status, json.loads(raw) if kind == "application/json" else raw
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """GET ``path``."""
+        return self.request(path)
+
+    def post(self, path: str, payload: Any) -> tuple[int, Any]:
+        """POST ``payload`` as JSON to ``path``."""
+        return self.request(path, json.dumps(payload).encode())
+
+    def stop(self) -> None:
+        """SIGTERM; the server finishes what is in flight, then ends by the signal, as uvicorn does."""
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=60) == -signal.SIGTERM, self.process.communicate()[1][-2000:]

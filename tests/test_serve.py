@@ -4,14 +4,8 @@ bad requests answered with 4xx naming the field, streamed generation, and a grac
 from __future__ import annotations
 
 import json
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -28,53 +22,10 @@ import nlpkit
 from nlpkit.encoders.rnn import GRUEncoder
 from nlpkit.encoders.transformer import CausalTransformerEncoder
 from nlpkit.export import export
-from nlpkit.testing import fit_tiny, sentiment_corpus, story_corpus, write_sentiment_files
+from nlpkit.testing import ServerProcess, fit_tiny, sentiment_corpus, story_corpus, write_sentiment_files
 from nlpkit.tokenization import TokenizerOptions
 
 TEXTS = [text for text, _ in sentiment_corpus(100, seed=7)]
-
-
-class Server:
-    """``nlpkit serve`` in a subprocess, and requests to it."""
-
-    def __init__(self, model: Path, *options: str) -> None:
-        with socket.socket() as probe:  # a free port: bind to port 0, read it, release it
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        command = [sys.executable, "-m", "nlpkit", "serve", str(model), "--port", str(self.port), *options]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                if self.get("/health")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        self.process.kill()
-        raise AssertionError(f"the server did not start: {self.process.communicate()[1][-2000:]}")
-
-    def request(self, path: str, body: bytes | None = None) -> tuple[int, Any]:
-        """Status and decoded JSON body (the raw text for anything else) of a GET, or a POST of ``body``."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body)
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                status, raw, kind = response.status, response.read().decode(), response.headers["content-type"]
-        except urllib.error.HTTPError as error:
-            status, raw, kind = error.code, error.read().decode(), error.headers["content-type"]
-        return status, json.loads(raw) if kind == "application/json" else raw
-
-    def get(self, path: str) -> tuple[int, Any]:
-        """GET ``path``."""
-        return self.request(path)
-
-    def post(self, path: str, payload: Any) -> tuple[int, Any]:
-        """POST ``payload`` as JSON to ``path``."""
-        return self.request(path, json.dumps(payload).encode())
-
-    def stop(self) -> None:
-        """SIGTERM; the server finishes what is in flight, then ends by the signal, as uvicorn does."""
-        self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(timeout=60) == -signal.SIGTERM, self.process.communicate()[1][-2000:]
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +43,9 @@ def classifier(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(classifier) -> Iterator[Server]:
+def server(classifier) -> Iterator[ServerProcess]:
     """The ONNX export served; requests wait up to 200 ms for others to batch with."""
-    server = Server(classifier[1], "--max_wait_ms", "200", "--max_inputs", "50", "--max_body_bytes", "20000")
+    server = ServerProcess(classifier[1], "--max_wait_ms", "200", "--max_inputs", "50", "--max_body_bytes", "20000")
     try:
         yield server
     finally:
@@ -169,7 +120,7 @@ def test_generation_streams_the_same_text_it_returns_whole(tmp_path) -> None:
     encoder = partial(CausalTransformerEncoder, d_model=32, num_heads=2, num_layers=1, max_length=64)
     task = CausalLMTask(encoder=encoder)
     fit_tiny(task, data, max_steps=3, limit_val_batches=0).save_checkpoint(tmp_path / "lm.ckpt")
-    server = Server(tmp_path / "lm.ckpt")
+    server = ServerProcess(tmp_path / "lm.ckpt")
     try:
         assert "/generate" in server.get("/metadata")[1]["endpoints"]
         options = {"max_new_tokens": 6}

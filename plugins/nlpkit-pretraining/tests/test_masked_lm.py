@@ -79,3 +79,20 @@ def test_exported_from_the_command_line_fills_masks_as_the_checkpoint(mlm_checkp
         for eager, other in zip(eager_fills, exported_fills, strict=True):
             assert [c["token"] for c in other] == [c["token"] for c in eager]
             assert [c["score"] for c in other] == pytest.approx([c["score"] for c in eager], abs=1e-5)
+
+
+def test_served_embeddings_equal_embed(mlm_checkpoint) -> None:
+    from nlpkit.testing import ServerProcess
+
+    task, path = mlm_checkpoint
+    texts = ["the model is trained on the data", "a short one"]
+    server = ServerProcess(path)
+    try:
+        assert "/embed" in server.get("/metadata")[1]["endpoints"]
+        status, body = server.post("/embed", {"inputs": texts})
+        assert status == 200
+        assert np.allclose(np.array(body["embeddings"]), task.embed(texts), atol=1e-5)
+        status, error = server.post("/embed", {"inputs": [{"text": "a"}]})
+        assert status == 422 and error["error"] == "inputs: /embed takes texts"
+    finally:
+        server.stop()
