@@ -111,4 +111,4 @@ class ContrastiveTask(Embedder):
 
     def predict_batch(self, batch: dict[str, Any]) -> list[list[float]]:
         """Each text's unit-length vector, as a list of floats."""
-        return F.normalize(self.sentence_vectors(batch["tokens"], batch["mask"]).float(), dim=-1).tolist()
+        return F.normalize(self.outputs_of(batch)["vectors"], dim=-1).tolist()

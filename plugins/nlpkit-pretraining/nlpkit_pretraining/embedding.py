@@ -29,11 +29,19 @@ class Embedder(Task):
         """Pooled encoder states ``(B, H)`` of a padded batch."""
         return self.pool(self.encoder(tokens, mask), mask)  # type: ignore[misc]
 
+    def inference_inputs(self) -> tuple[str, ...]:
+        """Exported forward: piece ids and mask."""
+        return ("tokens", "mask")
+
+    def infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The sentence ``vectors`` ``(B, H)``, before normalisation."""
+        return {"vectors": self.sentence_vectors(inputs["tokens"], inputs["mask"]).float()}
+
     def embed(self, texts: Sequence[str], batch_size: int = 64, normalize: bool = True) -> np.ndarray:
         """One float32 vector per text, ``(len(texts), H)``; unit length unless ``normalize`` is False."""
 
         def vectors(batch: dict[str, Any]) -> list[Tensor]:
-            pooled = self.sentence_vectors(batch["tokens"], batch["mask"]).float()
+            pooled = self.outputs_of(batch)["vectors"]
             return list(F.normalize(pooled, dim=-1) if normalize else pooled)
 
         rows = self.map_batches(list(texts), vectors, batch_size)

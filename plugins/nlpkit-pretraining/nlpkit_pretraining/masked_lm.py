@@ -113,14 +113,12 @@ class MaskedLMTask(Embedder):
         loss = F.cross_entropy(logits, targets) if len(targets) else hidden.sum() * 0.0
         return StepOutput(loss, logits[None], targets[None], len(hidden))
 
-    def inference_inputs(self) -> tuple[str, ...]:
-        """Exported forward: piece ids and mask."""
-        return ("tokens", "mask")
-
     def infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Each position's distribution over the vocabulary, ``probabilities`` ``(B, T, vocab_size)``."""
+        """Each position's distribution over the vocabulary, ``probabilities`` ``(B, T, vocab_size)``, and the
+        sentence ``vectors`` ``(B, H)`` that ``embed`` normalises."""
         hidden = self.encoder(inputs["tokens"], inputs["mask"])  # type: ignore[misc]
-        return {"probabilities": self.head(hidden).float().softmax(-1)}
+        probabilities = self.head(hidden).float().softmax(-1)
+        return {"probabilities": probabilities, "vectors": self.pool(hidden, inputs["mask"]).float()}
 
     def predict_batch(self, batch: dict[str, Any]) -> list[list[list[dict[str, Any]]]]:
         """For every ``<mask>`` of each text, the ``top_k`` pieces ``{"token", "score"}``, most probable first."""

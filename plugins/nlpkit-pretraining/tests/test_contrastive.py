@@ -99,3 +99,15 @@ def test_embed_command_writes_npy_and_json_lines(simcse, tmp_path, capsys) -> No
     np.testing.assert_allclose(rows[1]["vector"], vectors[0], atol=1e-5)
     assert main(["embed", "--ckpt_path", str(tmp_path / "missing.ckpt"), "--text", "x"]) == 2
     assert capsys.readouterr().err.strip() == f"nlpkit: error: {tmp_path / 'missing.ckpt'}: no such checkpoint file"
+
+
+def test_an_export_embeds_and_ranks_as_the_checkpoint(simcse, tmp_path) -> None:
+    from nlpkit.testing import check_export
+
+    task, _ = simcse[:2]
+    texts = ["a cat sat on the mat", "the weather is cold today", "dogs bark"]
+    exported = check_export(task, texts, tmp_path / "simcse")
+    assert np.allclose(exported.embed(texts), task.embed(texts), atol=1e-5)
+    assert [r["index"] for r in exported.similar(texts[0], texts)] == [
+        r["index"] for r in task.similar(texts[0], texts)
+    ]

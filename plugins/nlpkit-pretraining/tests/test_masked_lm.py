@@ -75,18 +75,21 @@ def test_exported_from_the_command_line_fills_masks_as_the_checkpoint(mlm_checkp
     assert "max |export - eager| = " in capsys.readouterr().out
     exported = nlpkit.load(tmp_path / "mlm")
     texts = ["the model is <mask> on the <mask> data", "<mask> words", "no mask at all"]
+    assert np.allclose(exported.embed(texts), task.embed(texts), atol=1e-5)
     for eager_fills, exported_fills in zip(task.predict(texts), exported.predict(texts), strict=True):
         for eager, other in zip(eager_fills, exported_fills, strict=True):
             assert [c["token"] for c in other] == [c["token"] for c in eager]
             assert [c["score"] for c in other] == pytest.approx([c["score"] for c in eager], abs=1e-5)
 
 
-def test_served_embeddings_equal_embed(mlm_checkpoint) -> None:
+def test_served_embeddings_of_an_export_equal_embed(mlm_checkpoint, tmp_path) -> None:
+    from nlpkit.export import export
     from nlpkit.testing import ServerProcess
 
-    task, path = mlm_checkpoint
+    task, _ = mlm_checkpoint
     texts = ["the model is trained on the data", "a short one"]
-    server = ServerProcess(path)
+    export(task, tmp_path / "mlm")
+    server = ServerProcess(tmp_path / "mlm")
     try:
         assert "/embed" in server.get("/metadata")[1]["endpoints"]
         status, body = server.post("/embed", {"inputs": texts})
