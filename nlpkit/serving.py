@@ -242,7 +242,10 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
                 return _error(422, f"options.{unknown[0]}: not a generation option (they are {known})")
             if problem := _over_limits(body.inputs, limits):
                 return _error(422, problem)
-            settings = generation.replace(**body.options)  # type: ignore[union-attr]
+            try:
+                settings = generation.replace(**body.options)  # type: ignore[union-attr]
+            except (TypeError, ValueError) as error:  # a value of the wrong type, or one that cannot work
+                raise RequestError(422, f"options: {error}") from None
             if body.stream:
                 if len(body.inputs) != 1:
                     return _error(422, "inputs: stream one input at a time")

@@ -135,5 +135,7 @@ def test_generation_streams_the_same_text_it_returns_whole(tmp_path) -> None:
         assert status == 422 and error["error"].startswith("options.temprature: not a generation option")
         status, error = server.post("/generate", {"inputs": ["a"], "options": {"temperature": 0.5}})
         assert status == 422 and "only applies to strategy 'sample'" in error["error"]
+        status, error = server.post("/generate", {"inputs": ["a"], "options": {"max_new_tokens": "many"}})
+        assert status == 422 and error["error"].startswith("options: ")
     finally:
         server.stop()
