@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields, is_dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import torch
@@ -29,15 +30,21 @@ from nlpkit.errors import NlpkitError
 from nlpkit.plugins import plugin_versions, registry
 from nlpkit.task import Task
 
+#: what the model runs on a collated batch: ``task.predict_batch``, or generation with given settings
+BatchFunction = Callable[[dict[str, Any]], list[Any]]
+
 
 @dataclass
 class _Pending:
     examples: list[dict[str, Any]]
     future: asyncio.Future[list[Any]]
+    function: BatchFunction
+    key: str  # requests batch together when their keys are equal (the same function and settings)
 
 
 class MicroBatcher:
-    """Runs ``task.predict_batch`` on the examples of concurrent requests, batched, on one model thread."""
+    """Runs the examples of concurrent requests batched on one model thread: ``/predict`` requests together, and
+    ``/generate`` requests with the same settings together."""
 
     def __init__(self, task: Task, limits: ServerLimits) -> None:
         self.task = task
@@ -47,11 +54,13 @@ class MicroBatcher:
         self.batches = 0  # model batches run so far (the /metadata figures)
         self.examples = 0
 
-    async def predict(self, examples: list[dict[str, Any]]) -> list[Any]:
-        """The predictions of one request's encoded examples, in order."""
-        pending = _Pending(examples, asyncio.get_running_loop().create_future())
-        await self.queue.put(pending)
-        return await pending.future
+    async def run_examples(
+        self, examples: list[dict[str, Any]], function: BatchFunction | None = None, key: str = "predict"
+    ) -> list[Any]:
+        """``function`` (default ``task.predict_batch``) of one request's encoded examples, in order."""
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Pending(examples, future, function or self.task.predict_batch, key))
+        return await future
 
     async def run(self) -> None:
         """Gather requests until ``max_batch`` examples or ``max_wait_ms`` after the first, then run them."""
@@ -66,28 +75,37 @@ class MicroBatcher:
                 except TimeoutError:
                     break
                 count += len(group[-1].examples)
-            examples = [example for pending in group for example in pending.examples]
-            try:
-                results = await loop.run_in_executor(self.model_thread, self._run, examples)
-            except Exception as error:  # the requests of this batch fail with it; the server goes on
-                for pending in group:
-                    if not pending.future.done():
-                        pending.future.set_exception(error)
-                continue
-            start = 0
+            kinds: dict[str, list[_Pending]] = {}
             for pending in group:
-                end = start + len(pending.examples)
-                if not pending.future.done():  # a client that went away leaves a cancelled future
-                    pending.future.set_result(results[start:end])
-                start = end
+                kinds.setdefault(pending.key, []).append(pending)
+            for same in kinds.values():
+                await self._answer(same)
 
-    def _run(self, examples: list[dict[str, Any]]) -> list[Any]:
-        """Predictions for ``examples`` in order, in length-sorted batches within the token budget."""
+    async def _answer(self, group: list[_Pending]) -> None:
+        """Run a group of requests of one kind together and give each its results (or the error)."""
+        examples = [example for pending in group for example in pending.examples]
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self.model_thread, self._run, examples, group[0].function)
+        except Exception as error:  # the requests of this batch fail with it; the server goes on
+            for pending in group:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            return
+        start = 0
+        for pending in group:
+            end = start + len(pending.examples)
+            if not pending.future.done():  # a client that went away leaves a cancelled future
+                pending.future.set_result(results[start:end])
+            start = end
+
+    def _run(self, examples: list[dict[str, Any]], function: BatchFunction) -> list[Any]:
+        """``function`` of ``examples`` in order, in length-sorted batches within the token budget."""
         results: list[Any] = [None] * len(examples)
         lengths = [example["length"] for example in examples]
         with torch.inference_mode(), self.task.evaluating():
             for indices in token_budget_batches(lengths, self.limits.max_batch, self.limits.max_tokens):
-                outputs = self.task.run_batch([examples[i] for i in indices], indices, self.task.predict_batch)
+                outputs = self.task.run_batch([examples[i] for i in indices], indices, function)
                 for index, result in zip(indices, outputs, strict=True):
                     results[index] = result
                 self.batches += 1
@@ -95,7 +113,7 @@ class MicroBatcher:
         return results
 
     def call(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """Run ``function(*args)`` on the model thread (generation and embeddings, which are not micro-batched)."""
+        """Run ``function(*args)`` on the model thread (embeddings, which are not micro-batched)."""
         return asyncio.get_running_loop().run_in_executor(self.model_thread, function, *args)
 
 
@@ -172,7 +190,8 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
     limits = limits or ServerLimits()
     batcher = MicroBatcher(task, limits)
     generation = getattr(task, "generation", None)
-    generation_options = {f.name for f in fields(generation)} if is_dataclass(generation) else set()
+    generates = is_dataclass(generation) and callable(getattr(task, "generate_batch", None))
+    generation_options = {f.name for f in fields(generation)} if generates else set()  # type: ignore[arg-type]
     draining = threading.Event()
 
     @asynccontextmanager
@@ -225,7 +244,7 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
         if problem := _over_limits(body.inputs, limits):
             return _error(422, problem)
         examples = await run_in_threadpool(_encode, task, body.inputs)
-        return {"predictions": await batcher.predict(examples)}
+        return {"predictions": await batcher.run_examples(examples)}
 
     endpoints = ["/predict", "/health", "/metadata"]
     if generation_options:
@@ -251,7 +270,9 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
                     return _error(422, "inputs: stream one input at a time")
                 pieces = task.stream(body.inputs[0], settings)  # type: ignore[attr-defined]
                 return StreamingResponse(_events(pieces), media_type="text/event-stream")
-            generations = await batcher.call(task.generate, body.inputs, settings)  # type: ignore[attr-defined]
+            examples = await run_in_threadpool(_encode, task, body.inputs)
+            function = partial(task.generate_batch, config=settings)  # type: ignore[attr-defined]
+            generations = await batcher.run_examples(examples, function, key=repr(settings))
             return {"generations": [generation.to_dict() for generation in generations]}
 
     if callable(getattr(task, "embed", None)):

@@ -126,6 +126,17 @@ def test_generation_streams_the_same_text_it_returns_whole(tmp_path) -> None:
         options = {"max_new_tokens": 6}
         status, whole = server.post("/generate", {"inputs": ["the baker", "a young fox"], "options": options})
         assert status == 200 and len(whole["generations"]) == 2
+        prompts = ["the baker", "a young fox", "the old sailor", "my grandmother", "the quiet girl", "a tired soldier"]
+        alone = [server.post("/generate", {"inputs": [p], "options": options})[1]["generations"] for p in prompts]
+        batches_before = server.get("/metadata")[1]["batches"]["run"]
+        with ThreadPoolExecutor(max_workers=6) as clients:
+            together = list(
+                clients.map(lambda p: server.post("/generate", {"inputs": [p], "options": options}), prompts)
+            )
+        batched = [body["generations"][0] for _, body in together]
+        assert [g["text"] for g in batched] == [g[0]["text"] for g in alone]  # batched with others: the same text
+        assert [g["score"] for g in batched] == pytest.approx([g[0]["score"] for g in alone], abs=1e-4)
+        assert server.get("/metadata")[1]["batches"]["run"] - batches_before < len(prompts)
         status, events = server.post("/generate", {"inputs": ["the baker"], "options": options, "stream": True})
         assert status == 200
         pieces = [json.loads(line[6:])["text"] for line in events.splitlines() if line.startswith('data: {"text"')]
