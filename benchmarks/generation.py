@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     vocab, d, heads, layers, prompt_length, new_tokens, batches, repeats = (
-        (300, 32, 2, 1, 4, 4, [1], 1) if args.tiny else (8000, 256, 4, 4, 16, 128, [1, 8], 3)
+        (300, 32, 2, 1, 4, 4, [1], 1) if args.tiny else (8000, 256, 4, 4, 16, 128, [1, 8, 32], 3)
     )
     tokenizer = synthetic_tokenizer(vocab)
     vocab = tokenizer.vocab_size

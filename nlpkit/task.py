@@ -39,6 +39,10 @@ from nlpkit.transfer import Pretrained, learning_rate_scales, unfreeze_top
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pytorch_lightning\.cli")
 
+#: devices where torch's fused AdamW kernel runs (one kernel for every parameter: 5x faster than the foreach one
+#: on a 2-core CPU for a 5M-parameter Transformer)
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+
 #: What a task learns from its training data: a label list, or named vocabularies (a graph's entities and relations)
 Labels = list[str] | dict[str, list[str]] | None
 
@@ -295,7 +299,8 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         ]
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW (no decay on biases, norms, embeddings) with linear warm-up then cosine decay per step."""
+        """AdamW (fused where torch has the kernel; no decay on biases, norms, embeddings) with linear warm-up then
+        cosine decay per step."""
         hp = self.hparams
         scales = learning_rate_scales(self, hp.get("layer_decay"))
         groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
@@ -303,12 +308,14 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
             if parameter.requires_grad or hp.get("gradual_unfreezing"):  # gradually unfrozen ones train later
                 decays = parameter.ndim >= 2 and "embedding" not in name
                 groups.setdefault((scales.get(id(parameter), 1.0), decays), []).append(parameter)
+        parameters = [p for params in groups.values() for p in params]
         optimizer = torch.optim.AdamW(
             [
                 {"params": params, "lr": hp.learning_rate * scale, "weight_decay": hp.weight_decay if decays else 0.0}
                 for (scale, decays), params in groups.items()
             ],
             lr=hp.learning_rate,
+            fused=all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point() for p in parameters) or None,
         )
         total = self.trainer.estimated_stepping_batches  # inf, or -1 (max_steps), for data of unknown length
         if math.isinf(total) or total < 0:

@@ -54,6 +54,11 @@ def test_learns_negated_sentiment(trained) -> None:
     assert [p["label"] for p in task.predict(TEXTS)] == ["pos", "neg", "neg", "pos"]
 
 
+def test_training_steps_with_torch_fused_adamw_on_the_cpu(trained) -> None:
+    optimizer = trained[0].trainer.optimizers[0]
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"] is True
+
+
 def test_checkpoint_is_self_contained_plain_data(trained) -> None:
     task, path, _ = trained
     checkpoint = torch.load(path, weights_only=True)
