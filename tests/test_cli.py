@@ -73,7 +73,16 @@ def test_fit_predict_validate_and_resume(tmp_path) -> None:
     assert torch.load(last, weights_only=True)["global_step"] == 20
 
 
-def test_yaml_config_with_short_names_and_print_config(tmp_path, sentiment_files) -> None:
+def print_config(*args: str, capsys: pytest.CaptureFixture) -> str:
+    """``nlpkit fit ARGS --print_config`` in-process (LightningCLI exits 0 after printing): the printed YAML."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    return capsys.readouterr().out
+
+
+def test_yaml_config_with_short_names_and_print_config(tmp_path, sentiment_files, capsys) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(
         "model:\n"
@@ -88,17 +97,13 @@ def test_yaml_config_with_short_names_and_print_config(tmp_path, sentiment_files
         "  class_path: classification\n"
         f"  init_args: {{train_path: {sentiment_files['train']}, val_path: {sentiment_files['val']}}}\n"
     )
-    printed = run_nlpkit("fit", "--config", str(config), "--print_config", cwd=tmp_path)
-    assert_ok(printed)
-    assert "class_path: nlpkit.encoders.transformer.TransformerEncoder" in printed.stdout
-    assert "class_path: nlpkit.heads.MLPHead" in printed.stdout
+    printed = print_config("--config", str(config), capsys=capsys)
+    assert "class_path: nlpkit.encoders.transformer.TransformerEncoder" in printed
+    assert "class_path: nlpkit.heads.MLPHead" in printed
     assert_ok(run_nlpkit("fit", "--config", str(config), *QUIET, "--trainer.max_steps", "3", cwd=tmp_path))
-    inline = run_nlpkit(
-        "fit", "--config", str(config), "--model.encoder", '{"class_path": "gru", "init_args": {"hidden_size": 24}}',
-        "--print_config", cwd=tmp_path,
-    )  # fmt: skip
-    assert_ok(inline)
-    assert "class_path: nlpkit.encoders.rnn.GRUEncoder" in inline.stdout and "hidden_size: 24" in inline.stdout
+    gru = '{"class_path": "gru", "init_args": {"hidden_size": 24}}'
+    inline = print_config("--config", str(config), "--model.encoder", gru, capsys=capsys)
+    assert "class_path: nlpkit.encoders.rnn.GRUEncoder" in inline and "hidden_size: 24" in inline
 
 
 def test_third_party_plugin_extends_a_cli_fit(plugin_site, tmp_path, sentiment_files) -> None:
