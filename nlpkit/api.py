@@ -51,9 +51,11 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Task:
     if is_export(path):
         return load_export(path)
     path = resolve_checkpoint(path)
-    section = nlpkit_section(load_checkpoint(path), path)
+    checkpoint = load_checkpoint(path)
+    section = nlpkit_section(checkpoint, path)
     checkpoint_tokenizer(section, path)  # refuse a bad tokenizer, naming the file, before Lightning runs
     task_class = task_class_of(section, path)
     task = task_class.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+    task.datamodule_hparams = checkpoint.get("datamodule_hyper_parameters")
     task.eval()
     return task

@@ -58,13 +58,10 @@ class ExportCommand(Command):
         """Load, export, check the export against the model, print a summary line."""
         if args.format == "onnx":
             _require("onnxruntime", "export")
-        from nlpkit.api import load, resolve_checkpoint
+        from nlpkit.api import load
         from nlpkit.export import export
-        from nlpkit.io import load_checkpoint
 
-        data = load_checkpoint(resolve_checkpoint(args.checkpoint)).get("datamodule_hyper_parameters")
-        task = load(args.checkpoint)
-        report = export(task, args.out, args.format, quantize=args.quantize == "dynamic", data=data)
+        report = export(load(args.checkpoint), args.out, args.format, quantize=args.quantize == "dynamic")
         print(report.summary())
         return 0
 

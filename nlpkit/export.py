@@ -89,13 +89,12 @@ def export(
     directory: str | Path,
     format: Format = "onnx",
     quantize: bool = False,
-    data: dict[str, Any] | None = None,
 ) -> ExportReport:
     """Write ``task`` to ``directory`` (replacing an earlier export there) and check it against eager outputs.
 
     ``quantize`` makes weights int8 with dynamic quantization: ONNX Runtime's for ONNX (every MatMul, LSTM and GRU),
-    torch's for TorchScript (Linear layers). ``data`` (the data module's hyperparameters, which a checkpoint holds)
-    lets ``nlpkit predict --ckpt_path EXPORT`` read files as training did. The directory appears whole or not at all.
+    torch's for TorchScript (Linear layers). The task's ``datamodule_hparams`` (set by ``nlpkit.load``) go along, so
+    ``nlpkit predict --ckpt_path EXPORT`` reads files as training did. The directory appears whole or not at all.
     """
     if format not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -115,7 +114,7 @@ def export(
             graph = _Graph(task, names).eval()
             with _quiet_tracing(task):
                 _write_graph(graph, inputs, reference, staging, format, quantize)
-            _write_manifest(task, staging, format, quantize, names, list(reference), data)
+            _write_manifest(task, staging, format, quantize, names, list(reference))
             outputs = runtime_for(staging, json.loads((staging / MANIFEST).read_text()))(inputs)
             difference, mismatches = compare_outputs(reference, outputs)
             staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it owner-only
@@ -191,7 +190,6 @@ def _write_manifest(
     quantize: bool,
     inputs: tuple[str, ...],
     outputs: list[str],
-    data: dict[str, Any] | None,
 ) -> None:
     from nlpkit.checkpoints import plain_hyperparameters
 
@@ -213,7 +211,7 @@ def _write_manifest(
         "onnx_opset": OPSET if format == "onnx" else None,
         "max_length": tokenizer.max_length if tokenizer is not None else None,
         "hyper_parameters": hyperparameters,
-        "data_hyper_parameters": data,
+        "data_hyper_parameters": task.datamodule_hparams,
         "plugins": plugin_versions(),
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")

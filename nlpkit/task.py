@@ -93,6 +93,8 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
     predicts_tokens: ClassVar[bool] = False
     #: the weights ``init_from`` copies (the first prefix must be in the checkpoint)
     transfer_prefixes: ClassVar[tuple[str, ...]] = ("encoder.",)
+    #: the data module's settings stored with the checkpoint ``nlpkit.load`` read (an export keeps them)
+    datamodule_hparams: dict[str, Any] | None = None
 
     def __init__(
         self,
