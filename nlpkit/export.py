@@ -103,7 +103,8 @@ def export(
     names = task.inference_inputs()
     target = Path(directory)
     _refuse_foreign_directory(target)
-    task = task.cpu()
+    device = task.device
+    task.cpu()  # traced on the CPU, where ONNX Runtime runs it; moved back below
     with task.evaluating(), torch.no_grad():
         batch = batch_of(task, task.export_examples())
         inputs = {name: batch[name] for name in names}
@@ -121,6 +122,7 @@ def export(
             _replace_directory(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            task.to(device)
     return ExportReport(target, format, quantize, difference, mismatches)
 
 
