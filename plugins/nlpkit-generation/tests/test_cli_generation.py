@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from nlpkit.cli import main
 from nlpkit.testing import story_corpus
 
 
@@ -16,7 +17,7 @@ def nlpkit(*args: str, cwd) -> subprocess.CompletedProcess:
     )
 
 
-def test_fit_then_predict_prompts_then_generate(tmp_path) -> None:
+def test_fit_then_predict_prompts_then_generate(tmp_path, monkeypatch, capsys) -> None:
     (tmp_path / "train.txt").write_text("\n".join(story_corpus(200)) + "\n")
     (tmp_path / "prompts.txt").write_text("the baker\na young fox\n")
     fit = nlpkit(
@@ -37,11 +38,12 @@ def test_fit_then_predict_prompts_then_generate(tmp_path) -> None:
     assert predict.returncode == 0, predict.stderr[-3000:]
     rows = [json.loads(line) for line in predict.stdout.splitlines() if line.startswith("{")]
     assert len(rows) == 2 and all(set(row) >= {"text", "score"} for row in rows)
-    generate = nlpkit("generate", "--ckpt_path", checkpoint, "--prompts_file", "prompts.txt", "--json", cwd=tmp_path)
-    assert generate.returncode == 0, generate.stderr[-3000:]
-    assert [json.loads(line)["prompt"] for line in generate.stdout.splitlines()] == ["the baker", "a young fox"]
-    missing = nlpkit("generate", "--ckpt_path", checkpoint, cwd=tmp_path)
-    assert missing.returncode == 2 and "give at least one --prompt" in missing.stderr
+    monkeypatch.chdir(tmp_path)  # the plugin command in-process: main() is what the console script runs
+    capsys.readouterr()
+    assert main(["generate", "--ckpt_path", checkpoint, "--prompts_file", "prompts.txt", "--json"]) == 0
+    assert [json.loads(line)["prompt"] for line in capsys.readouterr().out.splitlines()] == ["the baker", "a young fox"]
+    assert main(["generate", "--ckpt_path", checkpoint]) == 2
+    assert "give at least one --prompt" in capsys.readouterr().err
 
 
 def test_seq2seq_fits_and_translates_from_the_command_line(tmp_path) -> None:
