@@ -11,7 +11,7 @@ import string
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,17 +27,30 @@ def median_seconds(
 ) -> float:
     """Median wall time of ``run`` over ``repeats`` calls after ``warmup`` calls; ``sync`` (a device's
     :meth:`Device.sync`) waits for queued GPU work before each clock reading."""
+    return interleaved_medians([run], repeats, warmup, sync)[0]
+
+
+def interleaved_medians(
+    runs: Sequence[Callable[[], object]],
+    repeats: int = 5,
+    warmup: int = 1,
+    sync: Callable[[], None] | None = None,
+) -> list[float]:
+    """Median wall time of each of ``runs``, timed in turns (one call of each per round), so that a change
+    in the machine's speed during the measurement falls on all of them alike."""
     sync = sync or (lambda: None)
     for _ in range(warmup):
-        run()
-    times = []
+        for run in runs:
+            run()
+    times: list[list[float]] = [[] for _ in runs]
     for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for run, taken in zip(runs, times, strict=True):
+            sync()
+            start = time.perf_counter()
+            run()
+            sync()
+            taken.append(time.perf_counter() - start)
+    return [statistics.median(taken) for taken in times]
 
 
 @dataclass(frozen=True)

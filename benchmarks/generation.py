@@ -2,7 +2,8 @@
 with the same dimensions (random initialisation, nothing downloaded), greedy and 4-beam, in the same process.
 
 Both produce exactly ``new_tokens`` tokens per sequence (end-of-sequence is blocked until then), from the same
-random prompts, with the same threads; each figure is the median of repetitions after a warm-up.
+random prompts, with the same threads; each figure is the median of repetitions after a warm-up, the two
+timed in turns so that the machine's drift falls on both.
 ``--tiny`` is a seconds-long smoke run.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Device, emit, median_seconds, synthetic_tokenizer
+from _common import Device, emit, interleaved_medians, synthetic_tokenizer
 from nlpkit_generation.decoding import GenerationConfig, generate
 from nlpkit_generation.task import CausalLMTask
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     vocab, d, heads, layers, prompt_length, new_tokens, batches, repeats = (
-        (300, 32, 2, 1, 4, 4, [1], 1) if args.tiny else (8000, 256, 4, 4, 16, 128, [1, 8, 32], 3)
+        (300, 32, 2, 1, 4, 4, [1], 1) if args.tiny else (8000, 256, 4, 4, 16, 128, [1, 8, 32], 5)
     )
     tokenizer = synthetic_tokenizer(vocab)
     vocab = tokenizer.vocab_size
@@ -56,11 +57,9 @@ def main(argv: list[str] | None = None) -> None:
             prompts = prompts.to(device.name)
             options = {"strategy": "beam", "num_beams": beams} if beams > 1 else {}
             config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, **options)
-            with device.autocast():
-                ours = median_seconds(
-                    lambda: generate(task, prompts.tolist(), config, tokenizer),  # noqa: B023
-                    repeats, sync=device.sync,
-                )  # fmt: skip
+
+            def ours(prompts: torch.Tensor = prompts, config: GenerationConfig = config) -> None:
+                generate(task, prompts.tolist(), config, tokenizer)
 
             def theirs(prompts: torch.Tensor = prompts, beams: int = beams) -> None:
                 with torch.inference_mode():
@@ -74,9 +73,9 @@ def main(argv: list[str] | None = None) -> None:
                     )
 
             with device.autocast():
-                their_time = median_seconds(theirs, repeats, sync=device.sync)
+                ours_time, their_time = interleaved_medians([ours, theirs], repeats, sync=device.sync)
             tokens = batch * new_tokens
-            emit("generation", "generate_tokens_per_s", "tokens/s", tokens / ours, tokens / their_time,
+            emit("generation", "generate_tokens_per_s", "tokens/s", tokens / ours_time, tokens / their_time,
                  "transformers GPT2LMHeadModel.generate (sdpa)", method=method, beams=beams, batch=batch,
                  prompt=prompt_length, new_tokens=new_tokens, d_model=d, layers=layers, vocab=vocab,
                  threads=torch.get_num_threads(), **device.config())  # fmt: skip

@@ -13,6 +13,7 @@ from torch.testing import assert_close
 
 from nlpkit.encoders.base import Encoder
 from nlpkit.encoders.cnn import CNNEncoder
+from nlpkit.encoders.linear import linear
 from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder, RecurrentEncoder
 from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
 from nlpkit.plugins import registry
@@ -254,3 +255,34 @@ def test_cache_select_can_drop_rows() -> None:
     model.step(tokens[[2, 0]], ones[:2], expected)
     following = torch.randint(4, VOCAB, (2, 1))
     assert_close(model.step(following, ones[:2, :1], cache), model.step(following, ones[:2, :1], expected))
+
+
+def test_cache_reorder_among_beams_moves_only_what_the_beams_do_not_share() -> None:
+    torch.manual_seed(0)
+    model = CausalTransformerEncoder(VOCAB, **TINY_TRANSFORMER).eval()
+    prompts = torch.randint(4, VOCAB, (2, 5))
+    mask = torch.ones_like(prompts, dtype=torch.bool)
+    mask[0, :2] = False  # a left-padded prompt
+    generated, following = torch.randint(4, VOCAB, (2, 6, 1))
+    beams, plain = model.init_cache(2), model.init_cache(2)
+    for cache in (beams, plain):
+        model.step(prompts, mask, cache)
+        cache.select(torch.tensor([0, 0, 0, 1, 1, 1]))  # three beams per prompt
+        model.step(generated, None, cache)  # each beam its own token
+    rows = torch.tensor([2, 0, 0, 5, 3, 4])
+    beams.select(rows, among_beams=True)
+    plain.select(rows)
+    assert_close(model.step(following, None, beams), model.step(following, None, plain))
+
+
+def test_decoding_linear_follows_changes_to_the_weight() -> None:
+    torch.manual_seed(0)
+    layer = nn.Linear(8, 40)  # wider than its input: one or two rows read the transposed copy
+    x = torch.randn(2, 1, 8)
+    with torch.inference_mode():
+        assert_close(linear(x, layer.weight, layer.bias), F.linear(x, layer.weight, layer.bias))
+        with torch.no_grad():
+            layer.weight.mul_(-2)  # an optimizer step or a loaded checkpoint changes the weight in place
+        assert_close(linear(x, layer.weight, layer.bias), F.linear(x, layer.weight, layer.bias))
+        assert_close(linear(x[:1, 0], layer.weight), F.linear(x[:1, 0], layer.weight))
+    assert linear(x, layer.weight, layer.bias).requires_grad  # with autograd on: nn.Linear's own product

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlpkit.configurable import Configurable
+from nlpkit.encoders.linear import linear
 from nlpkit.errors import ConfigError
 
 
@@ -41,15 +41,17 @@ class Encoder(Configurable, nn.Module):
     def init_cache(self, batch_size: int, capacity: int | None = None) -> Any:
         """A fresh decoding cache for ``batch_size`` sequences of up to ``capacity`` tokens (causal encoders only).
 
-        Every cache has ``select(rows)``: keep, repeat or reorder batch rows in place (for beam search).
+        Every cache has ``select(rows, among_beams=False)``: keep, repeat or reorder batch rows in place (for
+        beam search).
         """
         raise NotImplementedError(f"{type(self).__name__} is not causal and cannot decode incrementally")
 
-    def step(self, tokens: Tensor, mask: Tensor, cache: Any) -> Tensor:
+    def step(self, tokens: Tensor, mask: Tensor | None, cache: Any) -> Tensor:
         """Encode the next chunk ``tokens`` (B, t) given everything already in ``cache``; updates ``cache``.
 
         ``mask`` (B, t) marks real tokens in the chunk, so prompts of different lengths can be prefilled in one
-        batch with left or right padding. Returns hidden states (B, t, output_dim) for the chunk.
+        batch with left or right padding; None says every token is real (no host sync to find out).
+        Returns hidden states (B, t, output_dim) for the chunk.
         """
         raise NotImplementedError(f"{type(self).__name__} is not causal and cannot decode incrementally")
 
@@ -83,7 +85,7 @@ class LanguageModelHeadMixin:
         if not self.is_causal or self.lm_head_removed:
             raise NotImplementedError(f"{type(self).__name__} has no language-model head here")
         weight = self.token_embedding.weight if self.lm_head is None else self.lm_head.weight
-        return F.linear(hidden, weight)
+        return linear(hidden, weight)
 
 
 #: What a task receives for its encoder: something that builds an Encoder given the vocabulary size

@@ -23,8 +23,10 @@ class RecurrentCache:
 
     state: RNNState
 
-    def select(self, rows: Tensor) -> None:
-        """Keep (and repeat or reorder) the given batch rows, in place: beam search and finished prompts."""
+    def select(self, rows: Tensor, among_beams: bool = False) -> None:
+        """Keep (and repeat or reorder) the given batch rows, in place: beam search and finished prompts.
+
+        A state holds no shared prompt apart from the rest, so ``among_beams`` changes nothing here."""
         self.state = (
             tuple(part[:, rows] for part in self.state) if isinstance(self.state, tuple) else self.state[:, rows]
         )
@@ -99,7 +101,7 @@ class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
         h = self.token_embedding.weight.new_zeros(self.rnn.num_layers, batch_size, self.rnn.hidden_size)
         return RecurrentCache((h, torch.zeros_like(h)) if isinstance(self.rnn, nn.LSTM) else h)
 
-    def step(self, tokens: Tensor, mask: Tensor, cache: RecurrentCache) -> Tensor:
+    def step(self, tokens: Tensor, mask: Tensor | None, cache: RecurrentCache) -> Tensor:
         """Encode the chunk ``tokens`` (B, t) from the cached state, then advance it: (B, t, hidden_size)."""
         if not self.is_causal:
             return super().step(tokens, mask, cache)
@@ -114,9 +116,10 @@ class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
                 return self.rnn(x, state)
         return self.rnn(x, state)
 
-    def _run(self, tokens: Tensor, mask: Tensor, state: RNNState | None) -> tuple[Tensor, RNNState]:
-        """Run from ``state`` (None: zeros) over each row's real tokens: outputs (B, T, H), final state."""
-        if bool(mask.all()):  # no padding: nothing to pack
+    def _run(self, tokens: Tensor, mask: Tensor | None, state: RNNState | None) -> tuple[Tensor, RNNState]:
+        """Run from ``state`` (None: zeros) over each row's real tokens (``mask`` None: all are real): outputs
+        (B, T, H), final state."""
+        if mask is None or bool(mask.all()):  # no padding: nothing to pack
             return self._recur(self.dropout(self.token_embedding(tokens)), state)
         columns = torch.arange(mask.size(1), device=mask.device)
         # (B, T) column order putting real tokens first, each part in its order (distinct keys: no stable sort,

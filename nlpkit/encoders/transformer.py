@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlpkit.encoders.base import Encoder, LanguageModelHeadMixin
+from nlpkit.encoders.linear import project
 from nlpkit.errors import ConfigError
 
 PositionKind = Literal["sinusoidal", "learned", "rotary"]
@@ -34,6 +35,8 @@ class KVCache:
     key_mask: Tensor  # (B, S) True where the slot holds a real token
     positions: Tensor  # (B,) position of each row's next real token
     length: int = 0  # slots filled so far, the same for every row
+    padded: bool = False  # whether any filled slot is padding (else attention needs no mask)
+    shared: int = 0  # slots filled at the last select without ``among_beams`` (see :meth:`select`)
 
     @classmethod
     def empty(cls, batch_size: int, layers: int, heads: int, capacity: int, head_dim: int, like: Tensor) -> KVCache:
@@ -53,20 +56,25 @@ class KVCache:
         self.values[:, layer, :, self.length : end] = v
         return self.keys[:, layer, :, :end], self.values[:, layer, :, :end]  # (B, nh, end, hd) views
 
-    def select(self, rows: Tensor) -> None:
+    def select(self, rows: Tensor, among_beams: bool = False) -> None:
         """Keep (and repeat or reorder) the given batch rows, in place: beam search and finished prompts.
 
-        When the batch keeps its size (beam search), only the rows that change are copied.
+        When the batch keeps its size, only the rows that change are copied. ``among_beams`` promises that
+        every row takes one repeated from the same row by the last select without it (beam search reordering
+        an input's beams): the slots filled before that select hold the same prompt in both, so they stay.
         """
         if len(rows) == len(self.positions):
             changed = (rows != torch.arange(len(rows), device=rows.device)).nonzero()[:, 0]
             sources = rows[changed]
-            filled = (self.keys[..., : self.length, :], self.values[..., : self.length, :])  # views: filled slots
-            for table in (*filled, self.key_mask, self.positions):
+            first = self.shared if among_beams else 0
+            moved = (self.keys[..., first : self.length, :], self.values[..., first : self.length, :])  # views
+            for table in (*moved, self.key_mask, self.positions):
                 table.index_copy_(0, changed, table.index_select(0, sources))
-            return
-        self.keys, self.values = self.keys.index_select(0, rows), self.values.index_select(0, rows)
-        self.key_mask, self.positions = self.key_mask[rows], self.positions[rows]
+        else:
+            self.keys, self.values = self.keys.index_select(0, rows), self.values.index_select(0, rows)
+            self.key_mask, self.positions = self.key_mask[rows], self.positions[rows]
+        if not among_beams:
+            self.shared = self.length
 
 
 def _position_angles(max_length: int, dim: int) -> Tensor:
@@ -131,10 +139,11 @@ class SelfAttention(nn.Module):
     ) -> Tensor:
         """Attend ``x`` (B, T, C) under ``attn_mask`` (B, 1, T, S) to itself, plus ``cache`` when decoding.
 
-        ``attn_mask`` None means no padding: SDPA then applies causality itself (its fastest kernels).
+        ``attn_mask`` None means no padding: SDPA then applies causality itself (its fastest kernels); a chunk
+        of several queries after cached slots always comes with a mask.
         """
         B, T, C = x.size()  # batch size, sequence length, embedding dimensionality (d_model)
-        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
+        q, k, v = project(self.qkv, x).split(C, dim=2)  # (B, T, C) each
         q, k, v = (z.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2) for z in (q, k, v))
         # q, k, v: (B, nh, T, hd)
         if rotary is not None:
@@ -142,11 +151,11 @@ class SelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, nh, S, hd): every earlier slot plus this chunk
         dropout_p = self.dropout if self.training else 0.0
-        is_causal = attn_mask is None and self.causal
+        is_causal = attn_mask is None and self.causal and T > 1  # one query sees every key before it
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
         # y: (B, nh, T, hd)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble all head outputs side by side
-        return self.resid_dropout(self.proj(y))
+        return self.resid_dropout(project(self.proj, y))
 
 
 class MLP(nn.Module):
@@ -161,7 +170,7 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, C) -> (B, T, C)."""
-        return self.dropout(self.proj(self.gelu(self.fc(x))))
+        return self.dropout(project(self.proj, self.gelu(project(self.fc, x))))
 
 
 class TransformerBlock(nn.Module):
@@ -303,15 +312,29 @@ class CausalTransformerEncoder(LanguageModelHeadMixin, TransformerEncoder):
             batch_size, len(self.blocks), self.num_heads, capacity, head_dim, self.token_embedding.weight
         )
 
-    def step(self, tokens: Tensor, mask: Tensor, cache: KVCache) -> Tensor:
-        """Encode the chunk ``tokens`` (B, t) after everything in ``cache`` and append it: (B, t, d_model)."""
+    def step(self, tokens: Tensor, mask: Tensor | None, cache: KVCache) -> Tensor:
+        """Encode the chunk ``tokens`` (B, t) after everything in ``cache`` and append it: (B, t, d_model).
+
+        While no slot of the cache is padding, one-token steps and a first chunk attend without a mask
+        (SDPA's fastest path).
+        """
         start, end = cache.length, cache.length + tokens.size(1)
         if end > cache.key_mask.size(1):
             raise ValueError(f"KV cache full: {end} slots needed, {cache.key_mask.size(1)} allocated")
-        positions = cache.positions[:, None] + count_positions(mask)  # (B, t)
-        cache.key_mask[:, start:end] = mask
-        attn_mask = attention_mask(cache.key_mask[:, :end], start, tokens.size(1), self.is_causal)  # (B, 1, t, end)
+        if mask is not None and bool(mask.all()):
+            mask = None
+        if mask is None:
+            positions = cache.positions[:, None] + torch.arange(tokens.size(1), device=tokens.device)  # (B, t)
+            cache.key_mask[:, start:end] = True
+        else:
+            positions = cache.positions[:, None] + count_positions(mask)  # (B, t)
+            cache.key_mask[:, start:end] = mask
+            cache.padded = True
+        attn_mask = None
+        if cache.padded or (start > 0 and tokens.size(1) > 1):
+            attn_mask = attention_mask(cache.key_mask[:, :end], start, tokens.size(1), self.is_causal)
+            # attn_mask: (B, 1, t, end)
         hidden = self._encode(tokens, positions, attn_mask, cache)  # each layer writes its k, v to start:end
         cache.length = end
-        cache.positions = cache.positions + mask.sum(1)
+        cache.positions = cache.positions + (tokens.size(1) if mask is None else mask.sum(1))
         return hidden

@@ -22,8 +22,9 @@ from nlpkit.tokenization import Tokenizer
 class DecodingState(Protocol):
     """Whatever a decoder carries between steps (KV caches, recurrent states, encoder outputs)."""
 
-    def select(self, rows: Tensor) -> None:
-        """Keep, repeat or reorder batch rows, in place."""
+    def select(self, rows: Tensor, among_beams: bool = False) -> None:
+        """Keep, repeat or reorder batch rows, in place; ``among_beams``: each row takes a row repeated from
+        the same row by the last select without it (what those rows shared then need not move)."""
 
 
 class Decoder(Protocol):
@@ -183,11 +184,12 @@ def _sampling_filter(logits: Tensor, config: GenerationConfig) -> Tensor:
     return logits
 
 
-def _mark_seen(seen: Tensor | None, rows: Tensor, tokens: Tensor) -> Tensor | None:
-    """Keep ``rows`` of the seen-token table and add each row's new token (None: no repetition penalty)."""
+def _mark_seen(seen: Tensor | None, rows: Tensor | None, tokens: Tensor) -> Tensor | None:
+    """Keep ``rows`` (None: every row) of the seen-token table and add each row's new token (None: no
+    repetition penalty)."""
     if seen is None:
         return None
-    return seen[rows].scatter_(1, tokens[:, None], True)
+    return (seen if rows is None else seen[rows]).scatter_(1, tokens[:, None], True)
 
 
 def _initial_seen(rows: _Rows, vocab: int, device: torch.device) -> Tensor | None:
@@ -216,12 +218,11 @@ def _sample_steps(
     results = {i: Generation("", [], 0.0) for i in alive}
     for step in range(config.max_new_tokens):
         scores = _adjust(logits, seen, step, config, eos_id)
-        log_probs = scores.log_softmax(-1)
         if config.strategy == "greedy":
             chosen = scores.argmax(-1)  # (N,)
         else:
             chosen = torch.multinomial(_sampling_filter(scores, config).softmax(-1), 1, generator=generator)[:, 0]
-        picked = log_probs.gather(1, chosen[:, None])[:, 0].tolist()
+        picked = scores.log_softmax(-1).gather(1, chosen[:, None])[:, 0].tolist()  # log-probabilities
         keep = []
         for position, (index, token) in enumerate(zip(alive, chosen.tolist(), strict=True)):
             result = results[index]
@@ -237,12 +238,13 @@ def _sample_steps(
         yield results
         if not keep:
             return
-        keep_rows = torch.tensor(keep, device=logits.device)
-        if len(keep) < len(alive):
+        keep_rows = None
+        if len(keep) < len(alive):  # some rows ended: drop them
+            keep_rows = torch.tensor(keep, device=logits.device)
             state.select(keep_rows)
-        alive = [alive[p] for p in keep]
-        seen = _mark_seen(seen, keep_rows, chosen[keep_rows])
-        logits = decoder.extend(chosen[keep_rows], state)
+            alive, chosen = [alive[p] for p in keep], chosen[keep_rows]
+        seen = _mark_seen(seen, keep_rows, chosen)
+        logits = decoder.extend(chosen, state)
 
 
 def _beam_search(
@@ -300,7 +302,7 @@ def _beam_search(
         if _beams_done(finished, beam_scores, beams, step + 1, penalty):
             break
         rows_tensor, tokens_tensor = torch.tensor(next_rows, device=device), torch.tensor(next_tokens, device=device)
-        state.select(rows_tensor)
+        state.select(rows_tensor, among_beams=True)
         seen = _mark_seen(seen, rows_tensor, tokens_tensor)
         logits = decoder.extend(tokens_tensor, state)
     for index in range(batch):  # unfinished beams compete with the finished ones

@@ -16,6 +16,7 @@ from torchmetrics import Metric
 from torchmetrics.text import BLEUScore, CHRFScore
 
 from nlpkit.data import Record, pad, unpad
+from nlpkit.encoders.linear import linear
 from nlpkit.encoders.transformer import (
     MLP,
     KVCache,
@@ -55,8 +56,11 @@ class SourceMemory:
         """The source keys every query may see: (B, 1, 1, S)."""
         return self.mask[:, None, None, :]
 
-    def select(self, rows: Tensor) -> None:
-        """Keep (and repeat or reorder) the given batch rows, in place."""
+    def select(self, rows: Tensor, among_beams: bool = False) -> None:
+        """Keep (and repeat or reorder) the given batch rows, in place; the beams of one input share one
+        source, so reordering them (``among_beams``) moves nothing."""
+        if among_beams:
+            return
         self.keys, self.values, self.mask = self.keys[:, rows], self.values[:, rows], self.mask[rows]
 
 
@@ -67,10 +71,10 @@ class Seq2SeqState:
     cache: KVCache
     memory: SourceMemory
 
-    def select(self, rows: Tensor) -> None:
+    def select(self, rows: Tensor, among_beams: bool = False) -> None:
         """Keep (and repeat or reorder) the given batch rows of the cache and the memory, in place: beam search."""
-        self.cache.select(rows)
-        self.memory.select(rows)
+        self.cache.select(rows, among_beams)
+        self.memory.select(rows, among_beams)
 
 
 class CrossAttention(nn.Module):
@@ -204,7 +208,7 @@ class Seq2SeqTransformer(nn.Module):
         if cache is not None:
             cache.length = end
             cache.positions = cache.positions + mask.sum(1)
-        return F.linear(self.norm(x), self.encoder.token_embedding.weight)
+        return linear(self.norm(x), self.encoder.token_embedding.weight)
 
     def forward(self, source: Tensor, source_mask: Tensor, target_in: Tensor, target_mask: Tensor) -> Tensor:
         """Teacher-forced next-token logits (B, T, V) of ``target_in`` (B, T) given ``source`` (B, S)."""

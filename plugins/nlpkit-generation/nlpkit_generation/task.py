@@ -177,8 +177,7 @@ class CausalLMTask(GenerativeTask):
 
     def extend(self, tokens: Tensor, state: Any) -> Tensor:
         """Feed one token per row; the next logits ``(B, V)``."""
-        mask = torch.ones(len(tokens), 1, dtype=torch.bool, device=tokens.device)
-        return self.encoder.output_logits(self.encoder.step(tokens[:, None], mask, state)[:, -1])
+        return self.encoder.output_logits(self.encoder.step(tokens[:, None], None, state)[:, -1])
 
     def decoder_inputs(self, batch: dict[str, Any]) -> list[list[int]]:
         """Each row's prompt ids."""
