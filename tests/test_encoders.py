@@ -263,16 +263,17 @@ def test_cache_reorder_among_beams_moves_only_what_the_beams_do_not_share() -> N
     prompts = torch.randint(4, VOCAB, (2, 5))
     mask = torch.ones_like(prompts, dtype=torch.bool)
     mask[0, :2] = False  # a left-padded prompt
-    generated, following = torch.randint(4, VOCAB, (2, 6, 1))
+    generated = torch.randint(4, VOCAB, (3, 6, 1))  # each beam's token at three steps
     beams, plain = model.init_cache(2), model.init_cache(2)
     for cache in (beams, plain):
         model.step(prompts, mask, cache)
         cache.select(torch.tensor([0, 0, 0, 1, 1, 1]))  # three beams per prompt
-        model.step(generated, None, cache)  # each beam its own token
-    rows = torch.tensor([2, 0, 0, 5, 3, 4])
-    beams.select(rows, among_beams=True)
-    plain.select(rows)
-    assert_close(model.step(following, None, beams), model.step(following, None, plain))
+    for step, rows in enumerate(([2, 0, 0, 5, 3, 4], [1, 1, 2, 3, 3, 3])):  # the second reuses the spare buffer
+        outputs = [model.step(generated[step], None, cache) for cache in (beams, plain)]
+        assert_close(*outputs)
+        beams.select(torch.tensor(rows), among_beams=True)
+        plain.select(torch.tensor(rows))
+    assert_close(model.step(generated[2], None, beams), model.step(generated[2], None, plain))
 
 
 def test_decoding_linear_follows_changes_to_the_weight() -> None:

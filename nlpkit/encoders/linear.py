@@ -1,12 +1,14 @@
-"""Linear layers that decode one token at a time fast on the CPU.
+"""Linear layers that decode a few tokens at a time fast on the CPU.
 
-Decoding a sequence or two multiplies one or two rows by every weight matrix, so the time goes to reading the
-weights. For a projection wider than its input (the attention's ``qkv``, the MLP's first layer, the vocabulary
-head), MKL's product reads a ``(in, out)`` copy of the weight 1.7-2.9x faster than the ``(out, in)`` layout
-``nn.Linear`` keeps (measured on this project's 2-core AMD EPYC machine with torch 2.13's MKL; see
-``docs/benchmarks.md``). :func:`linear` keeps that copy per weight, refreshed whenever the weight changes, and
-uses it only where it pays: one or two rows, float32, on the CPU, without autograd, never while tracing,
-exporting or compiling.
+Decoding multiplies a few rows (one token per sequence) by every weight matrix, so the time goes to reading the
+weights. MKL's product of a few rows reads a weight laid out ``(in, out)`` faster than the ``(out, in)`` layout
+``nn.Linear`` keeps when the projection is wider than its input. A sweep of widths 256-1024 and outputs up to
+32,000 on this project's 2-core AMD EPYC machine (torch 2.13, weights out of cache, see ``docs/benchmarks.md``)
+found the copy 1.3-2.9x faster for every wider projection at one or two rows, and 1.0-1.7x faster for a
+vocabulary head (outputs more than 5x the inputs) up to 16 rows; between 4 and 16 rows it lost up to 1.3x on
+block projections of width 384 and more. :func:`linear` keeps that copy per weight, made again whenever the
+weight changes, and uses it only there: float32 on the CPU without autograd, never while tracing, exporting or
+compiling.
 """
 
 from __future__ import annotations
@@ -16,18 +18,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.weak import WeakIdKeyDictionary
 
-#: rows (tokens across the batch) up to which the transposed layout is used
-DECODING_ROWS = 2
+#: (at most these rows, outputs more than this many times the inputs): where the (in, out) copy is used
+TRANSPOSED_WHEN = ((2, 1), (16, 5))
 
 _transposed = WeakIdKeyDictionary()  # weight -> ((data_ptr, version), its (in, out) copy)
 
 
 def _uses_transposed(x: Tensor, weight: Tensor) -> bool:
     """Whether ``x @ weight.T`` runs on the transposed copy (see the module's docstring)."""
+    rows, (outputs, inputs) = x.numel() // max(x.size(-1), 1), weight.shape
     return (
         x.device.type == "cpu"
-        and x.numel() <= DECODING_ROWS * x.size(-1)
-        and weight.size(0) > weight.size(1)
+        and any(rows <= most and outputs > inputs * wider for most, wider in TRANSPOSED_WHEN)
         and x.dtype == weight.dtype == torch.float32
         and not torch.is_grad_enabled()
         and not weight.is_inference()
@@ -50,7 +52,7 @@ def transposed_weight(weight: Tensor) -> Tensor:
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``F.linear(x, weight, bias)``, on the transposed weight when one or two rows decode on the CPU."""
+    """``F.linear(x, weight, bias)``, on the transposed weight where a few decoding rows gain from it."""
     if not _uses_transposed(x, weight):
         return F.linear(x, weight, bias)
     rows = x.reshape(-1, x.size(-1))

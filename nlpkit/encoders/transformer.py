@@ -37,6 +37,7 @@ class KVCache:
     length: int = 0  # slots filled so far, the same for every row
     padded: bool = False  # whether any filled slot is padding (else attention needs no mask)
     shared: int = 0  # slots filled at the last select without ``among_beams`` (see :meth:`select`)
+    spare: tuple[Tensor, Tensor] | None = None  # the second keys/values buffer of beam reordering
 
     @classmethod
     def empty(cls, batch_size: int, layers: int, heads: int, capacity: int, head_dim: int, like: Tensor) -> KVCache:
@@ -57,24 +58,29 @@ class KVCache:
         return self.keys[:, layer, :, :end], self.values[:, layer, :, :end]  # (B, nh, end, hd) views
 
     def select(self, rows: Tensor, among_beams: bool = False) -> None:
-        """Keep (and repeat or reorder) the given batch rows, in place: beam search and finished prompts.
+        """Keep (and repeat or reorder) the given batch rows: beam search and finished prompts.
 
-        When the batch keeps its size, only the rows that change are copied. ``among_beams`` promises that
-        every row takes one repeated from the same row by the last select without it (beam search reordering
-        an input's beams): the slots filled before that select hold the same prompt in both, so they stay.
+        ``among_beams`` promises that every row takes one repeated from the same row by the last select
+        without it (beam search reordering each input's beams). The slots filled before that select hold the
+        same prompt in all of them and stay; the later ones are gathered in one pass into a second buffer,
+        which then takes the first one's place (while beams are reordered, the cache takes twice the memory).
         """
-        if len(rows) == len(self.positions):
-            changed = (rows != torch.arange(len(rows), device=rows.device)).nonzero()[:, 0]
-            sources = rows[changed]
-            first = self.shared if among_beams else 0
-            moved = (self.keys[..., first : self.length, :], self.values[..., first : self.length, :])  # views
-            for table in (*moved, self.key_mask, self.positions):
-                table.index_copy_(0, changed, table.index_select(0, sources))
-        else:
-            self.keys, self.values = self.keys.index_select(0, rows), self.values.index_select(0, rows)
-            self.key_mask, self.positions = self.key_mask[rows], self.positions[rows]
+        first = self.shared if among_beams else 0
         if not among_beams:
-            self.shared = self.length
+            shape = (len(rows), *self.keys.shape[1:])
+            self.spare = (self.keys.new_empty(shape), self.values.new_empty(shape))
+        elif self.spare is None:  # the second buffer holds nothing yet
+            self.spare, first = (torch.empty_like(self.keys), torch.empty_like(self.values)), 0
+        for table, target in zip((self.keys, self.values), self.spare, strict=True):
+            filled = (..., slice(first, self.length), slice(None))  # (rows, L, nh, slots, hd)
+            if table.requires_grad and torch.is_grad_enabled():  # autograd cannot record an out= gather
+                target[filled] = table[filled].index_select(0, rows)
+            else:
+                torch.index_select(table[filled], 0, rows, out=target[filled])
+        (self.keys, self.values), self.spare = self.spare, (self.keys, self.values)
+        self.key_mask, self.positions = self.key_mask[rows], self.positions[rows]
+        if not among_beams:
+            self.spare, self.shared = None, self.length
 
 
 def _position_angles(max_length: int, dim: int) -> Tensor:
