@@ -19,6 +19,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from nlpkit.environment import memory_allocator
 from nlpkit.tokenization import Tokenizer
 
 
@@ -93,8 +94,8 @@ class Device:
             torch.cuda.synchronize()
 
     def config(self) -> dict[str, Any]:
-        """The figures' config entries."""
-        return {"device": self.name, "precision": self.precision}
+        """The figures' config entries (the memory allocator too: preloading tcmalloc changes CPU figures)."""
+        return {"device": self.name, "precision": self.precision, "allocator": memory_allocator()}
 
 
 AUTOCAST_DTYPES = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}

@@ -48,11 +48,13 @@ def register_datasets(register: Register) -> None:
 
 @hookimpl
 def register_commands(register: Register) -> None:
-    """``nlpkit plugins``, ``nlpkit new-plugin``, ``nlpkit export`` and ``nlpkit serve``."""
+    """``nlpkit plugins``, ``nlpkit new-plugin``, ``nlpkit export``, ``nlpkit serve`` and ``nlpkit env``."""
     from nlpkit.deploy import ExportCommand, ServeCommand
+    from nlpkit.environment import EnvCommand
     from nlpkit.scaffold import NewPluginCommand
 
     register("plugins", commands.PluginsCommand())
     register("new-plugin", NewPluginCommand())
     register("export", ExportCommand())
     register("serve", ServeCommand())
+    register("env", EnvCommand())

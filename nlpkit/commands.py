@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -15,6 +15,7 @@ from nlpkit.errors import ConfigError, DataError
 from nlpkit.plugins import get_plugins
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def gather_texts(inline: list[str], path: str | None, what: str) -> list[str]:
@@ -52,21 +53,43 @@ class Command:
         raise NotImplementedError
 
 
-class PluginsCommand(Command):
+class ReportCommand(Command, Generic[R]):
+    """A command that prints what it found for people, or as JSON with ``--json``."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """``--json`` for machine-readable output."""
+        parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    def report(self) -> R:
+        """What to print, as JSON-serialisable data."""
+        raise NotImplementedError
+
+    def show(self, report: R) -> None:
+        """Print ``report`` for people."""
+        raise NotImplementedError
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Print the report."""
+        report = self.report()
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            self.show(report)
+        return 0
+
+
+class PluginsCommand(ReportCommand[list[dict[str, object]]]):
     """``nlpkit plugins``: every plugin, its version, status and what it registered."""
 
     help = "list plugins, their status and what each registered"
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """``--json`` for machine-readable output."""
-        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    def report(self) -> list[dict[str, object]]:
+        """Each plugin's :meth:`~nlpkit.plugins.PluginInfo.to_dict`."""
+        return [info.to_dict() for info in get_plugins().info.values()]
 
-    def run(self, args: argparse.Namespace) -> int:
-        """Print the table (or JSON)."""
+    def show(self, report: list[dict[str, object]]) -> None:
+        """A table of the plugins, then any registration conflicts."""
         plugins = get_plugins()
-        if args.json:
-            print(json.dumps([info.to_dict() for info in plugins.info.values()], indent=2))
-            return 0
         table = Table(title="nlpkit plugins")
         for column in ("plugin", "distribution", "version", "status", "registered"):
             table.add_column(column)
@@ -81,4 +104,3 @@ class PluginsCommand(Command):
         for kind, registry in plugins.registries.items():
             for name, owners in registry.conflicts.items():
                 console.print(f"[yellow]conflict[/]: {kind[:-1]} '{name}' is registered by {', '.join(owners)}")
-        return 0

@@ -1,4 +1,5 @@
-"""The ``nlpkit`` command in real subprocesses: fit, predict, validate, resume, configs, plugins, bad input."""
+"""The ``nlpkit`` command, in subprocesses and through ``main``: fit, predict, validate, resume, configs, plugins,
+bad input."""
 
 from __future__ import annotations
 
@@ -38,7 +39,17 @@ def assert_ok(result) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_fit_predict_validate_and_resume(tmp_path) -> None:
+def run_in_process(*args: str, capsys: pytest.CaptureFixture) -> str:
+    """``nlpkit ARGS`` through ``main`` in this process (what the console script calls): its standard output."""
+    capsys.readouterr()
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    assert status == 0, err[-3000:]
+    return out
+
+
+def test_fit_predict_validate_and_resume(tmp_path, monkeypatch, capsys) -> None:
+    """The fits run the console script in a subprocess; predict and validate go through ``main`` in-process."""
     sentiment_files = write_sentiment_files(tmp_path / "data", train=300, val=100)
     fit = ["fit", *TINY_MODEL, *tiny_data(sentiment_files), *QUIET, "--trainer.max_steps", "12"]
     assert_ok(run_nlpkit(*fit, cwd=tmp_path))
@@ -47,25 +58,17 @@ def test_fit_predict_validate_and_resume(tmp_path) -> None:
     assert not list(last.parent.glob("*.tmp"))
     away = sentiment_files["train"].rename(tmp_path / "moved-away.csv")  # the checkpoint must be enough
 
-    predict = run_nlpkit(
-        "predict", "--ckpt_path", str(last), "--data.predict_path", str(sentiment_files["predict"]), *QUIET,
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert_ok(predict)
-    rows = [json.loads(line) for line in predict.stdout.splitlines() if line.startswith("{")]
+    monkeypatch.chdir(tmp_path)
+    predict = ["predict", "--ckpt_path", str(last), "--data.predict_path", str(sentiment_files["predict"]), *QUIET]
+    printed = run_in_process(*predict, capsys=capsys)
+    rows = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
     assert len(rows) == 4 and all(set(row) == {"label", "probabilities"} for row in rows)
 
     output = tmp_path / "predictions.jsonl"
-    to_file = run_nlpkit(
-        "predict", "--ckpt_path", str(last), "--data.predict_path", str(sentiment_files["predict"]),
-        "--predictions.output_path", str(output), *QUIET, cwd=tmp_path,
-    )  # fmt: skip
-    assert_ok(to_file)
+    run_in_process(*predict, "--predictions.output_path", str(output), capsys=capsys)
     assert [json.loads(line) for line in output.read_text().splitlines()] == rows
 
-    validate = run_nlpkit("validate", "--ckpt_path", str(last), *QUIET, cwd=tmp_path)
-    assert_ok(validate)
-    assert "val/accuracy" in validate.stdout
+    assert "val/accuracy" in run_in_process("validate", "--ckpt_path", str(last), *QUIET, capsys=capsys)
 
     away.rename(sentiment_files["train"])
     resume = [*fit[:-1], "20", "--ckpt_path", "last"]
@@ -159,18 +162,20 @@ def test_bad_input_is_one_line_and_exit_status_2(case, bad_files, monkeypatch, c
     assert "Traceback" not in stderr
 
 
-def test_bad_checkpoint_and_unknown_command(bad_files) -> None:
-    result = run_nlpkit("predict", "--ckpt_path", "notackpt.ckpt", cwd=bad_files)
+def test_bad_checkpoint_and_unknown_command(bad_files, monkeypatch, capsys) -> None:
+    result = run_nlpkit("predict", "--ckpt_path", "notackpt.ckpt", cwd=bad_files)  # the console script's status
     assert result.returncode == 2
     assert "notackpt.ckpt: not a loadable nlpkit checkpoint" in result.stderr
-    result = run_nlpkit("frobnicate", cwd=bad_files)
-    assert result.returncode == 2 and "unknown command 'frobnicate'" in result.stderr
+    monkeypatch.chdir(bad_files)
+    assert main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
 
 
-def test_debug_shows_the_traceback(bad_files) -> None:
-    result = run_nlpkit("fit", *TINY_MODEL, "--data", "classification", "--data.train_path", "x.csv", "--debug")
-    assert result.returncode == 2
-    assert "Traceback" in result.stderr and "file not found" in result.stderr
+def test_debug_shows_the_traceback(bad_files, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(bad_files)
+    assert main(["fit", *TINY_MODEL, "--data", "classification", "--data.train_path", "x.csv", "--debug"]) == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" in stderr and "file not found" in stderr
 
 
 def test_import_is_light() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from nlpkit.cli import main
 from nlpkit.errors import ConfigError
 from nlpkit.scaffold import write_plugin
 from tests.conftest import run_nlpkit
@@ -24,10 +25,9 @@ def plugin_names(cwd: Path) -> dict[str, dict]:
     return {plugin["name"]: plugin for plugin in json.loads(listing.stdout)}
 
 
-def test_a_new_plugin_installs_loads_passes_its_tests_and_fits(tmp_path: Path, sentiment_files) -> None:
-    made = run_nlpkit("new-plugin", "sarcasm", "--directory", str(tmp_path / "nlpkit-sarcasm"), cwd=tmp_path)
-    assert made.returncode == 0, made.stderr[-2000:]
-    assert "next: pip install -e" in made.stdout
+def test_a_new_plugin_installs_loads_passes_its_tests_and_fits(tmp_path: Path, sentiment_files, capsys) -> None:
+    assert main(["new-plugin", "sarcasm", "--directory", str(tmp_path / "nlpkit-sarcasm")]) == 0
+    assert "next: pip install -e" in capsys.readouterr().out
     # into this very environment, offline: its build backend (setuptools) is already here
     installed = pip("install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(tmp_path / "nlpkit-sarcasm"))
     assert installed.returncode == 0, installed.stderr[-2000:]

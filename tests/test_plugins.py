@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from nlpkit.cli import main
 from nlpkit.errors import NameConflictError, UnknownNameError
 from nlpkit.plugins import PluginWarning, discover, get_plugins
-from tests.conftest import run_nlpkit
 
 FIRST_PARTY = {"classification", "generation", "ner", "multilingual", "kg"}
 
@@ -139,15 +139,15 @@ def test_registries_are_read_only_after_loading() -> None:
         get_plugins()["heads"].add(Entry("late", LinearHead, "me"))
 
 
-def test_plugins_command_lists_every_plugin_as_json(plugin_site) -> None:
+def test_plugins_command_lists_every_plugin_as_json(plugin_site, capsys) -> None:
     plugin_site("nlpkit-toy", "toy", "nlpkit_toy")
-    result = run_nlpkit("plugins", "--json")
-    assert result.returncode == 0, result.stderr
-    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert main(["plugins", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert {"core", "toy", *FIRST_PARTY} <= set(rows)
     assert rows["toy"]["registered"] == {"heads": ["scaled-linear"], "metrics": ["error-rate"]}
-    table = run_nlpkit("plugins")
-    assert table.returncode == 0 and "classification" in table.stdout and "scaled-linear" in table.stdout
+    assert main(["plugins"]) == 0
+    table = capsys.readouterr().out
+    assert "classification" in table and "scaled-linear" in table
 
 
 def _hook_names() -> set[str]:

@@ -4,7 +4,7 @@ Decoding multiplies a few rows (one token per sequence) by every weight matrix, 
 weights. MKL's product of a few rows reads a weight laid out ``(in, out)`` faster than the ``(out, in)`` layout
 ``nn.Linear`` keeps when the projection is wider than its input. A sweep of widths 256-1024 and outputs up to
 32,000 on this project's 2-core AMD EPYC machine (torch 2.13, weights out of cache, see ``docs/benchmarks.md``)
-found the copy 1.3-2.9x faster for every wider projection at one or two rows, and 1.0-1.7x faster for a
+found the copy 1.3-3.0x faster for every wider projection at one or two rows, and 1.0-1.7x faster for a
 vocabulary head (outputs more than 5x the inputs) up to 16 rows; between 4 and 16 rows it lost up to 1.3x on
 block projections of width 384 and more. :func:`linear` keeps that copy per weight, made again whenever the
 weight changes, and uses it only there: float32 on the CPU without autograd, never while tracing, exporting or

@@ -65,22 +65,24 @@ class KVCache:
         same prompt in all of them and stay; the later ones are gathered in one pass into a second buffer,
         which then takes the first one's place (while beams are reordered, the cache takes twice the memory).
         """
-        first = self.shared if among_beams else 0
-        if not among_beams:
-            shape = (len(rows), *self.keys.shape[1:])
-            self.spare = (self.keys.new_empty(shape), self.values.new_empty(shape))
-        elif self.spare is None:  # the second buffer holds nothing yet
-            self.spare, first = (torch.empty_like(self.keys), torch.empty_like(self.values)), 0
-        for table, target in zip((self.keys, self.values), self.spare, strict=True):
-            filled = (..., slice(first, self.length), slice(None))  # (rows, L, nh, slots, hd)
+        if among_beams:
+            first, targets = self.shared, self.spare
+            if targets is None:  # the second buffer holds nothing yet
+                first, targets = 0, (torch.empty_like(self.keys), torch.empty_like(self.values))
+        else:
+            first, shape = 0, (len(rows), *self.keys.shape[1:])
+            targets = (self.keys.new_empty(shape), self.values.new_empty(shape))
+        filled = (..., slice(first, self.length), slice(None))  # (rows, L, nh, slots, hd)
+        for table, target in zip((self.keys, self.values), targets, strict=True):
             if table.requires_grad and torch.is_grad_enabled():  # autograd cannot record an out= gather
                 target[filled] = table[filled].index_select(0, rows)
             else:
                 torch.index_select(table[filled], 0, rows, out=target[filled])
-        (self.keys, self.values), self.spare = self.spare, (self.keys, self.values)
+        self.spare = (self.keys, self.values) if among_beams else None
+        self.keys, self.values = targets
         self.key_mask, self.positions = self.key_mask[rows], self.positions[rows]
         if not among_beams:
-            self.spare, self.shared = None, self.length
+            self.shared = self.length
 
 
 def _position_angles(max_length: int, dim: int) -> Tensor:
