@@ -262,6 +262,7 @@ def _beam_search(
     beam_scores = torch.full((batch, beams), float("-inf"), device=device)
     beam_scores[:, 0] = 0.0  # every beam starts identical: expand only the first
     sequences: list[list[int]] = [[] for _ in range(batch * beams)]
+    unmoved = list(range(batch * beams))  # every beam extends itself
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]  # (normalised score, tokens)
 
     def finish(index: int, score: float, tokens: list[int]) -> None:
@@ -301,8 +302,11 @@ def _beam_search(
         sequences = [[*sequences[row], token] for row, token in zip(next_rows, next_tokens, strict=True)]
         if _beams_done(finished, beam_scores, beams, step + 1, penalty):
             break
-        rows_tensor, tokens_tensor = torch.tensor(next_rows, device=device), torch.tensor(next_tokens, device=device)
-        state.select(rows_tensor, among_beams=True)
+        rows_tensor = None
+        if next_rows != unmoved:  # the state is reordered only when beams moved
+            rows_tensor = torch.tensor(next_rows, device=device)
+            state.select(rows_tensor, among_beams=True)
+        tokens_tensor = torch.tensor(next_tokens, device=device)
         seen = _mark_seen(seen, rows_tensor, tokens_tensor)
         logits = decoder.extend(tokens_tensor, state)
     for index in range(batch):  # unfinished beams compete with the finished ones

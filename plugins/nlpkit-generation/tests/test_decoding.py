@@ -85,6 +85,22 @@ def test_beams_are_sorted_and_at_least_as_good_as_greedy(model) -> None:
         assert best.score >= reference.score - 1e-5
 
 
+def test_every_beams_score_is_its_log_probability_recomputed_without_a_cache(model) -> None:
+    """Beam search reorders (or, when no beam moved, keeps) the cache; a wrong row would change the scores."""
+    beams = model.generate(
+        PROMPTS, max_new_tokens=8, strategy="beam", num_beams=4, length_penalty=0.0, num_return_sequences=4
+    )
+    eos = model.tokenizer.eos_id
+    for prompt, best in zip(model.tokenizer.encode(PROMPTS, add_bos=True), beams, strict=True):
+        for beam in [best, *best.alternatives]:
+            targets = beam.tokens + ([eos] if len(beam.tokens) < 8 else [])  # a beam that ended scored its </s>
+            ids = torch.tensor([prompt + targets])
+            with torch.no_grad():
+                log_probs = model(ids, torch.ones_like(ids, dtype=torch.bool))[0].log_softmax(-1)
+            expected = sum(float(log_probs[len(prompt) - 1 + i, token]) for i, token in enumerate(targets))
+            assert beam.score == pytest.approx(expected, abs=1e-4)
+
+
 def test_top_p_keeps_exactly_the_smallest_set_reaching_p() -> None:
     logits = torch.tensor([[0.5, 0.25, 0.125, 0.125]]).log()
     kept = lambda p: torch.isfinite(_sampling_filter(logits, GenerationConfig("sample", top_p=p)))[0].tolist()  # noqa: E731
