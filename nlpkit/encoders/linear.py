@@ -2,13 +2,16 @@
 
 Decoding multiplies a few rows (one token per sequence) by every weight matrix, so the time goes to reading the
 weights. MKL's product of a few rows reads a weight laid out ``(in, out)`` faster than the ``(out, in)`` layout
-``nn.Linear`` keeps when the projection is wider than its input. A sweep of widths 256-1024 and outputs up to
-32,000 on this project's 2-core AMD EPYC machine (torch 2.13, weights out of cache, see ``docs/benchmarks.md``)
-found the copy 1.3-3.0x faster for every wider projection at one or two rows, and 1.0-1.7x faster for a
-vocabulary head (outputs more than 5x the inputs) up to 16 rows; between 4 and 16 rows it lost up to 1.3x on
-block projections of width 384 and more. :func:`linear` keeps that copy per weight, made again whenever the
-weight changes, and uses it only there: float32 on the CPU without autograd, never while tracing, exporting or
-compiling.
+``nn.Linear`` keeps when the projection is wider than its input, the more so the narrower the input. A sweep of
+inputs 256-1024 and outputs up to 32,000 on this project's 2-core AMD EPYC machine (torch 2.13, weights out of
+cache, see ``docs/benchmarks.md``) found the copy
+
+- 1.3-3.0x faster for every wider projection at one or two rows;
+- 1.1-1.6x faster for inputs of 256 up to 32 rows (0.75-1.05x from 512 inputs up, between 4 and 32 rows);
+- 1.0-1.7x faster up to 16 rows for a vocabulary head (outputs more than 5x the inputs).
+
+:func:`linear` keeps that copy per weight, made again whenever the weight changes, and uses it only there:
+float32 on the CPU without autograd, never while tracing, exporting or compiling.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.weak import WeakIdKeyDictionary
 
-#: (at most these rows, outputs more than this many times the inputs): where the (in, out) copy is used
-TRANSPOSED_WHEN = ((2, 1), (16, 5))
+#: where the (in, out) copy is used: (at most these rows, at most these inputs or None for any, outputs more than
+#: this many times the inputs)
+TRANSPOSED_WHEN = ((2, None, 1), (32, 256, 1), (16, None, 5))
 
 _transposed = WeakIdKeyDictionary()  # weight -> ((data_ptr, version), its (in, out) copy)
 
@@ -29,7 +33,10 @@ def _uses_transposed(x: Tensor, weight: Tensor) -> bool:
     rows, (outputs, inputs) = x.numel() // max(x.size(-1), 1), weight.shape
     return (
         x.device.type == "cpu"
-        and any(rows <= most and outputs > inputs * wider for most, wider in TRANSPOSED_WHEN)
+        and any(
+            rows <= most_rows and inputs <= (most_inputs or inputs) and outputs > inputs * wider
+            for most_rows, most_inputs, wider in TRANSPOSED_WHEN
+        )
         and x.dtype == weight.dtype == torch.float32
         and not torch.is_grad_enabled()
         and not weight.is_inference()
