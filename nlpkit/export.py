@@ -84,12 +84,7 @@ def batch_of(task: Task, items: list[Any]) -> dict[str, Any]:
     return task.collate([{**example, "index": i} for i, example in enumerate(examples)])
 
 
-def export(
-    task: Task,
-    directory: str | Path,
-    format: Format = "onnx",
-    quantize: bool = False,
-) -> ExportReport:
+def export(task: Task, directory: str | Path, format: Format = "onnx", quantize: bool = False) -> ExportReport:
     """Write ``task`` to ``directory`` (replacing an earlier export there) and check it against eager outputs.
 
     ``quantize`` makes weights int8 with dynamic quantization: ONNX Runtime's for ONNX (every MatMul, LSTM and GRU),
@@ -186,12 +181,7 @@ def _write_graph(
 
 
 def _write_manifest(
-    task: Task,
-    directory: Path,
-    format: Format,
-    quantize: bool,
-    inputs: tuple[str, ...],
-    outputs: list[str],
+    task: Task, directory: Path, format: Format, quantize: bool, inputs: tuple[str, ...], outputs: list[str]
 ) -> None:
     from nlpkit.checkpoints import plain_hyperparameters
 
@@ -283,15 +273,18 @@ def load_export(directory: str | Path, threads: int | None = None) -> Task:
 
     manifest = read_manifest(directory)
     task = instantiate_module(task_class_of(manifest, directory), manifest["hyper_parameters"])
-    attach_export(task, directory, threads)
+    attach_export(task, directory, threads, manifest)
     return task.eval()
 
 
-def attach_export(task: Task, directory: str | Path, threads: int | None = None) -> None:
+def attach_export(
+    task: Task, directory: str | Path, threads: int | None = None, manifest: dict[str, Any] | None = None
+) -> None:
     """Bind ``task`` (built from the export's hyperparameters) to the export's tokenizer and labels, and run its
-    forward with the export's runtime (``nlpkit predict --ckpt_path EXPORT`` does this to the CLI's model)."""
+    forward with the export's runtime (``nlpkit predict --ckpt_path EXPORT`` does this to the CLI's model);
+    ``manifest`` is the export's ``model.json`` when the caller has already read it."""
     directory = Path(directory)
-    manifest = read_manifest(directory)
+    manifest = manifest or read_manifest(directory)
     tokenizer_path = directory / "tokenizer.model"
     tokenizer = Tokenizer.load(tokenizer_path, manifest["max_length"]) if tokenizer_path.is_file() else None
     task.bind(tokenizer, json.loads((directory / "labels.json").read_text("utf-8")))
