@@ -276,14 +276,24 @@ def test_cache_reorder_among_beams_moves_only_what_the_beams_do_not_share() -> N
     assert_close(model.step(generated[2], None, beams), model.step(generated[2], None, plain))
 
 
-def test_decoding_linear_follows_changes_to_the_weight() -> None:
+def test_inference_linear_follows_changes_to_the_weight() -> None:
     torch.manual_seed(0)
-    layer = nn.Linear(8, 40)  # wider than its input: one or two rows read the transposed copy
+    layer = nn.Linear(8, 40)  # float32 inference: the product runs on the packed copy
+    optimizer = torch.optim.AdamW(layer.parameters(), lr=0.1, fused=True)  # updates without bumping versions
     x = torch.randn(2, 1, 8)
-    with torch.inference_mode():
-        assert_close(linear(x, layer.weight, layer.bias), F.linear(x, layer.weight, layer.bias))
-        with torch.no_grad():
-            layer.weight.mul_(-2)  # an optimizer step or a loaded checkpoint changes the weight in place
-        assert_close(linear(x, layer.weight, layer.bias), F.linear(x, layer.weight, layer.bias))
-        assert_close(linear(x[:1, 0], layer.weight), F.linear(x[:1, 0], layer.weight))
+
+    def matches_plain_linear() -> None:
+        with torch.inference_mode():
+            assert_close(linear(x, layer.weight, layer.bias), F.linear(x, layer.weight, layer.bias))
+            assert_close(linear(x[:1, 0], layer.weight), F.linear(x[:1, 0], layer.weight))
+
+    matches_plain_linear()
+    with torch.no_grad():
+        layer.weight.mul_(-2)  # a loaded checkpoint changes the weight in place
+    matches_plain_linear()
+    layer(x).square().sum().backward()
+    optimizer.step()
+    matches_plain_linear()
+    layer.weight.data = torch.randn(40, 8)  # new storage
+    matches_plain_linear()
     assert linear(x, layer.weight, layer.bias).requires_grad  # with autograd on: nn.Linear's own product

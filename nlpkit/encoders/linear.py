@@ -1,17 +1,18 @@
-"""Linear layers that decode a few tokens at a time fast on the CPU.
+"""Linear layers that run inference fast on the CPU, on a weight packed once for oneDNN.
 
-Decoding multiplies a few rows (one token per sequence) by every weight matrix, so the time goes to reading the
-weights. MKL's product of a few rows reads a weight laid out ``(in, out)`` faster than the ``(out, in)`` layout
-``nn.Linear`` keeps when the projection is wider than its input, the more so the narrower the input. A sweep of
-inputs 256-1024 and outputs up to 32,000 on this project's 2-core AMD EPYC machine (torch 2.13, weights out of
-cache, see ``docs/benchmarks.md``) found the copy
+Without autograd, a projection on the CPU runs through oneDNN on a copy of the weight reordered into oneDNN's
+blocked layout (the copy PyTorch's own ``torch.compile`` freezing makes for CPU inference). Decoding multiplies a
+few rows by every weight, so its time goes to reading the weights. Against ``F.linear``, which calls MKL on
+``nn.Linear``'s ``(out, in)`` weight, a sweep of inputs 256-3072 and outputs up to 32,000 with the weights out of
+cache (torch 2.13, this project's 2-core AMD EPYC machine; ``docs/benchmarks.md``) measured the packed copy
 
-- 1.3-3.0x faster for every wider projection at one or two rows;
-- 1.1-1.6x faster for inputs of 256 up to 32 rows (0.75-1.05x from 512 inputs up, between 4 and 32 rows);
-- 1.0-1.7x faster up to 16 rows for a vocabulary head (outputs more than 5x the inputs).
+- 1.1-7.7x faster from 1 to 32 rows, most between 2 and 8 rows;
+- 1.2-2.1x faster from 128 to 2,048 rows (an encoder's batch, a prompt).
 
-:func:`linear` keeps that copy per weight, made again whenever the weight changes, and uses it only there:
-float32 on the CPU without autograd, never while tracing, exporting or compiling.
+:func:`linear` keeps one packed copy per weight and uses it only for float32 on the CPU without autograd, while
+oneDNN is enabled, and never while tracing, exporting or compiling. The copy is made again when the weight's
+storage or version counter changes (``load_state_dict``, in-place ops) and dropped after every optimizer step,
+since fused optimizers update weights without bumping their version counter.
 """
 
 from __future__ import annotations
@@ -19,27 +20,34 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.weak import WeakIdKeyDictionary
 
-#: where the (in, out) copy is used: (at most these rows, at most these inputs or None for any, outputs more than
-#: this many times the inputs)
-TRANSPOSED_WHEN = ((2, None, 1), (32, 256, 1), (16, None, 5))
-
-_transposed = WeakIdKeyDictionary()  # weight -> ((data_ptr, version), its (in, out) copy)
+_packed = WeakIdKeyDictionary()  # weight -> ((data_ptr, version), its oneDNN-packed copy)
+_HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
-def _uses_transposed(x: Tensor, weight: Tensor) -> bool:
-    """Whether ``x @ weight.T`` runs on the transposed copy (see the module's docstring)."""
-    rows, (outputs, inputs) = x.numel() // max(x.size(-1), 1), weight.shape
+def _drop_stepped_weights(optimizer: Optimizer, args: object, kwargs: object) -> None:
+    """Forget the packed copies of the weights an optimizer step just changed."""
+    if _packed:
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                _packed.pop(parameter, None)
+
+
+register_optimizer_step_post_hook(_drop_stepped_weights)
+
+
+def _uses_packed(x: Tensor, weight: Tensor) -> bool:
+    """Whether ``x @ weight.T`` runs through oneDNN on the packed copy (see the module's docstring)."""
     return (
-        x.device.type == "cpu"
-        and any(
-            rows <= most_rows and inputs <= (most_inputs or inputs) and outputs > inputs * wider
-            for most_rows, most_inputs, wider in TRANSPOSED_WHEN
-        )
+        _HAS_ONEDNN_LINEAR
+        and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and not torch.is_grad_enabled()
         and not weight.is_inference()
+        and torch.backends.mkldnn.enabled
         and not torch.is_autocast_enabled("cpu")
         and not torch.jit.is_tracing()
         and not torch.jit.is_scripting()
@@ -48,23 +56,21 @@ def _uses_transposed(x: Tensor, weight: Tensor) -> bool:
     )
 
 
-def transposed_weight(weight: Tensor) -> Tensor:
-    """A contiguous ``(in, out)`` copy of ``weight``, made again after any change to the weight."""
+def packed_weight(weight: Tensor) -> Tensor:
+    """``weight`` reordered for oneDNN's linear, made again after any change to the weight."""
     stamp = (weight.data_ptr(), weight._version)
-    held = _transposed.get(weight)
+    held = _packed.get(weight)
     if held is None or held[0] != stamp:
-        held = (stamp, weight.detach().t().contiguous())
-        _transposed[weight] = held
+        held = (stamp, torch.ops.mkldnn._reorder_linear_weight(weight.detach()))
+        _packed[weight] = held
     return held[1]
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``F.linear(x, weight, bias)``, on the transposed weight where a few decoding rows gain from it."""
-    if not _uses_transposed(x, weight):
+    """``F.linear(x, weight, bias)``, through oneDNN on the packed weight for float32 CPU inference."""
+    if not _uses_packed(x, weight):
         return F.linear(x, weight, bias)
-    rows = x.reshape(-1, x.size(-1))
-    product = rows @ transposed_weight(weight) if bias is None else torch.addmm(bias, rows, transposed_weight(weight))
-    return product.view(*x.shape[:-1], weight.size(0))
+    return torch.ops.mkldnn._linear_pointwise(x, packed_weight(weight), bias, "none", [], "")
 
 
 def project(layer: nn.Module, x: Tensor) -> Tensor:
