@@ -1,13 +1,14 @@
 """Linear layers that run inference fast on the CPU, on a weight packed once for oneDNN.
 
 Without autograd, a projection on the CPU runs through oneDNN on a copy of the weight reordered into oneDNN's
-blocked layout (the copy PyTorch's own ``torch.compile`` freezing makes for CPU inference). Decoding multiplies a
+blocked layout (``torch.ops.mkldnn``'s packed linear, which ``torch.compile`` uses for frozen CPU models; where a
+torch build lacks it, ``F.linear`` runs). Decoding multiplies a
 few rows by every weight, so its time goes to reading the weights. Against ``F.linear``, which calls MKL on
-``nn.Linear``'s ``(out, in)`` weight, a sweep of inputs 256-3072 and outputs up to 32,000 with the weights out of
+``nn.Linear``'s ``(out, in)`` weight, a sweep of inputs 256-3,072 and outputs up to 32,000 with the weights out of
 cache (torch 2.13, this project's 2-core AMD EPYC machine; ``docs/benchmarks.md``) measured the packed copy
 
-- 1.1-7.7x faster from 1 to 32 rows, most between 2 and 8 rows;
-- 1.2-2.1x faster from 128 to 2,048 rows (an encoder's batch, a prompt).
+- 1.1-7.7x faster from 1 to 32 rows (a decoding step), the most between 2 and 8 rows;
+- 0.96-2.2x at 128 rows and 1.2-1.7x at 512 and 2,048 rows (a prompt, an encoder's batch).
 
 :func:`linear` keeps one packed copy per weight and uses it only for float32 on the CPU without autograd, while
 oneDNN is enabled, and never while tracing, exporting or compiling. The copy is made again when the weight's
