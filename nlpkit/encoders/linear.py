@@ -26,7 +26,9 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.weak import WeakIdKeyDictionary
 
 _packed = WeakIdKeyDictionary()  # weight -> ((data_ptr, version), its oneDNN-packed copy)
-_HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+_HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and all(
+    hasattr(torch.ops.mkldnn, op) for op in ("_reorder_linear_weight", "_linear_pointwise")
+)
 
 
 def _drop_stepped_weights(optimizer: Optimizer, args: object, kwargs: object) -> None:
