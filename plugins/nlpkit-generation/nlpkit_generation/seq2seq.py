@@ -16,7 +16,7 @@ from torchmetrics import Metric
 from torchmetrics.text import BLEUScore, CHRFScore
 
 from nlpkit.data import Record, pad, unpad
-from nlpkit.encoders.linear import linear
+from nlpkit.encoders.linear import linear, project
 from nlpkit.encoders.transformer import (
     MLP,
     KVCache,
@@ -96,15 +96,15 @@ class CrossAttention(nn.Module):
 
     def keys_values(self, memory: Tensor) -> tuple[Tensor, Tensor]:
         """Keys and values (B, nh, S, hd) of the encoder outputs ``memory`` (B, S, C)."""
-        keys, values = self.key_value(memory).split(memory.size(2), dim=2)
+        keys, values = project(self.key_value, memory).split(memory.size(2), dim=2)
         return self._heads(keys), self._heads(values)
 
     def forward(self, x: Tensor, keys: Tensor, values: Tensor, attn_mask: Tensor) -> Tensor:
         """Attend ``x`` (B, T, C) to the source ``keys``/``values`` (B, nh, S, hd) under ``attn_mask`` (B, 1, 1, S)."""
         B, T, C = x.size()
         dropout_p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(self._heads(self.query(x)), keys, values, attn_mask, dropout_p)
-        return self.resid_dropout(self.proj(y.transpose(1, 2).contiguous().view(B, T, C)))  # (B, T, C)
+        y = F.scaled_dot_product_attention(self._heads(project(self.query, x)), keys, values, attn_mask, dropout_p)
+        return self.resid_dropout(project(self.proj, y.transpose(1, 2).contiguous().view(B, T, C)))  # (B, T, C)
 
 
 class DecoderBlock(nn.Module):
