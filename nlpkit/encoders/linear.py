@@ -2,10 +2,10 @@
 
 Without autograd, a projection on the CPU runs through oneDNN on a copy of the weight reordered into oneDNN's
 blocked layout (``torch.ops.mkldnn``'s packed linear, which ``torch.compile`` uses for frozen CPU models; where a
-torch build lacks it, ``F.linear`` runs). Decoding multiplies a
-few rows by every weight, so its time goes to reading the weights. Against ``F.linear``, which calls MKL on
-``nn.Linear``'s ``(out, in)`` weight, a sweep of inputs 256-3,072 and outputs up to 32,000 with the weights out of
-cache (torch 2.13, this project's 2-core AMD EPYC machine; ``docs/benchmarks.md``) measured the packed copy
+torch build lacks it, ``F.linear`` runs). Decoding multiplies a few rows by every weight, so its time goes to
+reading the weights. Against ``F.linear``, which calls MKL on ``nn.Linear``'s ``(out, in)`` weight, a sweep of
+inputs 256-3,072 and outputs up to 32,000 with the weights out of cache (torch 2.13, this project's 2-core AMD
+EPYC machine; ``docs/benchmarks.md``) measured the packed copy
 
 - 1.1-7.7x faster from 1 to 32 rows (a decoding step), the most between 2 and 8 rows;
 - 0.96-2.2x at 128 rows and 1.2-1.7x at 512 and 2,048 rows (a prompt, an encoder's batch).
@@ -60,7 +60,7 @@ def _uses_packed(x: Tensor, weight: Tensor) -> bool:
 
 
 def packed_weight(weight: Tensor) -> Tensor:
-    """``weight`` reordered for oneDNN's linear, made again after any change to the weight."""
+    """``weight`` reordered for oneDNN's linear, made again when its storage or version counter changes."""
     stamp = (weight.data_ptr(), weight._version)
     held = _packed.get(weight)
     if held is None or held[0] != stamp:
