@@ -1,8 +1,8 @@
 """Linear layers that run inference fast on the CPU, on a weight packed once for oneDNN.
 
 Without autograd, a projection on the CPU runs through oneDNN on a copy of the weight reordered into oneDNN's
-blocked layout (``torch.ops.mkldnn``'s packed linear, which ``torch.compile`` uses for frozen CPU models; where a
-torch build lacks it, ``F.linear`` runs). Decoding multiplies a few rows by every weight, so its time goes to
+blocked layout (``torch.ops.mkldnn``'s packed linear, also used by ``torch.compile``'s CPU freezing; where a torch
+build lacks it, ``F.linear`` runs). Decoding multiplies a few rows by every weight, so its time goes to
 reading the weights. Against ``F.linear``, which calls MKL on ``nn.Linear``'s ``(out, in)`` weight, a sweep of
 inputs 256-3,072 and outputs up to 32,000 with the weights out of cache (torch 2.13, this project's 2-core AMD
 EPYC machine; ``docs/benchmarks.md``) measured the packed copy
