@@ -13,6 +13,7 @@ from torch.testing import assert_close
 
 from nlpkit.encoders.base import Encoder
 from nlpkit.encoders.cnn import CNNEncoder
+from nlpkit.encoders.head_loss import head_cross_entropy
 from nlpkit.encoders.linear import linear
 from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder, RecurrentEncoder
 from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
@@ -297,3 +298,21 @@ def test_inference_linear_follows_changes_to_the_weight() -> None:
     layer.weight.data = torch.randn(40, 8)  # new storage
     matches_plain_linear()
     assert linear(x, layer.weight, layer.bias).requires_grad  # with autograd on: nn.Linear's own product
+
+
+@pytest.mark.parametrize("weight_trains", [True, False])
+def test_head_cross_entropy_equals_cross_entropy_of_the_full_logits(weight_trains) -> None:
+    torch.manual_seed(0)
+    hidden = torch.randn(23, 8, requires_grad=True)  # three chunks of 8 rows, the last one short
+    weight = torch.randn(30, 8, requires_grad=weight_trains)
+    targets = torch.randint(0, 30, (23,))
+    targets[[0, 9, 22]] = -100  # padding after each sequence's end
+    chunked = head_cross_entropy(hidden, weight, targets, chunk_rows=8)
+    full = F.cross_entropy(hidden @ weight.T, targets, ignore_index=-100)
+    assert_close(chunked, full)
+    grads = torch.autograd.grad(3.0 * chunked, [hidden, weight] if weight_trains else [hidden])
+    expected = torch.autograd.grad(3.0 * full, [hidden, weight] if weight_trains else [hidden])
+    for got, want in zip(grads, expected, strict=True):
+        assert_close(got, want)
+    nothing = torch.full((23,), -100)
+    assert head_cross_entropy(hidden, weight, nothing).isnan()  # as F.cross_entropy: a mean over no target

@@ -80,12 +80,15 @@ class LanguageModelHeadMixin:
         self.lm_head = None
         self.lm_head_removed = True
 
-    def output_logits(self, hidden: Tensor) -> Tensor:
-        """Next-token logits (B, T, vocab_size) from hidden states (B, T, output_dim)."""
+    def lm_head_weight(self) -> Tensor:
+        """The next-token head's (vocab_size, output_dim) weight: the token embedding's when tied."""
         if not self.is_causal or self.lm_head_removed:
             raise NotImplementedError(f"{type(self).__name__} has no language-model head here")
-        weight = self.token_embedding.weight if self.lm_head is None else self.lm_head.weight
-        return linear(hidden, weight)
+        return self.token_embedding.weight if self.lm_head is None else self.lm_head.weight
+
+    def output_logits(self, hidden: Tensor) -> Tensor:
+        """Next-token logits (B, T, vocab_size) from hidden states (B, T, output_dim)."""
+        return linear(hidden, self.lm_head_weight())
 
 
 #: What a task receives for its encoder: something that builds an Encoder given the vocabulary size

@@ -16,6 +16,7 @@ from torchmetrics.text import Perplexity
 
 from nlpkit.data import Record, pad, unpad
 from nlpkit.encoders import EncoderFactory, LanguageModelHeadMixin
+from nlpkit.encoders.head_loss import head_cross_entropy
 from nlpkit.errors import ConfigError
 from nlpkit.task import StepOutput, Task
 from nlpkit_generation.decoding import Generation, GenerationConfig, generate, stream
@@ -134,17 +135,33 @@ class CausalLMTask(GenerativeTask):
         """Next-token ``logits`` ``(B, T, vocab_size)``: what ``score`` reads (generation needs the checkpoint)."""
         return {"logits": self(inputs["tokens"], inputs["mask"]).float()}
 
-    def _logits_and_targets(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+    @staticmethod
+    def _inputs_and_targets(batch: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor]:
+        """Every token but the last as input, and each one's next token as target (IGNORE after the end)."""
         tokens, mask = batch["tokens"], batch["mask"]
-        logits = self.outputs_of({"tokens": tokens[:, :-1], "mask": mask[:, :-1]})["logits"]  # (B, T-1, V)
         targets = tokens[:, 1:].masked_fill(~mask[:, 1:], IGNORE)  # (B, T-1)
-        return logits, targets
+        return {"tokens": tokens[:, :-1], "mask": mask[:, :-1]}, targets
+
+    def _logits_and_targets(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        inputs, targets = self._inputs_and_targets(batch)
+        return self.outputs_of(inputs)["logits"], targets  # (B, T-1, V), (B, T-1)
 
     def step(self, batch: dict[str, Any]) -> StepOutput:
         """Mean cross-entropy over real next tokens."""
         logits, targets = self._logits_and_targets(batch)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
         return StepOutput(loss, logits, targets, len(logits))
+
+    def training_output(self, batch: dict[str, Any]) -> StepOutput:
+        """:meth:`step`'s loss; in float32 the head and the loss run a block of rows at a time
+        (:func:`~nlpkit.encoders.head_loss.head_cross_entropy`), never holding every token's logits."""
+        weight = self.encoder.lm_head_weight()  # type: ignore[union-attr]
+        if weight.dtype != torch.float32 or torch.is_autocast_enabled(weight.device.type):
+            return self.step(batch)
+        inputs, targets = self._inputs_and_targets(batch)
+        hidden = self.encoder(inputs["tokens"], inputs["mask"])  # (B, T-1, H)
+        loss = head_cross_entropy(hidden.flatten(0, 1), weight, targets.flatten(), IGNORE)
+        return StepOutput(loss, None, None, len(targets))
 
     # -- scoring ------------------------------------------------------------------------------------------
     def _score_batch(self, batch: dict[str, Any]) -> list[dict[str, float]]:

@@ -75,6 +75,27 @@ def test_learns_a_small_corpus(encoder, corpus_file) -> None:
     assert continued == CORPUS
 
 
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_training_loss_and_gradients_equal_the_full_logits(corpus_file, tie_weights) -> None:
+    torch.manual_seed(0)
+    task = CausalLMTask(encoder=partial(LSTMEncoder, embedding_dim=16, hidden_size=16, tie_weights=tie_weights))
+    data = lm_data(corpus_file)
+    data.setup("fit")  # no task yet: trains the tokenizer
+    task.bind(data.tokenizer, None)
+    batch = task.collate([{**task.encode({"text": text}, labeled=True), "index": i} for i, text in enumerate(CORPUS)])
+    assert not batch["mask"].all()  # padding, whose targets are ignored
+    losses, gradients = [], []
+    for output in (task.training_output, task.step):  # the head a block of rows at a time, and all the logits
+        task.zero_grad()
+        loss = output(batch).loss
+        loss.backward()
+        losses.append(loss.detach())
+        gradients.append([parameter.grad.clone() for parameter in task.parameters()])
+    torch.testing.assert_close(*losses)
+    for chunked, full in zip(*gradients, strict=True):
+        torch.testing.assert_close(chunked, full)
+
+
 def test_epoch_perplexity_is_exact_not_a_mean_of_batches(corpus_file) -> None:
     torch.manual_seed(0)
     task = CausalLMTask(encoder=partial(LSTMEncoder, embedding_dim=16, hidden_size=16))
