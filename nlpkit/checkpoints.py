@@ -41,6 +41,7 @@ def nlpkit_section_of(task: Task) -> dict[str, Any]:
         "tokenizer": task.tokenizer.to_bytes() if task.tokenizer else None,
         "max_length": task.tokenizer.max_length if task.tokenizer else None,
         "labels": task.labels,
+        "artifacts": task.artifacts(),
         "plugins": plugin_versions(),
     }
 
@@ -98,6 +99,6 @@ def checkpoint_tokenizer(section: dict[str, Any], source: object) -> Tokenizer |
     if section["tokenizer"] is None:
         return None
     try:
-        return Tokenizer(section["tokenizer"], max_length=section.get("max_length") or 512)
+        return Tokenizer.from_bytes(section["tokenizer"], max_length=section.get("max_length") or 512)
     except NlpkitError as error:
         raise CheckpointError(f"{source}: unusable tokenizer: {error}") from error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import asdict, is_dataclass
 from typing import Any, ClassVar
 
 
@@ -40,7 +41,12 @@ class Configurable:
         return obj
 
     def spec(self) -> dict[str, Any]:
-        """The class path and the non-injected constructor arguments, as plain data."""
+        """The class path and the non-injected constructor arguments, as plain data (options given as dataclasses
+        as dicts)."""
         cls = type(self)
-        init_args = {k: v for k, v in self.init_args.items() if k not in self.injected_args}  # type: ignore[attr-defined]
+        init_args = {
+            k: asdict(v) if is_dataclass(v) and not isinstance(v, type) else v
+            for k, v in self.init_args.items()  # type: ignore[attr-defined]
+            if k not in self.injected_args
+        }
         return {"class_path": class_path(cls), "init_args": init_args}

@@ -1,9 +1,10 @@
 """Export a trained task's fixed forward to ONNX or TorchScript, with everything needed to run it beside it.
 
-An export directory holds the graph (``model.onnx`` or ``model.pt``), the SentencePiece model
-(``tokenizer.model``), the labels (``labels.json``) and ``model.json`` (task, hyperparameters, input and output
-names, plugin versions). ``nlpkit.load(directory)`` rebuilds the task from it and runs the graph in place of the
-weights, so prediction goes through the task's own encoding, batching and results.
+An export directory holds the graph (``model.onnx`` or ``model.pt``), the tokenizer (a SentencePiece
+``tokenizer.model`` or a Hugging Face ``tokenizer.json``), the labels (``labels.json``) and ``model.json`` (task,
+hyperparameters, input and output names, plugin versions). ``nlpkit.load(directory)`` rebuilds the task from it
+and runs the graph in place of the weights, so prediction goes through the task's own encoding, batching and
+results.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[Format, ...] = ("onnx", "torchscript")
 GRAPH_FILES: dict[Format, str] = {"onnx": "model.onnx", "torchscript": "model.pt"}
 MANIFEST = "model.json"
+#: what a task's modules are built from besides the tokenizer and labels (:meth:`Task.artifacts`)
+ARTIFACTS = "artifacts.json"
+#: the file names a tokenizer is exported as, by backend
+TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json")
 EXPORT_FORMAT = 1
 OPSET = 17
 #: the layers torch's dynamic quantization makes int8 in a TorchScript export. Not its LSTM and GRU: traced over
@@ -187,8 +192,10 @@ def _write_manifest(
 
     tokenizer: Tokenizer | None = task.tokenizer
     if tokenizer is not None:
-        tokenizer.save(directory / "tokenizer.model")
+        tokenizer.save(directory / tokenizer.filename)
     (directory / "labels.json").write_text(json.dumps(task.labels, ensure_ascii=False, indent=1) + "\n", "utf-8")
+    if artifacts := task.artifacts():
+        (directory / ARTIFACTS).write_text(json.dumps(artifacts, ensure_ascii=False), "utf-8")
     hyperparameters = {k: v for k, v in plain_hyperparameters(task).items() if k != "_instantiator"}
     manifest = {
         "export_format": EXPORT_FORMAT,
@@ -285,7 +292,9 @@ def attach_export(
     ``manifest`` is the export's ``model.json`` when the caller has already read it."""
     directory = Path(directory)
     manifest = manifest or read_manifest(directory)
-    tokenizer_path = directory / "tokenizer.model"
-    tokenizer = Tokenizer.load(tokenizer_path, manifest["max_length"]) if tokenizer_path.is_file() else None
-    task.bind(tokenizer, json.loads((directory / "labels.json").read_text("utf-8")))
+    tokenizer_path = next((directory / name for name in TOKENIZER_FILES if (directory / name).is_file()), None)
+    tokenizer = Tokenizer.load(tokenizer_path, manifest["max_length"]) if tokenizer_path else None
+    if (directory / ARTIFACTS).is_file():
+        task.restore_artifacts(json.loads((directory / ARTIFACTS).read_text("utf-8")))
+    task.bind(tokenizer, json.loads((directory / "labels.json").read_text("utf-8")), fresh=False)
     task.runtime = runtime_for(directory, manifest, threads)

@@ -26,7 +26,7 @@ from nlpkit.checkpoints import (
 from nlpkit.configurable import class_path
 from nlpkit.data.batching import token_budget_batches
 from nlpkit.data.readers import Record
-from nlpkit.encoders.base import Encoder, EncoderFactory, LanguageModelHeadMixin
+from nlpkit.encoders.base import Encoder, EncoderFactory, LanguageModelHeadMixin, factory_tokenizer
 from nlpkit.errors import CheckpointError, ConfigError, TrainingError
 from nlpkit.inference import Inference
 from nlpkit.languages import LanguageEmbeddings, PerLanguageMetrics
@@ -74,6 +74,8 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
     :param learning_rate: peak AdamW learning rate
     :param weight_decay: AdamW weight decay (not applied to biases, norms and embeddings)
     :param warmup_steps: linear warm-up steps before cosine decay
+    :param warmup_ratio: warm up over this fraction of all training steps instead (so the warm-up scales with the
+        data: 0.1 is a common choice for fine-tuning pretrained weights)
     :param min_lr_ratio: the cosine schedule decays to ``learning_rate * min_lr_ratio``
     :param metrics: names of registered metrics to compute on validation and test
     :param init_from: a pretrained checkpoint (``masked-lm``, ``contrastive``, ``causal-lm``, ...) whose encoder
@@ -102,6 +104,7 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         learning_rate: float = 1e-3,
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
+        warmup_ratio: float = 0.0,
         min_lr_ratio: float = 0.1,
         metrics: list[str] | None = None,
         init_from: str | None = None,
@@ -121,15 +124,21 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         self.encoder: Encoder | None = None
         self._built = False
         self.skipped_batches = 0
+        if not 0 <= warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio is a fraction of the training steps in [0, 1), got {warmup_ratio}")
         if nonfinite_loss not in ("stop", "skip"):
             raise ConfigError(f"nonfinite_loss must be 'stop' or 'skip', got {nonfinite_loss!r}")
         if gradual_unfreezing < 0 or (gradual_unfreezing and freeze_encoder):
             raise ConfigError("gradual_unfreezing is a number of steps >= 0, and excludes freeze_encoder")
         self.pretrained: Pretrained | None = None
         self._open_groups: int | None = None  # encoder layer groups gradual unfreezing has opened so far
+        #: where the tokenizer the task came with is from (pretrained weights only mean something with it)
+        self.tokenizer_source: str | None = None
         if init_from:
             self.pretrained = Pretrained.read(init_from)
-            self.tokenizer = self.pretrained.tokenizer
+            self.tokenizer, self.tokenizer_source = self.pretrained.tokenizer, f"model.init_from {init_from}"
+        elif (bundled := factory_tokenizer(encoder)) is not None:
+            self.tokenizer, self.tokenizer_source = bundled, "the pretrained model.encoder"
 
     # -- subclass API ----------------------------------------------------------------------------------
     def build(self) -> None:
@@ -160,6 +169,19 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         """The training loss of a batch (default: :meth:`step`; a task with another objective overrides this)."""
         return self.step(batch)
 
+    def encoder_features(self) -> int:
+        """Width of the per-token input features the task gives its encoder beside the tokens (its ``feature_dim``;
+        default 0: none). Called before :meth:`build`."""
+        return 0
+
+    def artifacts(self) -> dict[str, Any]:
+        """Plain data besides the weights, tokenizer and labels that the task's modules are built from (a word
+        vectors file's vocabulary, say); checkpoints and exports keep it (default: none)."""
+        return {}
+
+    def restore_artifacts(self, artifacts: dict[str, Any]) -> None:
+        """Take back what :meth:`artifacts` gave, before a checkpoint or an export builds the modules."""
+
     def input_fields(self, item: Any) -> dict[str, Any]:
         """Fields of one raw input to :meth:`predict` (default: a text becomes ``{"text": item}``)."""
         if isinstance(item, str):
@@ -174,10 +196,12 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         """Whether the modules exist (after :meth:`bind`)."""
         return self._built
 
-    def bind(self, tokenizer: Tokenizer | None, labels: Labels) -> None:
+    def bind(self, tokenizer: Tokenizer | None, labels: Labels, fresh: bool = True) -> None:
         """Attach the tokenizer and labels and build the modules; a second call must agree with the first.
 
         A task without a sequence encoder (``encoder=None``, e.g. a graph's free embeddings) needs no tokenizer.
+        ``fresh`` False says the weights come next from a checkpoint or an export, so nothing starting weights are
+        made from (word vectors, a pretrained checkpoint) is read.
         """
         if self.is_built:
             if tokenizer != self.tokenizer or labels != self.labels:
@@ -196,14 +220,14 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
             return
         if tokenizer is None:
             raise ConfigError(f"{type(self).__name__} reads text with its encoder and needs a tokenizer")
-        self.encoder = self.encoder_factory(tokenizer.vocab_size)
+        self.encoder = self._build_encoder(tokenizer.vocab_size)
         if not isinstance(self.encoder, Encoder):
             raise ConfigError(f"model.encoder built a {type(self.encoder).__name__}, not an nlpkit Encoder")
         if not self.predicts_tokens and isinstance(self.encoder, LanguageModelHeadMixin):
             self.encoder.remove_lm_head()
         limit = getattr(self.encoder, "max_length", None)
         if limit is not None and tokenizer.max_length > limit:  # inputs are truncated to what the encoder can read
-            tokenizer = Tokenizer(tokenizer.to_bytes(), max_length=limit)
+            tokenizer = tokenizer.with_max_length(limit)
         self.tokenizer = tokenizer
         if self.hparams.get("language_embeddings"):
             self.language_embeddings = LanguageEmbeddings(tokenizer, self.encoder.token_embedding)
@@ -213,10 +237,27 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         if self.pretrained is not None:
             self.pretrained.load_into(self, self.transfer_prefixes)
             self.pretrained = None
+        elif fresh:
+            self.encoder.initialize(tokenizer)
         if self.hparams.get("freeze_encoder"):
             self.encoder.requires_grad_(False)
             self.encoder.eval()
         self._built = True
+
+    def _build_encoder(self, vocab_size: int) -> Encoder:
+        """The encoder for ``vocab_size`` ids, given the task's input features when it has any."""
+        features = self.encoder_features()
+        if not features:
+            return self.encoder_factory(vocab_size)  # type: ignore[misc]
+        try:
+            return self.encoder_factory(vocab_size, feature_dim=features)  # type: ignore[misc,call-arg]
+        except TypeError as error:
+            if "feature_dim" not in str(error):
+                raise
+            raise ConfigError(
+                f"{type(self).__name__} gives its encoder {features} input features a token, and this encoder takes "
+                "none (no feature_dim argument): use lstm, gru, rnn, cnn or transformer"
+            ) from error
 
     def train(self, mode: bool = True) -> Task:
         """Switch training mode; a frozen encoder stays in eval mode (no dropout) for linear probing."""
@@ -323,7 +364,7 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         if math.isinf(total) or total < 0:
             raise ConfigError("training data of unknown length (a streamed file) needs trainer.max_steps")
         total = max(int(total), 1)
-        warmup = min(hp.warmup_steps, total)
+        warmup = min(round(hp.get("warmup_ratio", 0.0) * total) or hp.warmup_steps, total)
 
         def factor(step: int) -> float:
             if step < warmup:
@@ -406,4 +447,5 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
                 f"{source}: made by task {section.get('task') or section.get('task_class')}, "
                 f"not by {registry('tasks').name_of(type(self)) or type(self).__name__}"
             )
-        self.bind(checkpoint_tokenizer(section, source), section["labels"])
+        self.restore_artifacts(section.get("artifacts") or {})
+        self.bind(checkpoint_tokenizer(section, source), section["labels"], fresh=False)

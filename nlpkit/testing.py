@@ -132,6 +132,81 @@ def fit_tiny(task: Any, datamodule: Any, max_steps: int = 20, **trainer_options:
     return trainer
 
 
+def require_cached(path: str | Path, command: str) -> Path:
+    """``path`` (a fetched corpus or pretrained weights) when it exists; else skip the test naming ``command``, the
+    one that fetches it, or fail under ``CI=true``, where nothing may be skipped for want of a download."""
+    import os
+
+    import pytest
+
+    path = Path(path)
+    if not path.exists():
+        message = f"{path} is not cached: run `{command}`"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def tiny_pretrained_model(
+    directory: str | Path, family: str = "bert", masked_lm: bool = False, pooling: str | None = "mean"
+) -> Path:
+    """A Hugging Face model folder of a tiny random model, as ``transformers`` saves one (``config.json``,
+    ``model.safetensors``) with a ``tokenizer.json`` trained on :func:`sentiment_corpus`: ``bert`` (uncased
+    WordPiece, ``[CLS] ... [SEP]``) or ``roberta`` (byte-level BPE, ``<s> ... </s>``, positions after the padding
+    id); ``masked_lm`` saves the model with its masked-LM head; ``pooling`` writes a sentence-transformers
+    ``1_Pooling/config.json``. Needs ``transformers`` and ``tokenizers`` (the ``test`` extra)."""
+    import torch
+    import transformers
+    from tokenizers import Tokenizer as HuggingFaceTokenizer
+    from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    transformers.utils.logging.disable_progress_bar()
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = [text for text, _ in sentiment_corpus(300)]
+    if family == "bert":
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tokenizer = HuggingFaceTokenizer(models.WordPiece(unk_token="[UNK]"))
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(vocab_size=120, special_tokens=specials)
+        template = ("[CLS]", 2), ("[SEP]", 3)
+    else:
+        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        tokenizer = HuggingFaceTokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        tokenizer.decoder = decoders.ByteLevel()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+        trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, initial_alphabet=alphabet)
+        template = ("<s>", 0), ("</s>", 2)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    (start, start_id), (end, end_id) = template
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{start} $A {end}", special_tokens=[(start, start_id), (end, end_id)]
+    )
+    tokenizer.save(str(folder / "tokenizer.json"))
+    sizes = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
+    if family == "bert":
+        config = transformers.BertConfig(vocab_size=tokenizer.get_vocab_size(), max_position_embeddings=64, **sizes)
+    else:
+        config = transformers.RobertaConfig(
+            vocab_size=tokenizer.get_vocab_size(), max_position_embeddings=66, pad_token_id=1, **sizes
+        )
+    torch.manual_seed(0)
+    architecture = transformers.AutoModelForMaskedLM if masked_lm else transformers.AutoModel
+    architecture.from_config(config).save_pretrained(folder)
+    if pooling is not None:
+        (folder / "1_Pooling").mkdir(exist_ok=True)
+        modes = {
+            f"pooling_mode_{mode}": name == pooling
+            for mode, name in (("cls_token", "first"), ("mean_tokens", "mean"), ("max_tokens", "max"))
+        }
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **modes}))
+    return folder
+
+
 class EncoderContract:
     """The encoder contract as pytest tests: subclass it in a test module and set ``make_encoder``.
 

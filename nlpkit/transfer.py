@@ -92,13 +92,13 @@ class Pretrained:
 
 
 def check_data_tokenizer(task: Task, options: TokenizerOptions) -> None:
-    """Refuse a data tokenizer file that is not the one a pretrained model (``init_from``) came with."""
-    pretrained = task.hparams.get("init_from") and options.path and task.tokenizer is not None
-    if pretrained and Tokenizer.load(options.path) != task.tokenizer:  # type: ignore[arg-type]
+    """Refuse a data tokenizer file that is not the one pretrained weights (``init_from``, a pretrained encoder)
+    came with."""
+    source = getattr(task, "tokenizer_source", None)
+    if source and options.path and Tokenizer.load(options.path) != task.tokenizer:
         raise ConfigError(
-            f"data.tokenizer.path {options.path} is not the tokenizer of model.init_from "
-            f"{task.hparams.init_from}: the pretrained weights only mean something with their own tokenizer "
-            "(drop data.tokenizer.path)"
+            f"data.tokenizer.path {options.path} is not the tokenizer of {source}: the pretrained weights only "
+            "mean something with their own tokenizer (drop data.tokenizer.path)"
         )
 
 

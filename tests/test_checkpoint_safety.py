@@ -138,8 +138,8 @@ def rewritten(checkpoint: Path, target: Path, **section: Any) -> Path:
 BAD_TOKENIZERS: dict[str, tuple[Callable[[], Any], str]] = {
     "random bytes": (lambda: random.Random(0).randbytes(3000), r"invalid SentencePiece model \(3000 bytes\)"),
     "no nlpkit ids": (sentencepiece_model, r"SentencePiece model lacks nlpkit's special ids .*it has pad -1, unk 0,"),
-    "a number": (lambda: 10**6, "a SentencePiece model is bytes, not int"),  # bytes(10**6) would be a million zeros
-    "text": (lambda: "a model", "a SentencePiece model is bytes, not str"),
+    "a number": (lambda: 10**6, "a tokenizer is bytes, not int"),  # bytes(10**6) would be a million zeros
+    "text": (lambda: "a model", "a tokenizer is bytes, not str"),
 }
 
 
@@ -159,12 +159,15 @@ def test_a_bad_max_length_is_refused(checkpoint, tmp_path) -> None:
 
 def test_every_special_id_is_checked() -> None:
     with pytest.raises(CheckpointError, match="it has pad 0, unk 4, bos 2, eos 3"):
-        Tokenizer(sentencepiece_model(pad_id=0, unk_id=4, bos_id=2, eos_id=3))
+        Tokenizer.from_bytes(sentencepiece_model(pad_id=0, unk_id=4, bos_id=2, eos_id=3))
 
 
 def test_a_tokenizer_that_does_not_fit_the_embedding_is_refused(checkpoint, tmp_path) -> None:
     smaller = Tokenizer.train(TEXTS, vocab_size=40)
-    assert smaller.vocab_size < Tokenizer(torch.load(checkpoint, weights_only=True)["nlpkit"]["tokenizer"]).vocab_size
+    assert (
+        smaller.vocab_size
+        < Tokenizer.from_bytes(torch.load(checkpoint, weights_only=True)["nlpkit"]["tokenizer"]).vocab_size
+    )
     path = rewritten(checkpoint, tmp_path / "other-vocabulary.ckpt", tokenizer=smaller.to_bytes())
     with pytest.raises(CheckpointError, match=r"encoder\.token_embedding\.weight"):
         nlpkit.load(path)

@@ -15,6 +15,7 @@ from nlpkit.encoders.base import Encoder
 from nlpkit.encoders.cnn import CNNEncoder
 from nlpkit.encoders.head_loss import head_cross_entropy
 from nlpkit.encoders.linear import linear
+from nlpkit.encoders.pretrained import PretrainedEncoder
 from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder, RecurrentEncoder
 from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
 from nlpkit.plugins import registry
@@ -23,6 +24,10 @@ from nlpkit.testing import EncoderContract
 VOCAB = 23
 TINY_RNN = {"embedding_dim": 6, "hidden_size": 8, "num_layers": 2, "dropout": 0.1}
 TINY_TRANSFORMER = {"d_model": 16, "num_heads": 2, "num_layers": 2, "dim_feedforward": 24, "max_length": 64}
+TINY_HUGGING_FACE = {
+    "vocab_size": VOCAB, "hidden_size": 16, "num_attention_heads": 2, "num_hidden_layers": 2,
+    "intermediate_size": 24, "max_position_embeddings": 66, "pad_token_id": 1,
+}  # fmt: skip
 
 CAUSAL: dict[str, Callable[[int], Encoder]] = {
     "elman": partial(ElmanRNNEncoder, **TINY_RNN),
@@ -42,6 +47,10 @@ BIDIRECTIONAL: dict[str, Callable[[int], Encoder]] = {
         for kind in ("learned", "sinusoidal", "rotary")
     },
     "cnn": partial(CNNEncoder, embedding_dim=6, num_filters=4, kernel_sizes=[2, 3], dropout=0.1),
+    **{  # converted Hugging Face architectures (their weights: tests/test_pretrained.py)
+        f"pretrained-{family}": partial(PretrainedEncoder, config={"model_type": family, **TINY_HUGGING_FACE})
+        for family in ("bert", "roberta")
+    },
 }
 ENCODERS = CAUSAL | BIDIRECTIONAL
 

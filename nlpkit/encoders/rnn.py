@@ -10,8 +10,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from nlpkit.encoders.base import Encoder, LanguageModelHeadMixin
+from nlpkit.encoders.base import Encoder, LanguageModelHeadMixin, token_embedding
 from nlpkit.errors import ConfigError
+from nlpkit.vectors import WordVectorsOptions
 
 #: h (num_layers, B, hidden_size), or the pair (h, c) for an LSTM.
 RNNState = Tensor | tuple[Tensor, Tensor]
@@ -48,6 +49,14 @@ class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
 
     Each row's real tokens are moved to the front and packed, so any padding side works and padded positions
     come out as zeros. Unidirectional ones are causal: they decode incrementally and have ``output_logits``.
+
+    :param embedding_dim: width of the token embeddings
+    :param hidden_size: width of each direction's state
+    :param num_layers: stacked RNN layers
+    :param dropout: dropout on the embeddings and between layers
+    :param bidirectional: read both ways (then not causal)
+    :param tie_weights: a causal encoder's next-token head shares the token embedding
+    :param embeddings: start the token embedding from word vectors (``{path, format, freeze}``)
     """
 
     rnn_type: ClassVar[type[nn.RNNBase]]
@@ -61,15 +70,18 @@ class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
         dropout: float = 0.0,
         bidirectional: bool = False,
         tie_weights: bool = False,
+        embeddings: WordVectorsOptions | None = None,
+        feature_dim: int = 0,
     ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
         self.output_dim = hidden_size * (2 if bidirectional else 1)
         self.is_causal = not bidirectional
-        self.token_embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        self.token_embedding = token_embedding(vocab_size, embedding_dim, embeddings)
+        self.feature_dim = feature_dim
         self.dropout = nn.Dropout(dropout)
         self.rnn = self.rnn_type(
-            embedding_dim,
+            embedding_dim + feature_dim,
             hidden_size,
             num_layers=num_layers,
             batch_first=True,
@@ -81,9 +93,14 @@ class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
         elif tie_weights:
             raise ConfigError("tie_weights needs a unidirectional encoder: a bidirectional one has no next-token head")
 
-    def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
-        """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, output_dim)."""
-        return self._run(tokens, mask, None)[0]
+    def forward(self, tokens: Tensor, mask: Tensor, features: Tensor | None = None) -> Tensor:
+        """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool, ``features`` (B, T, feature_dim)
+        -> (B, T, output_dim)."""
+        return self._run(tokens, mask, None, features)[0]
+
+    def _inputs(self, tokens: Tensor, features: Tensor | None) -> Tensor:
+        """The RNN's inputs: token embeddings, beside the features when the encoder takes them, after dropout."""
+        return self.dropout(self.beside_features(self.token_embedding(tokens), features))
 
     def layers(self) -> list[list[str]]:
         """The embedding, then each stacked RNN layer (both directions), the next-token head with the top one."""
@@ -116,17 +133,21 @@ class RecurrentEncoder(LanguageModelHeadMixin, Encoder):
                 return self.rnn(x, state)
         return self.rnn(x, state)
 
-    def _run(self, tokens: Tensor, mask: Tensor | None, state: RNNState | None) -> tuple[Tensor, RNNState]:
+    def _run(
+        self, tokens: Tensor, mask: Tensor | None, state: RNNState | None, features: Tensor | None = None
+    ) -> tuple[Tensor, RNNState]:
         """Run from ``state`` (None: zeros) over each row's real tokens (``mask`` None: all are real): outputs
         (B, T, H), final state."""
         if mask is None or bool(mask.all()):  # no padding: nothing to pack
-            return self._recur(self.dropout(self.token_embedding(tokens)), state)
+            return self._recur(self._inputs(tokens, features), state)
         columns = torch.arange(mask.size(1), device=mask.device)
         # (B, T) column order putting real tokens first, each part in its order (distinct keys: no stable sort,
         # which ONNX export lacks)
         order = torch.argsort(columns + (~mask).long() * mask.size(1), dim=1)
         lengths = mask.sum(1)  # (B,)
-        x = self.dropout(self.token_embedding(tokens.gather(1, order)))  # (B, T, E), real tokens left-aligned
+        if features is not None:
+            features = features.gather(1, order[..., None].expand(-1, -1, features.size(-1)))
+        x = self._inputs(tokens.gather(1, order), features)  # (B, T, E + F), real tokens left-aligned
         # packing needs length >= 1: a row without real tokens reads one pad token, undone below
         packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
         out, final = self._recur(packed, state)

@@ -1,7 +1,9 @@
-"""Transformer encoders, nanoGPT style: pre-LayerNorm blocks around ``scaled_dot_product_attention``.
+"""Transformer encoders, nanoGPT style: LayerNorm blocks around ``scaled_dot_product_attention``.
 
 ``TransformerEncoder`` attends in both directions; ``CausalTransformerEncoder`` is a decoder-only (GPT) body
-with a next-token head and a preallocated KV cache for incremental decoding.
+with a next-token head and a preallocated KV cache for incremental decoding. Blocks are pre-LayerNorm (GPT-2,
+the default) or post-LayerNorm with a normalised embedding (BERT, RoBERTa), so pretrained checkpoints of
+either kind run in this code (:mod:`nlpkit.encoders.pretrained`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlpkit.encoders.base import Encoder, LanguageModelHeadMixin
+from nlpkit.encoders.base import Encoder, LanguageModelHeadMixin, token_embedding
 from nlpkit.encoders.linear import project
 from nlpkit.errors import ConfigError
+from nlpkit.vectors import WordVectorsOptions
 
 PositionKind = Literal["sinusoidal", "learned", "rotary"]
+Activation = Literal["gelu", "gelu_tanh", "relu"]
+ACTIVATIONS = {"gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU}
 
 
 @dataclass
@@ -167,12 +172,12 @@ class SelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward network: Linear -> GELU -> Linear -> dropout."""
+    """Position-wise feed-forward network: Linear -> activation (GELU) -> Linear -> dropout."""
 
-    def __init__(self, d_model: int, dim_feedforward: int, dropout: float) -> None:
+    def __init__(self, d_model: int, dim_feedforward: int, dropout: float, activation: Activation = "gelu") -> None:
         super().__init__()
         self.fc = nn.Linear(d_model, dim_feedforward)
-        self.gelu = nn.GELU()
+        self.gelu = ACTIVATIONS[activation]()
         self.proj = nn.Linear(dim_feedforward, d_model)
         self.dropout = nn.Dropout(dropout)
 
@@ -181,15 +186,35 @@ class MLP(nn.Module):
         return self.dropout(project(self.proj, self.gelu(project(self.fc, x))))
 
 
-class TransformerBlock(nn.Module):
-    """Pre-LayerNorm transformer block: ``x + attn(ln(x))`` then ``x + mlp(ln(x))``."""
+@dataclass(frozen=True)
+class BlockOptions:
+    """What distinguishes one family's blocks from another's: where the LayerNorms sit, their epsilon, the MLP's
+    activation."""
 
-    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int, dropout: float, causal: bool) -> None:
+    norm_first: bool = True  # pre-LayerNorm (GPT-2) or post-LayerNorm (BERT)
+    layer_norm_eps: float = 1e-5
+    activation: Activation = "gelu"
+
+
+class TransformerBlock(nn.Module):
+    """A transformer block: pre-LayerNorm ``x + attn(ln(x))`` then ``x + mlp(ln(x))``, or post-LayerNorm
+    ``ln(x + attn(x))`` then ``ln(x + mlp(x))``."""
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        dim_feedforward: int,
+        dropout: float,
+        causal: bool,
+        options: BlockOptions = BlockOptions(),
+    ) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(d_model)
+        self.norm_first = options.norm_first
+        self.ln_1 = nn.LayerNorm(d_model, eps=options.layer_norm_eps)
         self.attn = SelfAttention(d_model, num_heads, dropout, causal)
-        self.ln_2 = nn.LayerNorm(d_model)
-        self.mlp = MLP(d_model, dim_feedforward, dropout)
+        self.ln_2 = nn.LayerNorm(d_model, eps=options.layer_norm_eps)
+        self.mlp = MLP(d_model, dim_feedforward, dropout, options.activation)
 
     def forward(
         self,
@@ -200,15 +225,35 @@ class TransformerBlock(nn.Module):
         layer: int,
     ) -> Tensor:
         """(B, T, C) -> (B, T, C); see :class:`SelfAttention` for the other arguments."""
+        if not self.norm_first:
+            x = self.ln_1(x + self.attn(x, attn_mask, rotary, cache, layer))
+            return self.ln_2(x + self.mlp(x))
         x = x + self.attn(self.ln_1(x), attn_mask, rotary, cache, layer)
         x = x + self.mlp(self.ln_2(x))
         return x
 
 
 class TransformerEncoder(Encoder):
-    """Bidirectional transformer encoder: embeddings, pre-LayerNorm blocks, final LayerNorm.
+    """Bidirectional transformer encoder: embeddings, pre-LayerNorm blocks, final LayerNorm (or, with
+    ``norm_first`` False, a normalised embedding and post-LayerNorm blocks: BERT's layout).
 
     Positions count only each row's real tokens, so left padding, right padding and no padding agree.
+
+    :param d_model: width of the embeddings and every block
+    :param num_heads: attention heads per block
+    :param num_layers: blocks
+    :param dim_feedforward: the MLP's inner width (default ``4 * d_model``)
+    :param dropout: dropout on the embeddings, the attention weights and each block's outputs
+    :param max_length: the longest input, in tokens
+    :param positions: ``learned`` absolute positions, fixed ``sinusoidal`` ones, or ``rotary``
+    :param norm_first: pre-LayerNorm blocks and a final LayerNorm (else BERT's post-LayerNorm)
+    :param layer_norm_eps: every LayerNorm's epsilon
+    :param activation: the MLP's ``gelu`` (exact), ``gelu_tanh`` or ``relu``
+    :param token_types: rows of a token-type (segment) embedding added to every token as type 0 (BERT: 2)
+    :param position_offset: learned positions start at this row (RoBERTa: 2)
+    :param embeddings: start the token embedding from word vectors (``{path, format, freeze}``)
+    :param feature_dim: per-token input features, projected and added to the embeddings (the projection starts at
+        zero, so a pretrained model starts as it was)
     """
 
     def __init__(
@@ -221,8 +266,17 @@ class TransformerEncoder(Encoder):
         dropout: float = 0.1,
         max_length: int = 512,
         positions: PositionKind = "learned",
+        norm_first: bool = True,
+        layer_norm_eps: float = 1e-5,
+        activation: Activation = "gelu",
+        token_types: int = 0,
+        position_offset: int = 0,
+        embeddings: WordVectorsOptions | None = None,
+        feature_dim: int = 0,
     ) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
         if positions not in get_args(PositionKind):
             raise ConfigError(f"positions must be one of {get_args(PositionKind)}, not {positions!r}")
         if d_model % num_heads or (positions == "rotary" and (d_model // num_heads) % 2):
@@ -232,25 +286,35 @@ class TransformerEncoder(Encoder):
         self.num_heads = num_heads
         self.max_length = max_length
         self.positions = positions
-        self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=0)
+        self.position_offset = position_offset
+        self.layer_norm_eps = layer_norm_eps
+        self.token_embedding = token_embedding(vocab_size, d_model, embeddings)
+        self.feature_dim = feature_dim
+        self.feature_projection = nn.Linear(feature_dim, d_model) if feature_dim else None
+        self.token_type_embedding = nn.Embedding(token_types, d_model) if token_types else None
         if positions == "learned":
-            self.position_embedding = nn.Embedding(max_length, d_model)
+            self.position_embedding = nn.Embedding(position_offset + max_length, d_model)
         elif positions == "sinusoidal":
             self.register_buffer("position_table", _sinusoidal_table(max_length, d_model), persistent=False)
         else:
             angles = _position_angles(max_length, d_model // num_heads)  # (max_length, hd / 2)
             self.register_buffer("rotary_cos", angles.cos(), persistent=False)
             self.register_buffer("rotary_sin", angles.sin(), persistent=False)
+        self.embedding_norm = None if norm_first else nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
         dim_feedforward = dim_feedforward or 4 * d_model
+        options = BlockOptions(norm_first, layer_norm_eps, activation)
         self.blocks = nn.ModuleList(
-            TransformerBlock(d_model, num_heads, dim_feedforward, dropout, self.is_causal) for _ in range(num_layers)
+            TransformerBlock(d_model, num_heads, dim_feedforward, dropout, self.is_causal, options)
+            for _ in range(num_layers)
         )
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps) if norm_first else nn.Identity()
         self.apply(self._init_weights)
         for name, parameter in self.named_parameters():
             if name.endswith("proj.weight"):  # GPT-2: scale the residual projections by depth
                 nn.init.normal_(parameter, std=0.02 / math.sqrt(2 * num_layers))
+        if self.feature_projection is not None:
+            nn.init.zeros_(self.feature_projection.weight)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -272,25 +336,40 @@ class TransformerEncoder(Encoder):
         groups[-1] += [name for name in names if name.startswith(("norm.", "lm_head."))]
         return groups
 
-    def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
-        """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool -> (B, T, d_model)."""
+    def forward(self, tokens: Tensor, mask: Tensor, features: Tensor | None = None) -> Tensor:
+        """Encode a padded batch: ``tokens`` (B, T) long, ``mask`` (B, T) bool, ``features`` (B, T, feature_dim)
+        -> (B, T, d_model)."""
         if bool(mask.all()):  # no padding: plain positions, and SDPA's own (causal) masking
             positions = torch.arange(tokens.size(1), device=tokens.device).expand_as(tokens)
-            return self._encode(tokens, positions, None, None)
+            return self._encode(tokens, positions, None, None, features)
         attn_mask = attention_mask(mask, 0, tokens.size(1), self.is_causal)  # (B, 1, T, T)
-        return self._encode(tokens, count_positions(mask), attn_mask, None)
+        return self._encode(tokens, count_positions(mask), attn_mask, None, features)
 
-    def _encode(self, tokens: Tensor, positions: Tensor, attn_mask: Tensor | None, cache: KVCache | None) -> Tensor:
-        """Embed ``tokens`` (B, T) at ``positions`` (B, T) and run every block: (B, T, d_model)."""
+    def _encode(
+        self,
+        tokens: Tensor,
+        positions: Tensor,
+        attn_mask: Tensor | None,
+        cache: KVCache | None,
+        features: Tensor | None = None,
+    ) -> Tensor:
+        """Embed ``tokens`` (B, T) at ``positions`` (B, T) (with the projected ``features``) and run every block:
+        (B, T, d_model)."""
         x = self.token_embedding(tokens)  # (B, T, C)
+        if (checked := self.input_features(features)) is not None:
+            x = x + self.feature_projection(checked.to(x.dtype))  # type: ignore[misc]
+        if self.token_type_embedding is not None:  # every token is of the first type (one segment)
+            x = x + self.token_type_embedding.weight[0]
         rotary = None
         if self.positions == "learned":
-            x = x + self.position_embedding(positions)
+            x = x + self.position_embedding(positions + self.position_offset)
         elif self.positions == "sinusoidal":
             x = x + self.position_table[positions]
         else:
             rotary = (self.rotary_cos[positions].unsqueeze(1), self.rotary_sin[positions].unsqueeze(1))
             # rotary: cos, sin (B, 1, T, hd / 2), broadcast over heads
+        if self.embedding_norm is not None:
+            x = self.embedding_norm(x)
         x = self.dropout(x)
         for layer, block in enumerate(self.blocks):
             x = block(x, attn_mask, rotary, cache, layer)

@@ -11,7 +11,6 @@ import torch
 from torch import Tensor, nn
 
 from nlpkit.errors import ConfigError
-from nlpkit.tokenization import BOS_ID, PAD_ID
 
 if TYPE_CHECKING:
     from nlpkit_classification.task import TextClassificationTask
@@ -77,11 +76,13 @@ def _path_scores(
     """Per text piece: its embedding times the target logit's gradient averaged over the path points ``alphas``."""
     steps = len(alphas)
     seen: dict[str, Tensor] = {}
+    tokenizer = task.tokenizer
+    framing = torch.tensor(sorted({0, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id}), device=tokens.device)  # type: ignore[union-attr]
 
     def scale_pieces(module: nn.Module, args: tuple[Tensor, ...], output: Tensor) -> Tensor:
         ids = args[0]  # the encoder may reorder columns (packing), so find the pieces in what it embeds
         embedded = output.detach()
-        seen["is_piece"] = (ids != PAD_ID) & (ids != BOS_ID)
+        seen["is_piece"] = ~torch.isin(ids, framing)  # not padding (0), nor the start or end of the input
         seen["pieces"] = embedded * seen["is_piece"][..., None]
         seen["scaled"] = (seen["pieces"] * alphas.repeat(len(ids) // steps)[:, None, None]).requires_grad_()
         return seen["scaled"] + (embedded - seen["pieces"])

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from nlpkit.data import Record, pad
-from nlpkit.encoders import EncoderFactory
+from nlpkit.encoders import Encoder, EncoderFactory
 from nlpkit.errors import ConfigError
 from nlpkit.heads import HeadFactory, LinearHead
 from nlpkit.task import StepOutput, Task
@@ -25,7 +25,7 @@ from nlpkit_classification.report import (
     save_confusion_matrix,
 )
 
-Pooling = Literal["mean", "max", "first", "attention"]
+Pooling = Literal["auto", "mean", "max", "first", "attention"]
 
 
 class Pool(nn.Module):
@@ -33,13 +33,22 @@ class Pool(nn.Module):
 
     def __init__(self, kind: Pooling, dim: int) -> None:
         super().__init__()
+        if kind == "auto":
+            raise ValueError("resolve pooling 'auto' with Pool.of(kind, encoder)")
         self.kind = kind
         self.score = nn.Linear(dim, 1) if kind == "attention" else None
+
+    @classmethod
+    def of(cls, kind: Pooling, encoder: Encoder) -> Pool:
+        """A pool for ``encoder``'s states; ``auto`` pools as the encoder says (a pretrained model as it was
+        trained, else the mean)."""
+        return cls(encoder.sentence_pooling if kind == "auto" else kind, encoder.output_dim)  # type: ignore[arg-type]
 
     def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
         """Pool, never looking at padding."""
         if self.kind == "first":  # the first real token (``<s>``), whichever side the padding is on
-            return hidden[torch.arange(len(hidden), device=hidden.device), mask.int().argmax(dim=1)]
+            first = mask.int().argmax(dim=1)[:, None, None].expand(-1, 1, hidden.size(-1))  # (B, 1, H)
+            return hidden.gather(1, first).squeeze(1)  # a gather, not indexing by arange: traced for any batch size
         if self.kind == "max":
             return hidden.masked_fill(~mask[..., None], torch.finfo(hidden.dtype).min).amax(dim=1)
         if self.kind == "mean":
@@ -59,7 +68,8 @@ class TextClassificationTask(Task):
     and writes the confusion matrix as ``confusion_matrix.png`` in the log directory.
 
     :param head: the classifier on the pooled states (``linear``, ``mlp`` or a plugin's)
-    :param pooling: how token states become one vector: mean, max, first (the ``<s>`` token) or attention
+    :param pooling: how token states become one vector: mean, max, first (``<s>``, ``[CLS]``), attention, or auto
+        (as a pretrained encoder was trained, else mean)
     :param multi_label: every text has a set of labels (sigmoid per label, binary cross-entropy)
     :param threshold: with ``multi_label``, a label is predicted when its probability reaches this
     :param class_weights: optional loss weight per label, in label order (``pos_weight`` when multi-label)
@@ -70,7 +80,7 @@ class TextClassificationTask(Task):
         self,
         encoder: EncoderFactory,
         head: HeadFactory = LinearHead,
-        pooling: Pooling = "mean",
+        pooling: Pooling = "auto",
         multi_label: bool = False,
         threshold: float = 0.5,
         class_weights: list[float] | None = None,
@@ -95,7 +105,7 @@ class TextClassificationTask(Task):
         if self.class_weights is not None and len(self.class_weights) != len(self.labels):
             raise ConfigError(f"class_weights has {len(self.class_weights)} values for {len(self.labels)} labels")
         self.label_ids = {label: index for index, label in enumerate(self.labels)}
-        self.pool = Pool(self.pooling, self.encoder.output_dim)
+        self.pool = Pool.of(self.pooling, self.encoder)
         self.head = self.head_factory(self.encoder.output_dim, len(self.labels))
         weights = torch.tensor(self.class_weights) if self.class_weights else None
         self.register_buffer("loss_weights", weights, persistent=False)
@@ -106,17 +116,18 @@ class TextClassificationTask(Task):
         self.test_ece_uncalibrated = calibration_error(len(self.labels), self.multi_label)
 
     def encode_many(self, items: Sequence[Any], labeled: bool = False) -> list[dict[str, Any]]:
-        """Unlabelled texts in one SentencePiece call (its batch encoding runs on every core)."""
+        """Unlabelled texts in one tokenizer call (its batch encoding runs on every core)."""
         if labeled:
             return super().encode_many(items, labeled)
         texts = [self.input_fields(item)["text"] for item in items]
-        return [{"tokens": tokens, "length": len(tokens)} for tokens in self.tokenizer.encode(texts, add_bos=True)]  # type: ignore[union-attr]
+        return [{"tokens": tokens, "length": len(tokens)} for tokens in self.tokenizer.encode_inputs(texts)]  # type: ignore[union-attr]
 
     def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:
-        """Ids of ``<s> text``, and the label id (or the set's multi-hot vector) when labelled."""
+        """Ids of the text as the encoder reads it (``<s> text``, ``[CLS] text [SEP]``), and the label id (or the set's
+        multi-hot vector) when labelled."""
         if not labeled:
             return self.encode_many([fields])[0]
-        tokens = self.tokenizer.encode([fields["text"]], add_bos=True)[0]  # type: ignore[union-attr]
+        tokens = self.tokenizer.encode_inputs([fields["text"]])[0]  # type: ignore[union-attr]
         example: dict[str, Any] = {"tokens": tokens, "length": len(tokens)}
         labels = fields["labels"]
         if self.multi_label:

@@ -145,13 +145,20 @@ class Seq2SeqTransformer(nn.Module):
     :param num_layers: decoder blocks
     :param dim_feedforward: MLP width of the decoder blocks (default ``4 * d_model``)
     :param dropout: dropout of the decoder
+    :param bos_id: the id every target starts with (the tokenizer's ``bos_id``)
     """
 
     def __init__(
-        self, encoder: TransformerEncoder, num_layers: int = 3, dim_feedforward: int | None = None, dropout: float = 0.1
+        self,
+        encoder: TransformerEncoder,
+        num_layers: int = 3,
+        dim_feedforward: int | None = None,
+        dropout: float = 0.1,
+        bos_id: int = BOS_ID,
     ) -> None:
         super().__init__()
         d_model = encoder.output_dim
+        self.bos_id = bos_id
         self.encoder = encoder
         self.max_length = encoder.max_length
         learned = encoder.positions == "learned"
@@ -230,7 +237,7 @@ class Seq2SeqTransformer(nn.Module):
             )
         memory = self.encode(source, source_mask)
         state = Seq2SeqState(self.init_cache(source.size(0), max_new_tokens + 1), memory)
-        bos = torch.full_like(source[:, :1], BOS_ID)
+        bos = torch.full_like(source[:, :1], self.bos_id)
         return self.decode(bos, torch.ones_like(bos, dtype=torch.bool), memory, state.cache)[:, -1], state
 
     def start(self, inputs: list[list[int]], max_new_tokens: int) -> tuple[Tensor, Seq2SeqState]:
@@ -296,7 +303,12 @@ class Seq2SeqTask(GenerativeTask):
     def build(self) -> None:
         """The decoder on top of the source encoder, and the metrics."""
         hp = self.hparams
-        self.model = Seq2SeqTransformer(self.encoder, num_layers=hp.num_decoder_layers, dropout=hp.dropout)
+        self.model = Seq2SeqTransformer(
+            self.encoder,
+            num_layers=hp.num_decoder_layers,
+            dropout=hp.dropout,
+            bos_id=self.tokenizer.bos_id,  # type: ignore[union-attr]
+        )
         self.build_metrics()
 
     def input_fields(self, item: Any) -> dict[str, Any]:

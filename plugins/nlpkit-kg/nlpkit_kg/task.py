@@ -14,7 +14,6 @@ from nlpkit.data import Record, pad
 from nlpkit.encoders import EncoderFactory
 from nlpkit.errors import CheckpointError, ConfigError
 from nlpkit.task import StepOutput, Task
-from nlpkit.tokenization import PAD_ID
 from nlpkit_kg.graph import AnswerIndex, Vocabulary, as_queries
 from nlpkit_kg.ranking import filtered_cross_entropy, filtered_ranks
 from nlpkit_kg.scorers import LinkScorer, LinkScorerFactory, RotatE
@@ -122,8 +121,9 @@ class LinkPredictionTask(Task):
             texts = self.entity_texts or self.entities.names
             if len(texts) != len(self.entities):
                 raise CheckpointError(f"{len(texts)} entity texts for {len(self.entities)} entities")
-            tokens, _ = pad(self.tokenizer.encode(texts, add_bos=True))  # type: ignore[union-attr]
+            tokens, mask = pad(self.tokenizer.encode_inputs(texts))  # type: ignore[union-attr]
             self.register_buffer("entity_tokens", tokens, persistent=False)
+            self.register_buffer("entity_mask", mask, persistent=False)
         self.register_buffer("head_probability", torch.full((len(self.relations),), 0.5), persistent=False)
         self.build_metrics()
         self.direction_metrics = nn.ModuleDict(
@@ -170,8 +170,8 @@ class LinkPredictionTask(Task):
         unique, inverse = (all_ids, None) if ids is None else torch.unique(ids, return_inverse=True)
         pooled = []
         for start in range(0, len(unique), self.hparams.eval_chunk_size):
-            tokens = self.entity_tokens[unique[start : start + self.hparams.eval_chunk_size]]
-            mask = tokens != PAD_ID
+            rows = unique[start : start + self.hparams.eval_chunk_size]
+            tokens, mask = self.entity_tokens[rows], self.entity_mask[rows]
             tokens, mask = tokens[:, : int(mask.sum(1).max())], mask[:, : int(mask.sum(1).max())]
             hidden = self.encoder(tokens, mask)  # type: ignore[misc]
             weights = mask.to(hidden.dtype)[..., None]

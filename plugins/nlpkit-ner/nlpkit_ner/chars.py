@@ -13,6 +13,13 @@ from torch import Tensor, nn
 CharFeatures = Literal["none", "cnn", "bilstm"]
 BUCKETS = 2048
 MAX_CHARS = 24
+#: character embedding width; the CNN's and the BiLSTM's word features are twice as wide
+CHAR_DIM = 32
+
+
+def char_feature_dim(kind: CharFeatures) -> int:
+    """Width of the character features of each word (0 for ``none``)."""
+    return 0 if kind == "none" else 2 * CHAR_DIM
 
 
 def char_ids(word: str) -> list[int]:
@@ -23,7 +30,7 @@ def char_ids(word: str) -> list[int]:
 class CharEncoder(nn.Module):
     """Maps the characters of every word ``(B, W, L)`` to a feature vector per word ``(B, W, output_dim)``."""
 
-    def __init__(self, kind: Literal["cnn", "bilstm"], dim: int = 32) -> None:
+    def __init__(self, kind: Literal["cnn", "bilstm"], dim: int = CHAR_DIM) -> None:
         super().__init__()
         self.kind = kind
         self.embedding = nn.Embedding(BUCKETS, dim, padding_idx=0)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -14,10 +15,36 @@ from nlpkit.errors import ConfigError
 from nlpkit.heads import HeadFactory, LinearHead
 from nlpkit.task import StepOutput, Task
 from nlpkit.tokenization import Tokenizer
-from nlpkit_ner.chars import CharEncoder, CharFeatures, char_ids
+from nlpkit.vectors import WordVectors, WordVectorsOptions
+from nlpkit_ner.chars import CharEncoder, CharFeatures, char_feature_dim, char_ids
 from nlpkit_ner.crf import CRF
 from nlpkit_ner.tags import Scheme, Span, allowed_transitions, check_tags, spans, tags_of
+from nlpkit_ner.vectors import WordVectorFeatures
 from nlpkit_ner.words import join_words, split_words, stitch, windows
+
+SubwordPooling = Literal["first", "mean", "max"]
+WordFeaturesAt = Literal["head", "encoder"]
+
+
+def word_spans(firsts: Tensor, ends: Tensor, pieces: int) -> Tensor:
+    """Which pieces ``(B, W, P)`` belong to each word (its pieces ``firsts:ends``, end exclusive)."""
+    positions = torch.arange(pieces, device=firsts.device)  # (P,)
+    return (positions >= firsts[..., None]) & (positions < ends[..., None])
+
+
+def pool_words(hidden: Tensor, firsts: Tensor, ends: Tensor | None, kind: SubwordPooling) -> Tensor:
+    """One state per word ``(B, W, H)`` from piece states ``(B, P, H)``: its first piece's, or the mean or max over
+    its pieces ``firsts:ends`` (exclusive end); a padded word (``ends == firsts``) reads its first position."""
+    first = hidden.gather(1, firsts[..., None].expand(-1, -1, hidden.size(-1)))  # (B, W, H)
+    if kind == "first":
+        return first
+    spans = word_spans(firsts, ends, hidden.size(1))  # type: ignore[arg-type]  # (B, W, P)
+    if kind == "mean":
+        weights = spans.to(hidden.dtype)
+        pooled = weights @ hidden / weights.sum(-1, keepdim=True).clamp_min(1)  # (B, W, H)
+    else:
+        pooled = hidden[:, None].masked_fill(~spans[..., None], torch.finfo(hidden.dtype).min).amax(2)
+    return torch.where(spans.any(-1, keepdim=True), pooled, first)
 
 
 def _rows(examples: list[dict[str, Any]], key: str) -> list[Any]:
@@ -35,23 +62,32 @@ def _per_example(per_row: list[list[Any]], batch: dict[str, Any]) -> list[list[A
 
 
 class TokenClassificationTask(Task):
-    """Tags every word: the word's label is learned and read at its first SentencePiece piece.
+    """Tags every word: the word's label is learned and read from its pieces' states (the first one's, or their
+    mean or max).
 
-    Words are encoded piece by piece; the other pieces of a word are not tagged, so subword splits never
-    shift a label. Predictions are entities ``{text, label, start, end, score}`` with character offsets in the
-    input; raw text is split into words by :data:`nlpkit_ner.words.WORD` (runs of letters and digits, and
-    single punctuation marks), and pre-tokenised input (``{"tokens": [...]}``) is taken as it is.
+    Words are encoded piece by piece, as they are in context (WordPiece, BPE, SentencePiece or whole words); one
+    label per word, so subword splits never shift a label. Predictions are entities ``{text, label, start, end,
+    score}`` with character offsets in the input; raw text is split into words by :data:`nlpkit_ner.words.WORD`
+    (runs of letters and digits, and single punctuation marks), and pre-tokenised input (``{"tokens": [...]}``) is
+    taken as it is.
 
-    A sentence longer than the tokenizer's ``max_length`` (``<s>`` and the pieces) is read, in training and in
-    prediction, in windows of whole words that overlap by ``stride`` words (see :func:`nlpkit_ner.words.windows`),
-    so an entity far into a long text is found like one at its start. Each window is tagged on its own; a word in
-    two windows keeps the tag of the one where it sits further from the edge (the overlap is split at its
-    middle), so a word at a window's edge is tagged with the context the other window gives it.
+    A sentence longer than the tokenizer's ``max_length`` (the special tokens and the pieces) is read, in training
+    and in prediction, in windows of whole words that overlap by ``stride`` words (see
+    :func:`nlpkit_ner.words.windows`), so an entity far into a long text is found like one at its start. Each window
+    is tagged on its own; a word in two windows keeps the tag of the one where it sits further from the edge (the
+    overlap is split at its middle), so a word at a window's edge is tagged with the context the other window gives
+    it.
 
-    :param head: maps each word's first-piece state to tag scores (``linear``, ``mlp`` or a plugin's)
+    :param head: maps each word's state to tag scores (``linear``, ``mlp`` or a plugin's)
     :param crf: decode with a linear-chain CRF whose transitions forbid invalid moves (else a softmax per word)
     :param char_features: add a character CNN or BiLSTM feature to every word (helps models trained from scratch)
     :param stride: words shared by consecutive windows of a long sentence (at most half a window)
+    :param subword_pooling: a word's state is its ``first`` piece's, or the ``mean`` or ``max`` over its pieces
+    :param word_vectors: pretrained word vectors as a word feature (``{path, format, words, freeze}``; GloVe,
+        word2vec or npy), each word looked up as it is, else lower-cased (its case stays in the character features)
+    :param word_features: where the character and word-vector features join: the ``head`` (beside the encoder's
+        word states) or the ``encoder`` (beside the token embeddings of each word's pieces, as in Lample et al.
+        2016: the encoder then reads them in context)
 
     The tag scheme (IOB2 or BIOES) is the one of the labels, which the data module converts the files into.
     """
@@ -63,17 +99,53 @@ class TokenClassificationTask(Task):
         crf: bool = True,
         char_features: CharFeatures = "none",
         stride: int = 32,
+        subword_pooling: SubwordPooling = "first",
+        word_vectors: WordVectorsOptions | None = None,
+        word_features: WordFeaturesAt = "head",
         metrics: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         if stride < 0:
             raise ConfigError(f"stride must be a number of words >= 0, got {stride}")
+        if subword_pooling not in ("first", "mean", "max"):
+            raise ConfigError(f"subword_pooling must be first, mean or max, not {subword_pooling!r}")
+        if word_features not in ("head", "encoder"):
+            raise ConfigError(f"word_features must be head or encoder, not {word_features!r}")
         default_metrics = ["entity-f1", "entity-precision", "entity-recall", "token-accuracy"]
         super().__init__(encoder, metrics=default_metrics if metrics is None else metrics, **kwargs)
         self.head_factory = head
         self.use_crf = crf
         self.char_features = char_features
         self.stride = stride
+        self.subword_pooling = subword_pooling
+        self.word_vectors_options = WordVectorsOptions.of(word_vectors)
+        self.word_features = word_features
+        self._vectors: WordVectors | None = None  # read on first use, or restored from a checkpoint's artifacts
+
+    # -- word features: characters and pretrained vectors -------------------------------------------------------
+    def _word_vectors(self) -> WordVectors | None:
+        if self.word_vectors_options is not None and self._vectors is None:
+            self._vectors = WordVectors.read(self.word_vectors_options)
+        return self._vectors
+
+    def _word_feature_dim(self) -> int:
+        vectors = self._word_vectors()
+        return char_feature_dim(self.char_features) + (vectors.dim if vectors is not None else 0)
+
+    def encoder_features(self) -> int:
+        """With ``word_features: encoder``, the width of the character and vector features of each word."""
+        return self._word_feature_dim() if self.word_features == "encoder" else 0
+
+    def artifacts(self) -> dict[str, Any]:
+        """The word vectors' vocabulary (their table is in the weights)."""
+        vectors = self._word_vectors()
+        return {} if vectors is None else {"vector_words": vectors.words, "vector_dim": vectors.dim}
+
+    def restore_artifacts(self, artifacts: dict[str, Any]) -> None:
+        """The vectors' vocabulary, their table to be filled in by the weights."""
+        if "vector_words" in artifacts:
+            words = artifacts["vector_words"]
+            self._vectors = WordVectors(words, np.zeros((len(words), artifacts["vector_dim"]), dtype=np.float32))
 
     def build(self) -> None:
         """The head, the CRF with the scheme's allowed transitions, and the entity metrics."""
@@ -85,8 +157,11 @@ class TokenClassificationTask(Task):
             raise ConfigError(f"labels: {problem}")
         self.scheme: Scheme = "bioes" if any(label[:2] in ("E-", "S-") for label in self.labels) else "iob2"
         self.chars = CharEncoder(self.char_features) if self.char_features != "none" else None
-        feature_dim = self.encoder.output_dim + (self.chars.output_dim if self.chars is not None else 0)
-        self.head = self.head_factory(feature_dim, len(self.labels))
+        vectors = self._word_vectors()
+        freeze = self.word_vectors_options is None or self.word_vectors_options.freeze
+        self.vectors = WordVectorFeatures(vectors, freeze) if vectors is not None else None
+        at_head = self._word_feature_dim() if self.word_features == "head" else 0
+        self.head = self.head_factory(self.encoder.output_dim + at_head, len(self.labels))
         self.crf = CRF(len(self.labels), *allowed_transitions(self.labels, self.scheme)) if self.use_crf else None
         types = sorted({label[2:] for label in self.labels if label != "O"})
         self.build_metrics(types=types, scheme=self.scheme)
@@ -103,7 +178,8 @@ class TokenClassificationTask(Task):
         return {"tokens": tokens, "text": text, "offsets": offsets}
 
     def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:
-        """Per window of the sentence: ``<s>`` and its words' pieces, each word's first-piece position, tag ids.
+        """Per window of the sentence: the start token (``<s>``, ``[CLS]``), its words' pieces (and the end token when
+        the tokenizer closes inputs: ``[SEP]``), each word's first and past-the-last piece positions, tag ids.
 
         ``windows`` holds the windows' word ranges; a word with more pieces than a window holds is cut to fit.
         """
@@ -111,20 +187,25 @@ class TokenClassificationTask(Task):
             fields = self.input_fields(fields.get("text", fields))
         tokens = fields["tokens"]
         tokenizer: Tokenizer = self.tokenizer  # type: ignore[assignment]
-        budget = max(tokenizer.max_length - 1, 1)  # pieces per window after <s>
-        pieces = [(word or [tokenizer.unk_id])[:budget] for word in tokenizer.encode(tokens, max_length=10**9)]
+        closing = [tokenizer.eos_id] if tokenizer.closes_inputs else []
+        budget = max(tokenizer.max_length - 1 - len(closing), 1)  # pieces per window between the special tokens
+        pieces = [(word or [tokenizer.unk_id])[:budget] for word in tokenizer.encode_words(tokens)]
         ranges = windows([len(word) for word in pieces], budget, self.stride)
-        example: dict[str, Any] = {"windows": ranges, "tokens": [], "firsts": []}
+        example: dict[str, Any] = {"windows": ranges, "tokens": [], "firsts": [], "ends": []}
         for start, end in ranges:
-            window, firsts = [tokenizer.bos_id], []
+            window, firsts, ends = [tokenizer.bos_id], [], []
             for word in pieces[start:end]:
                 firsts.append(len(window))
                 window.extend(word)
-            example["tokens"].append(window)
+                ends.append(len(window))
+            example["tokens"].append(window + closing)
             example["firsts"].append(firsts)
+            example["ends"].append(ends)
         example["length"] = max(len(window) for window in example["tokens"])
         if self.char_features != "none":
             example["chars"] = [[char_ids(word) for word in tokens[start:end]] for start, end in ranges]
+        if self.vectors is not None:
+            example["vectors"] = [self.vectors.ids(tokens[start:end]) for start, end in ranges]
         if labeled:
             entities = spans(fields["tags"], self.scheme)
             example["tags"] = [self._window_tags(entities, start, end) for start, end in ranges]
@@ -150,8 +231,9 @@ class TokenClassificationTask(Task):
         """
         tokens, mask = pad(_rows(examples, "tokens"))
         firsts, word_mask = pad(_rows(examples, "firsts"))
+        ends, _ = pad(_rows(examples, "ends"))
         batch: dict[str, Any] = {
-            "tokens": tokens, "mask": mask, "firsts": firsts, "word_mask": word_mask,
+            "tokens": tokens, "mask": mask, "firsts": firsts, "ends": ends, "word_mask": word_mask,
             "windows": [example["windows"] for example in examples],
             "index": torch.tensor([example["index"] for example in examples]),
         }  # fmt: skip
@@ -162,6 +244,8 @@ class TokenClassificationTask(Task):
             for row, row_words in enumerate(words):
                 for column, chars in enumerate(row_words):
                     batch["chars"][row, column, : len(chars)] = torch.tensor(chars)
+        if "vectors" in examples[0]:
+            batch["vectors"], _ = pad(_rows(examples, "vectors"))
         if "tags" in examples[0]:
             batch["tags"], _ = pad(_rows(examples, "tags"))
             batch["gold"] = [example["gold"] for example in examples]
@@ -170,25 +254,52 @@ class TokenClassificationTask(Task):
             batch["offsets"] = [example["offsets"] for example in examples]
         return batch
 
-    def forward(self, tokens: Tensor, mask: Tensor, firsts: Tensor, chars: Tensor | None = None) -> Tensor:
-        """Tag scores of every word ``(B, W, num_labels)``, read at the word's first piece (plus its characters)."""
-        hidden = self.encoder(tokens, mask)  # (B, P, H)
-        words = hidden.gather(1, firsts[..., None].expand(-1, -1, hidden.size(-1)))  # (B, W, H)
-        if self.chars is not None:
-            words = torch.cat([words, self.chars(chars).to(words.dtype)], dim=-1)  # (B, W, H + F)
+    def forward(
+        self,
+        tokens: Tensor,
+        mask: Tensor,
+        firsts: Tensor,
+        chars: Tensor | None = None,
+        ends: Tensor | None = None,
+        vectors: Tensor | None = None,
+    ) -> Tensor:
+        """Tag scores of every word ``(B, W, num_labels)``, from its pieces' states and its word features."""
+        features = self._features(chars, vectors)  # (B, W, F) or None
+        if features is not None and self.word_features == "encoder":  # every piece of a word reads its features
+            spans = word_spans(firsts, ends, tokens.size(1)).to(features.dtype)  # type: ignore[arg-type]
+            hidden = self.encoder(tokens, mask, spans.transpose(1, 2) @ features)  # (B, P, H)
+        else:
+            hidden = self.encoder(tokens, mask)  # (B, P, H)
+        words = pool_words(hidden, firsts, ends, self.subword_pooling)  # (B, W, H)
+        if features is not None and self.word_features == "head":
+            words = torch.cat([words, features.to(words.dtype)], dim=-1)  # (B, W, H + F)
         return self.head(words).float()
 
+    def _features(self, chars: Tensor | None, vectors: Tensor | None) -> Tensor | None:
+        """Each word's character and vector features ``(B, W, F)`` (None without either)."""
+        parts = []
+        if self.chars is not None:
+            parts.append(self.chars(chars))
+        if self.vectors is not None:
+            parts.append(self.vectors(vectors))
+        return torch.cat(parts, dim=-1) if parts else None
+
     def _emissions(self, batch: dict[str, Any]) -> Tensor:
-        return self(batch["tokens"], batch["mask"], batch["firsts"], batch.get("chars"))
+        inputs = ("chars", "ends", "vectors")
+        return self(batch["tokens"], batch["mask"], batch["firsts"], *(batch.get(name) for name in inputs))
 
     def inference_inputs(self) -> tuple[str, ...]:
-        """Exported forward: pieces, their mask, each word's first piece, the word mask (and characters)."""
-        return ("tokens", "mask", "firsts", "word_mask", *(("chars",) if self.chars is not None else ()))
+        """Exported forward: pieces, their mask, each word's first piece, the word mask (and characters, and each
+        word's end when it pools its pieces)."""
+        spread = self.subword_pooling != "first" or (self.encoder_features() and self.word_features == "encoder")
+        optional = {"chars": self.chars is not None, "ends": spread, "vectors": self.vectors is not None}
+        return ("tokens", "mask", "firsts", "word_mask", *(name for name, used in optional.items() if used))
 
     def infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """Each word's best ``tags`` ``(B, W)`` (CRF Viterbi, in the exported graph too) and their ``scores``, the
         tag's probability under a softmax of the word's emissions."""
-        emissions = self(inputs["tokens"], inputs["mask"], inputs["firsts"], inputs.get("chars"))
+        optional = (inputs.get(name) for name in ("chars", "ends", "vectors"))
+        emissions = self(inputs["tokens"], inputs["mask"], inputs["firsts"], *optional)
         tags = self._best_tags(emissions, inputs["word_mask"])
         return {"tags": tags, "scores": emissions.softmax(-1).gather(2, tags.unsqueeze(2)).squeeze(2)}
 

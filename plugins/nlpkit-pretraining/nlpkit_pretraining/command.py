@@ -10,19 +10,20 @@ from pathlib import Path
 
 import numpy as np
 
-from nlpkit.commands import Command, gather_texts, load_task
+from nlpkit.commands import Command, gather_texts
 from nlpkit.io import atomic_write_bytes
-from nlpkit_pretraining.embedding import Embedder
+from nlpkit_pretraining.contrastive import load_embedder
 
 
 class EmbedCommand(Command):
     """``nlpkit embed --ckpt_path simcse.ckpt --texts_file texts.txt --output vectors.npy``."""
 
-    help = "embed texts with a contrastive or masked-lm checkpoint (JSON lines, or .npy)"
+    help = "embed texts with a contrastive or masked-lm checkpoint or a Hugging Face model folder (JSON lines, or .npy)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """The checkpoint, the texts, where to write and how."""
-        parser.add_argument("--ckpt_path", required=True, help="a contrastive or masked-lm checkpoint")
+        parser.add_argument("--ckpt_path", required=True, help="a contrastive or masked-lm checkpoint, or a Hugging "
+                            "Face model folder (a sentence-transformers model)")  # fmt: skip
         parser.add_argument("--text", action="append", default=[], help="a text (repeat for several)")
         parser.add_argument("--texts_file", help="a text file of texts, one a line")
         parser.add_argument("--output", help="a .npy file (float32 array, one row per text) or a .jsonl file; "
@@ -33,7 +34,7 @@ class EmbedCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         """Embed every text and write the vectors in input order."""
         texts = gather_texts(args.text, args.texts_file, "texts")
-        task = load_task(args.ckpt_path, Embedder, "has no sentence vectors")
+        task = load_embedder(args.ckpt_path)
         vectors = task.embed(texts, batch_size=args.batch_size, normalize=not args.no_normalize)
         if args.output and Path(args.output).suffix == ".npy":
             buffer = io.BytesIO()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from functools import partial
 from typing import Any
 
 import torch
@@ -15,8 +16,10 @@ import torch.nn.functional as F
 from nlpkit_classification.task import Pool, Pooling
 from torch import nn
 
+from nlpkit.commands import load_task
 from nlpkit.data import Record, pad
 from nlpkit.encoders import EncoderFactory
+from nlpkit.encoders.pretrained import PretrainedEncoder, is_model_folder
 from nlpkit.errors import ConfigError
 from nlpkit.task import StepOutput
 from nlpkit_pretraining.embedding import Embedder
@@ -45,7 +48,8 @@ class ContrastiveTask(Embedder):
     ``predict`` (and ``nlpkit predict``) each text's vector as a list. Start from a ``masked-lm`` checkpoint with
     ``init_from`` for the best vectors.
 
-    :param pooling: mean of the token states, or the ``first`` (``<s>``) token's state
+    :param pooling: mean of the token states, the ``first`` (``<s>``, ``[CLS]``) token's state, or auto (as a
+        pretrained encoder was trained, else mean)
     :param temperature: the similarities are divided by it before the softmax (SimCSE: 0.05)
     :param symmetric: average the loss of matching a to b and b to a (else a to b only)
     """
@@ -53,15 +57,15 @@ class ContrastiveTask(Embedder):
     def __init__(
         self,
         encoder: EncoderFactory,
-        pooling: Pooling = "mean",
+        pooling: Pooling = "auto",
         temperature: float = 0.05,
         symmetric: bool = True,
         metrics: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(encoder, metrics=["top1-accuracy"] if metrics is None else metrics, **kwargs)
-        if pooling not in ("mean", "first"):
-            raise ConfigError(f"contrastive pooling is mean or first, not {pooling!r}")
+        if pooling not in ("auto", "mean", "first"):
+            raise ConfigError(f"contrastive pooling is auto, mean or first, not {pooling!r}")
         if temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}")
         self.pooling = pooling
@@ -70,16 +74,16 @@ class ContrastiveTask(Embedder):
 
     def build(self) -> None:
         """Pooling and the metrics."""
-        self.pool = Pool(self.pooling, self.encoder.output_dim)  # type: ignore[union-attr]
+        self.pool = Pool.of(self.pooling, self.encoder)  # type: ignore[arg-type]
         self.build_metrics()
 
     def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:
-        """``<s> text`` as ids; a training pair also gets its partner's ids (``partner``)."""
-        ids = self.tokenizer.encode  # type: ignore[union-attr]
+        """The text's ids as the encoder reads it; a training pair also gets its partner's ids (``partner``)."""
+        ids = self.tokenizer.encode_inputs  # type: ignore[union-attr]
         text = fields["text_a"] if "text_a" in fields else fields["text"]
-        example: dict[str, Any] = {"tokens": ids([text], add_bos=True)[0]}
+        example: dict[str, Any] = {"tokens": ids([text])[0]}
         if labeled:
-            example["partner"] = ids([fields["text_b"]], add_bos=True)[0] if "text_b" in fields else None
+            example["partner"] = ids([fields["text_b"]])[0] if "text_b" in fields else None
         example["length"] = max(len(example["tokens"]), len(example.get("partner") or ()))
         return example
 
@@ -112,3 +116,14 @@ class ContrastiveTask(Embedder):
     def predict_batch(self, batch: dict[str, Any]) -> list[list[float]]:
         """Each text's unit-length vector, as a list of floats."""
         return F.normalize(self.outputs_of(batch)["vectors"], dim=-1).tolist()
+
+
+def load_embedder(path: str) -> Embedder:
+    """A sentence-embedding model: an nlpkit checkpoint, run or export of a task with sentence vectors, or a Hugging
+    Face model folder (a sentence-transformers model: its encoder, pooled as its ``1_Pooling`` says), ready to
+    ``embed`` with no training."""
+    if is_model_folder(path):
+        task = ContrastiveTask(encoder=partial(PretrainedEncoder, path=path))
+        task.bind(task.tokenizer, None)
+        return task.eval()
+    return load_task(path, Embedder, "has no sentence vectors")

@@ -11,7 +11,6 @@ from nlpkit_generation.seq2seq import Seq2SeqTask
 from nlpkit.data import Record
 from nlpkit.errors import ConfigError
 from nlpkit.task import StepOutput
-from nlpkit.tokenization import BOS_ID, EOS_ID
 from nlpkit_pretraining.noising import infill, permute
 
 #: where a text splits into sentences: after . ! ? and a space, or after a full-width 。！？
@@ -83,6 +82,7 @@ class DenoisingTask(Seq2SeqTask):
                 raise ConfigError("denoising reads one text per example: unset data.block_size")
             return super().collate(examples)
         pairs = []
+        bos, eos = self.tokenizer.bos_id, self.tokenizer.eos_id  # type: ignore[union-attr]
         for example in examples:
             sentences = example["sentences"]
             shuffled = permute(sentences, None) if self.permute_sentences else sentences
@@ -90,8 +90,8 @@ class DenoisingTask(Seq2SeqTask):
             source = infill(noised, self.mask_ratio, self.poisson_lambda, self.tokenizer.mask_id, None)  # type: ignore[union-attr]
             pairs.append(
                 {
-                    "source": [BOS_ID, *source, EOS_ID],
-                    "target": [BOS_ID, *chain.from_iterable(sentences), EOS_ID],
+                    "source": [bos, *source, eos],
+                    "target": [bos, *chain.from_iterable(sentences), eos],
                     "reference": example["reference"],
                     "index": example.get("index", 0),
                 }

@@ -17,16 +17,36 @@ from nlpkit.task import StepOutput
 from nlpkit_pretraining.embedding import Embedder
 from nlpkit_pretraining.noising import IGNORE, Masker, MaskingOptions, MaskUnit
 
+#: the names of a Hugging Face masked-LM head's weights (BERT's, RoBERTa's) -> those of :class:`MaskedLMHead`
+PRETRAINED_HEAD = {
+    "cls.predictions.transform.dense.": "transform.0.",
+    "cls.predictions.transform.LayerNorm.": "transform.2.",
+    "cls.predictions.bias": "bias",
+    "lm_head.dense.": "transform.0.",
+    "lm_head.layer_norm.": "transform.2.",
+    "lm_head.bias": "bias",
+}
+
+
+def pretrained_head_weights(weights: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The masked-LM head among a pretrained model's weights the encoder did not take, as :class:`MaskedLMHead`'s
+    state (empty when the model has none, like a sentence-transformers model)."""
+    state = {}
+    for name, value in weights.items():
+        for theirs, ours in PRETRAINED_HEAD.items():
+            if name.startswith(theirs):
+                state[ours + name.removeprefix(theirs)] = value
+    return state
+
 
 class MaskedLMHead(nn.Module):
     """BERT's prediction head: dense, GELU, LayerNorm to the embedding width, then the token embedding (tied) and a
     bias per piece."""
 
-    def __init__(self, input_dim: int, embedding: nn.Embedding) -> None:
+    def __init__(self, input_dim: int, embedding: nn.Embedding, layer_norm_eps: float = 1e-5) -> None:
         super().__init__()
-        self.transform = nn.Sequential(
-            nn.Linear(input_dim, embedding.embedding_dim), nn.GELU(), nn.LayerNorm(embedding.embedding_dim)
-        )
+        width = embedding.embedding_dim
+        self.transform = nn.Sequential(nn.Linear(input_dim, width), nn.GELU(), nn.LayerNorm(width, eps=layer_norm_eps))
         self.embedding = [embedding]  # a list, so the tied weight is saved once, under the encoder
         self.bias = nn.Parameter(torch.zeros(embedding.num_embeddings))
 
@@ -38,6 +58,9 @@ class MaskedLMHead(nn.Module):
 class MaskedLMTask(Embedder):
     """Masked language modelling over a bidirectional encoder (``transformer``, or ``lstm``/``gru``/``rnn`` with
     ``bidirectional: true``).
+
+    A pretrained encoder (``pretrained``) continues pretraining on the user's text, with its own masked-LM head when
+    the model folder has one (BERT's ``cls.predictions``, RoBERTa's ``lm_head``), else a new one.
 
     Each batch is masked anew when it is made (dynamic masking, as in RoBERTa): about ``probability`` of every text's
     tokens are chosen, by token, whole word or span, and predicted from the corrupted text. Validation reports the
@@ -54,7 +77,8 @@ class MaskedLMTask(Embedder):
     :param random_fraction: of the chosen tokens, the fraction shown as a random piece (the rest show themselves)
     :param span_p: geometric parameter of span lengths in words (``unit: span``)
     :param max_span: longest span in words (``unit: span``)
-    :param pooling: how ``embed`` pools token states: mean, max or first (``<s>``)
+    :param pooling: how ``embed`` pools token states: mean, max, first (``<s>``, ``[CLS]``) or auto (as a
+        pretrained encoder was trained, else mean)
     :param top_k: candidates ``predict`` returns for each ``<mask>``
     """
 
@@ -67,7 +91,7 @@ class MaskedLMTask(Embedder):
         random_fraction: float = 0.1,
         span_p: float = 0.2,
         max_span: int = 10,
-        pooling: Pooling = "mean",
+        pooling: Pooling = "auto",
         top_k: int = 5,
         metrics: list[str] | None = None,
         **kwargs: Any,
@@ -86,9 +110,13 @@ class MaskedLMTask(Embedder):
                 "masked-lm needs a bidirectional encoder (transformer, or lstm/gru/rnn with bidirectional: true), "
                 f"not a causal {type(self.encoder).__name__}"
             )
-        self.head = MaskedLMHead(self.encoder.output_dim, self.encoder.token_embedding)  # type: ignore[union-attr]
+        encoder = self.encoder
+        self.head = MaskedLMHead(encoder.output_dim, encoder.token_embedding, getattr(encoder, "layer_norm_eps", 1e-5))  # type: ignore[union-attr]
+        pretrained = pretrained_head_weights(getattr(encoder, "unused_weights", {}))
+        if pretrained:  # continue a pretrained masked-LM's own head
+            self.head.load_state_dict(pretrained)
         self.masker = Masker(self.tokenizer, self.masking)  # type: ignore[arg-type]
-        self.pool = Pool(self.pooling, self.encoder.output_dim)  # type: ignore[union-attr]
+        self.pool = Pool.of(self.pooling, self.encoder)  # type: ignore[arg-type]
         self.build_metrics()
 
     def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:

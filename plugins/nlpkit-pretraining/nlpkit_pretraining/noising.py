@@ -77,7 +77,7 @@ class Masker:
         special[tokenizer.special_ids()] = True
         self.special = special  # (V,) never chosen, never drawn as a random replacement
         self.text_ids = (~special).nonzero()[:, 0]  # the pieces random replacements are drawn from
-        self.word_start = torch.tensor([piece.startswith("▁") for piece in tokenizer.vocabulary()])
+        self.word_start = torch.tensor(tokenizer.word_starts())
 
     def __call__(self, tokens: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Masked inputs ``(B, T)`` and labels ``(B, T)``: the original id where a token was chosen, else -100."""

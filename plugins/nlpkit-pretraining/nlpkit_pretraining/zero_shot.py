@@ -13,10 +13,11 @@ import torch.nn.functional as F
 from nlpkit_generation.task import CausalLMTask
 from torch import Tensor
 
-from nlpkit.api import load
 from nlpkit.data import Record
+from nlpkit.encoders.pretrained import is_model_folder
 from nlpkit.errors import ConfigError
 from nlpkit.task import StepOutput, Task
+from nlpkit_pretraining.contrastive import load_embedder
 from nlpkit_pretraining.embedding import Embedder
 
 Method = Literal["auto", "similarity", "prompt"]
@@ -34,6 +35,13 @@ def _descriptions(labels: dict[str, str] | list[str]) -> dict[str, str]:
     return described
 
 
+def load_scorer(path: str) -> Task:
+    """The model a zero-shot classifier asks: a causal LM or sentence-embedding checkpoint, or a model folder."""
+    from nlpkit.api import load
+
+    return load_embedder(path) if is_model_folder(path) else load(path)
+
+
 class ZeroShotTask(Task):
     """Classify texts into labels described in words, with a pretrained model and no training.
 
@@ -46,7 +54,7 @@ class ZeroShotTask(Task):
     ``predict`` gives ``{"label", "probabilities"}`` like ``text-classification``; ``nlpkit validate``/``test`` on
     labelled data report accuracy and macro-F1 without any ``fit``.
 
-    :param model: the pretrained checkpoint
+    :param model: the pretrained checkpoint, or a Hugging Face model folder (a sentence-transformers model)
     :param labels: label -> description (``{"pos": "a good film", ...}``), or a list of labels that describe
         themselves
     :param method: ``auto``, ``similarity`` or ``prompt``
@@ -70,7 +78,7 @@ class ZeroShotTask(Task):
             raise ConfigError(f"template must contain {{text}} and {{label}}, got {template!r}")
         if temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}")
-        self.scorer = load(model)
+        self.scorer = load_scorer(model)
         self.scorer.requires_grad_(False)
         if method == "auto":
             method = "prompt" if isinstance(self.scorer, CausalLMTask) else "similarity"
