@@ -15,8 +15,16 @@ from nlpkit_classification.task import TextClassificationTask
 import nlpkit
 from nlpkit.encoders.pretrained import PretrainedEncoder
 from nlpkit.errors import ConfigError
+from nlpkit.export import export
 from nlpkit.hf_tokenization import HuggingFaceTokenizer
-from nlpkit.testing import check_export, fit_tiny, sentiment_corpus, tiny_pretrained_model, write_sentiment_files
+from nlpkit.testing import (
+    ServerProcess,
+    check_export,
+    fit_tiny,
+    sentiment_corpus,
+    tiny_pretrained_model,
+    write_sentiment_files,
+)
 from nlpkit.tokenization import Tokenizer, TokenizerOptions
 
 TEXTS = [text for text, _ in sentiment_corpus(40, seed=5)]
@@ -59,12 +67,27 @@ def test_fine_tunes_and_loads_back_without_the_model_folder(bert, files, tmp_pat
             assert abs(probability - theirs["probabilities"][label]) < 1e-5
 
 
-def test_onnx_export_of_a_fine_tuned_pretrained_classifier_matches_eager(bert, files, tmp_path) -> None:
+def test_onnx_int8_and_serve_of_a_fine_tuned_pretrained_classifier(bert, files, tmp_path) -> None:
     task = fine_tuned(bert, files, pooling="first")
     loaded = check_export(task, TEXTS[:16], tmp_path / "export")
     assert (tmp_path / "export" / "tokenizer.json").read_bytes() == (bert / "tokenizer.json").read_bytes()
     assert loaded.tokenizer == task.tokenizer
-    assert [r["label"] for r in loaded.predict(TEXTS)] == [r["label"] for r in task.predict(TEXTS)]
+    eager = task.predict(TEXTS)
+    assert [r["label"] for r in loaded.predict(TEXTS)] == [r["label"] for r in eager]
+    export(task, tmp_path / "int8", quantize=True)
+    quantized = nlpkit.load(tmp_path / "int8").predict(TEXTS)
+    changes = [
+        abs(q["probabilities"][k] - e["probabilities"][k])
+        for q, e in zip(quantized, eager, strict=True)
+        for k in e["probabilities"]
+    ]
+    assert max(changes) < 0.05
+    server = ServerProcess(tmp_path / "export")
+    try:
+        status, body = server.post("/predict", {"inputs": TEXTS[:6]})
+    finally:
+        server.process.kill()
+    assert status == 200 and [p["label"] for p in body["predictions"]] == [r["label"] for r in eager[:6]]
 
 
 def test_a_frozen_pretrained_encoder_stays_as_it_was(bert, files) -> None:

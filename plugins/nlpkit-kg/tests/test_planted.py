@@ -12,8 +12,9 @@ from nlpkit_kg.sample import write_planted_graph
 from nlpkit_kg.scorers import ComplEx, DistMult, RotatE, TransE
 from nlpkit_kg.task import LinkPredictionTask
 
+from nlpkit.encoders.pretrained import PretrainedEncoder
 from nlpkit.encoders.rnn import GRUEncoder
-from nlpkit.testing import fit_tiny
+from nlpkit.testing import fit_tiny, tiny_pretrained_model
 from nlpkit.tokenization import TokenizerOptions
 
 # what each model can infer (RotatE paper, table 2) and, for DistMult, the antisymmetric case it must fail
@@ -81,3 +82,17 @@ def test_text_aware_entities_rank_entities_seen_only_in_their_descriptions(graph
         results[reads_text] = trainer.test(task, datamodule=test, verbose=False)[0]["test/mrr/tail"]
     assert results[True] >= 0.9  # (unseen city, located_in, ?) -> its country, read from "nice a city in france"
     assert results[False] < 0.5
+
+
+def test_text_aware_entities_read_with_a_pretrained_encoder(graph: dict[str, Path], tmp_path: Path) -> None:
+    """A Hugging Face encoder reads the entity texts with its own tokenizer ([CLS] text [SEP]) and trains."""
+    folder = tiny_pretrained_model(tmp_path / "bert")
+    pl.seed_everything(0, verbose=False)
+    task = LinkPredictionTask(
+        head=HEADS["distmult"], encoder=partial(PretrainedEncoder, path=str(folder)), free_embeddings=False
+    )
+    data = TriplesData(train_path=str(graph["train"]), entity_texts=str(graph["entities"]), batch_size=64)
+    trainer = fit_tiny(task, data, max_steps=5)
+    rows = task.entity_tokens[task.entity_mask.any(1)]
+    assert (rows[:, 0] == task.tokenizer.bos_id).all() and task.tokenizer.closes_inputs
+    assert bool(trainer.callback_metrics["train/loss"].isfinite())

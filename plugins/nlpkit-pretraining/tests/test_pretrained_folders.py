@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from nlpkit_pretraining.contrastive import load_embedder
+from nlpkit_pretraining.contrastive import ContrastiveTask, load_embedder
 from nlpkit_pretraining.masked_lm import MaskedLMTask
+from nlpkit_pretraining.pairs import SentencePairsData
 from nlpkit_pretraining.zero_shot import ZeroShotTask
 
 from nlpkit.data import pad
@@ -61,3 +62,12 @@ def test_masked_lm_continues_the_pretrained_head_and_learns(tmp_path, prose_data
     torch.manual_seed(0)
     trainer = fit_tiny(MaskedLMTask(encoder=partial(PretrainedEncoder, path=str(folder))), prose_data(), max_steps=3)
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
+
+
+def test_simcse_fine_tunes_a_folders_encoder(sentence_model, prose) -> None:
+    torch.manual_seed(0)
+    task = ContrastiveTask(encoder=partial(PretrainedEncoder, path=str(sentence_model)))
+    before = load_embedder(str(sentence_model)).embed(TEXTS)
+    trainer = fit_tiny(task, SentencePairsData(train_path=str(prose["train"]), batch_size=16), max_steps=3)
+    assert torch.isfinite(trainer.callback_metrics["train/loss"]) and task.pool.kind == "mean"
+    assert not np.allclose(task.embed(TEXTS), before, atol=1e-4)
