@@ -24,7 +24,9 @@ class Checkpoint(ModelCheckpoint):
 
     Lightning's own ``every_n_train_steps`` replaces the per-epoch trigger; this keeps both, so a crash mid-epoch
     loses at most ``last_every_n_train_steps`` steps (``0`` turns the step trigger off). A run without validation
-    data has nothing to rank by ``monitor``: it keeps ``last.ckpt`` only, without Lightning's warning.
+    data has nothing to rank by ``monitor``: it keeps ``last.ckpt`` only, without Lightning's warning. A run that
+    ``trainer.max_steps`` ends in mid-epoch validates its final weights, so they can be the best checkpoint
+    (Lightning would stop without validating them).
     """
 
     def __init__(self, *args: Any, last_every_n_train_steps: int = 500, **kwargs: Any) -> None:
@@ -42,8 +44,11 @@ class Checkpoint(ModelCheckpoint):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        """Lightning's triggers, then ``last.ckpt`` when the step is a multiple of the interval."""
+        """Lightning's triggers, then ``last.ckpt`` when the step is a multiple of the interval; the last step of
+        ``max_steps`` asks to stop, which has Lightning validate before it does."""
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
         step, every = trainer.global_step, self.last_every_n_train_steps
         if every and self.save_last and self.dirpath and step and step % every == 0 and step != self._last_step_written:
             self._last_step_written = step

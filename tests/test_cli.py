@@ -207,6 +207,17 @@ def test_best_checkpoint_has_the_lowest_validation_loss_and_load_takes_it(tmp_pa
         assert torch.equal(value, best["state_dict"][name]), name
 
 
+def test_a_run_that_max_steps_ends_mid_epoch_validates_its_final_weights(tmp_path, monkeypatch) -> None:
+    from nlpkit.cli import main
+
+    files = write_sentiment_files(tmp_path / "data", train=100, val=40)  # 4 batches an epoch
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", *TINY_MODEL, *tiny_data(files), *QUIET, "--trainer.max_steps", "6"]) == 0
+    with open(next((tmp_path / "runs").rglob("metrics.csv")), newline="") as handle:
+        validated = [int(row["step"]) for row in csv.DictReader(handle) if row["val/loss"]]
+    assert validated == [3, 5]  # the end of the first epoch, and the last step (Lightning alone: [3])
+
+
 def test_early_stopping_ends_a_run_whose_validation_loss_stalls(tmp_path, monkeypatch) -> None:
     from nlpkit.cli import main
 
