@@ -9,7 +9,6 @@ import random
 import statistics
 import string
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -182,28 +181,6 @@ def write_labeled(path: Path, rows: list[tuple[str, str]]) -> Path:
     """Write ``(text, label)`` rows as a jsonl split."""
     path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows), encoding="utf-8")
     return path
-
-
-def text_classification_references(
-    train: list[tuple[str, str]], test: list[tuple[str, str]], seed: int
-) -> dict[str, float]:
-    """fastText (word bigrams) and TF-IDF (word 1-2 grams) + logistic regression, trained on ``train``."""
-    import fasttext
-    import numpy as np
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    gold = np.array([label for _, label in test])
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
-        handle.writelines(f"__label__{label} {text.lower()}\n" for text, label in train)
-    model = fasttext.train_supervised(handle.name, epoch=25, lr=0.5, wordNgrams=2, verbose=0, thread=1, seed=seed)
-    Path(handle.name).unlink()
-    predicted = [labels[0].removeprefix("__label__") for labels in model.predict([t.lower() for t, _ in test])[0]]
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    features = vectorizer.fit_transform([text for text, _ in train])
-    regression = LogisticRegression(C=10, max_iter=2000).fit(features, [label for _, label in train])
-    tfidf = regression.predict(vectorizer.transform([text for text, _ in test]))
-    return {"fastText": float(np.mean(np.array(predicted) == gold)), "tfidf": float(np.mean(tfidf == gold))}
 
 
 def fit_config(config: Path, files: dict[str, Path], seed: int, directory: Path, options: list[str]) -> Path:

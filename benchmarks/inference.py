@@ -75,7 +75,8 @@ def accuracy(task: Task, test: list[tuple[str, str]]) -> float:
 
 
 def fasttext_speed(train: list[tuple[str, str]], texts: list[str]) -> float:
-    """fastText (word bigrams, as the classification benchmark trains it): examples/s of ``predict`` on ``texts``."""
+    """fastText (word bigrams, 25 epochs: its prediction speed depends little on the settings): examples/s of
+    ``predict`` on ``texts``."""
     import fasttext
 
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:

@@ -1,5 +1,6 @@
 """Pretraining pays: accuracy of a classifier trained from scratch, from a masked-LM and from a SimCSE checkpoint, and
-zero-shot, against fastText and TF-IDF + logistic regression on the same splits; and MLM training throughput against
+zero-shot, against fastText and TF-IDF + logistic regression on the same splits (each tuned on the validation split,
+``_references.py``); and MLM training throughput against
 a plain PyTorch loop.
 
 Task: the WordNet supersense of a noun's definition (six classes: artifact, person, plant, animal, act,
@@ -34,7 +35,8 @@ from nlpkit_classification.task import TextClassificationTask
 from nlpkit_generation.data import LanguageModelingData
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Device, StepClock, emit, read_labeled, text_classification_references, write_labeled
+from _common import Device, StepClock, emit, read_labeled, write_labeled
+from _references import NAMES, text_classification_references
 from data.corpora import wordnet_supersenses
 from nlpkit_pretraining.contrastive import ContrastiveTask
 from nlpkit_pretraining.masked_lm import MaskedLMTask
@@ -310,8 +312,11 @@ def main(argv: list[str] | None = None) -> None:
             train = subset(rows["train"], size, seed)
             train_file = write_labeled(directory / f"train-{size}-{seed}.jsonl", train)
             count = len(train)
-            for name, value in text_classification_references(train, rows["test"], seed).items():
-                results.setdefault((name, size), []).append(value)
+            duration = 5 if args.tiny else 60
+            for name, reference in text_classification_references(
+                train, rows["val"], rows["test"], seed, None, duration
+            ).items():
+                results.setdefault((name, size), []).append(reference["accuracy"])
             for name, init in inits.items():
                 accuracy = fine_tune(args, data, train_file, count, init, seed, "test", learning_rate=rates[name])
                 results.setdefault((name, size), []).append(accuracy)
@@ -322,11 +327,8 @@ def main(argv: list[str] | None = None) -> None:
         }
         for name in ("scratch", "mlm", "simcse"):
             config = {"init": name, "labels": labels, "seeds": len(args.seeds), "learning_rate": rates[name], **common}
-            emit(
-                "pretraining", "accuracy", "fraction", mean[name], mean["fastText"], "fastText (word bigrams)", **config
-            )
-            emit("pretraining", "accuracy", "fraction", mean[name], mean["tfidf"], "TF-IDF + logistic regression",
-                 **config)  # fmt: skip
+            emit("pretraining", "accuracy", "fraction", mean[name], mean["fastText"], NAMES["fastText"], **config)
+            emit("pretraining", "accuracy", "fraction", mean[name], mean["tfidf"], NAMES["tfidf"], **config)
             if name != "scratch":
                 emit("pretraining", "accuracy", "fraction", mean[name], mean["scratch"], "the same model from scratch",
                      points_over_scratch=round(100 * (mean[name] - mean["scratch"]), 2), **config)  # fmt: skip
