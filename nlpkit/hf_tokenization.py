@@ -8,6 +8,7 @@ Special tokens are the tokenizer's own: the start and end of a sequence come fro
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -56,12 +57,23 @@ class HuggingFaceTokenizer(Tokenizer):
         self._special = {
             token.content: index for index, token in self._tokenizer.get_added_tokens_decoder().items() if token.special
         }
-        template = self._tokenizer.encode("", add_special_tokens=True).ids  # e.g. [CLS] [SEP]
-        self.closes_inputs = len(template) >= 2
-        self.pad_id = self._role("pad", default=0)
+        prefix, suffix = self._template()  # e.g. [CLS] and [SEP]
+        self.closes_inputs = bool(suffix)
         self.unk_id = self._role("unk", default=self._model_unk())
-        self.bos_id = template[0] if template else self._role("bos")
-        self.eos_id = template[-1] if self.closes_inputs else self._role("eos", default=self.bos_id)
+        self.bos_id = prefix[0] if prefix else self._role("bos", default=suffix[-1] if suffix else None)
+        self.eos_id = suffix[-1] if suffix else self._role("eos", default=self.bos_id)
+        self.pad_id = self._role("pad", default=self.eos_id)  # GPT-2's has none: its end token pads
+
+    def _template(self) -> tuple[list[int], list[int]]:
+        """The ids the post-processor puts before and after a text's own."""
+        plain = self._tokenizer.encode("a", add_special_tokens=False).ids
+        full = self._tokenizer.encode("a", add_special_tokens=True).ids
+        if not plain:  # "a" is not even an unknown piece here: take the first added id as the start
+            return full[:1], full[1:]
+        for start in range(len(full) - len(plain) + 1):
+            if full[start : start + len(plain)] == plain:
+                return full[:start], full[start + len(plain) :]
+        return [], []
 
     def _role(self, role: str, default: int | None = None) -> int:
         """The id of the first special token named as ``role`` is (see :data:`ROLE_NAMES`)."""
@@ -90,7 +102,10 @@ class HuggingFaceTokenizer(Tokenizer):
     @property
     def mask_id(self) -> int:
         """Id of ``[MASK]`` or ``<mask>``."""
-        return self._role("mask")
+        try:
+            return self._role("mask")
+        except CheckpointError as error:
+            raise ConfigError(f"{error}: masking needs one") from error
 
     def token_id(self, piece: str) -> int:
         """The id of a special token or piece; an unknown one is an error."""
@@ -104,14 +119,18 @@ class HuggingFaceTokenizer(Tokenizer):
         return [encoding.ids for encoding in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
     def encode_words(self, words: Sequence[str]) -> list[list[int]]:
-        """The pieces of each word, encoded as one pre-split text (a byte-level BPE's words keep their spaces)."""
+        """The pieces of each word as they are in the text of the words joined by spaces (so a byte-level BPE marks
+        every word after the first with its space, as in pretraining); a piece goes to the word it ends in, and a
+        piece that is only the space before a word (a byte-level ``Ġ``) to that word."""
         pieces: list[list[int]] = [[] for _ in words]
-        if not words:
-            return pieces
-        encoding = self._tokenizer.encode(list(words), is_pretokenized=True, add_special_tokens=False)
-        for index, word in zip(encoding.ids, encoding.word_ids, strict=True):
-            if word is not None:
-                pieces[word].append(index)
+        starts, position = [], 0
+        for word in words:
+            starts.append(position)
+            position += len(word) + 1
+        encoding = self._tokenizer.encode(" ".join(words), add_special_tokens=False)
+        for index, (start, end) in zip(encoding.ids, encoding.offsets, strict=True):
+            if end > start:
+                pieces[bisect.bisect_right(starts, end) - 1].append(index)
         return pieces
 
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:

@@ -55,12 +55,15 @@ class Inference:
     def export_examples(self) -> list[Any]:
         """Inputs to trace an export with and check it on: texts of different lengths, so the batch has padding.
 
-        They are made of the tokenizer's own pieces; a task whose inputs are not texts overrides this.
+        They are made of the tokenizer's own pieces, spread over its vocabulary (special tokens left out); a task
+        whose inputs are not texts overrides this.
         """
         tokenizer = getattr(self, "tokenizer", None)
         if tokenizer is None:
             raise ExportError(f"{type(self).__name__} reads no text: it must give its own export_examples()")
-        ids = list(range(4, min(tokenizer.vocab_size, 40)))
+        special = set(tokenizer.special_ids()) | {tokenizer.unk_id}
+        step = max(tokenizer.vocab_size // 40, 1)
+        ids = [i for i in range(step // 2, tokenizer.vocab_size, step) if i not in special]
         return [tokenizer.decode([ids[:length]])[0] or "a" for length in (3, 9, 17)]
 
     def require_weights(self, what: str) -> None:

@@ -124,8 +124,11 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         self.encoder: Encoder | None = None
         self._built = False
         self.skipped_batches = 0
-        if not 0 <= warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio is a fraction of the training steps in [0, 1), got {warmup_ratio}")
+        if not 0 <= warmup_ratio < 1 or (warmup_ratio and warmup_steps):
+            raise ConfigError(
+                f"warmup_ratio is a fraction of the training steps in [0, 1) that replaces warmup_steps; got "
+                f"warmup_ratio {warmup_ratio} and warmup_steps {warmup_steps}"
+            )
         if nonfinite_loss not in ("stop", "skip"):
             raise ConfigError(f"nonfinite_loss must be 'stop' or 'skip', got {nonfinite_loss!r}")
         if gradual_unfreezing < 0 or (gradual_unfreezing and freeze_encoder):
@@ -225,6 +228,8 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
             raise ConfigError(f"model.encoder built a {type(self.encoder).__name__}, not an nlpkit Encoder")
         if not self.predicts_tokens and isinstance(self.encoder, LanguageModelHeadMixin):
             self.encoder.remove_lm_head()
+        if getattr(self.encoder.token_embedding, "padding_idx", None) == 0:  # the encoder's default: the tokenizer's
+            self.encoder.token_embedding.padding_idx = tokenizer.pad_id  # (a RoBERTa <s> is 0, its padding 1)
         limit = getattr(self.encoder, "max_length", None)
         if limit is not None and tokenizer.max_length > limit:  # inputs are truncated to what the encoder can read
             tokenizer = tokenizer.with_max_length(limit)
@@ -249,6 +254,11 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         features = self.encoder_features()
         if not features:
             return self.encoder_factory(vocab_size)  # type: ignore[misc]
+        if self.hparams.get("freeze_encoder"):
+            raise ConfigError(
+                "freeze_encoder would keep the encoder's input-feature weights as they start: give the features to "
+                "the task's own layers instead (token-classification: word_features: head)"
+            )
         try:
             return self.encoder_factory(vocab_size, feature_dim=features)  # type: ignore[misc,call-arg]
         except TypeError as error:
@@ -256,7 +266,7 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
                 raise
             raise ConfigError(
                 f"{type(self).__name__} gives its encoder {features} input features a token, and this encoder takes "
-                "none (no feature_dim argument): use lstm, gru, rnn, cnn or transformer"
+                "none (no feature_dim argument): use lstm, gru, rnn, cnn, transformer or pretrained"
             ) from error
 
     def train(self, mode: bool = True) -> Task:

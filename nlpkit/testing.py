@@ -153,9 +153,9 @@ def tiny_pretrained_model(
 ) -> Path:
     """A Hugging Face model folder of a tiny random model, as ``transformers`` saves one (``config.json``,
     ``model.safetensors``) with a ``tokenizer.json`` trained on :func:`sentiment_corpus`: ``bert`` (uncased
-    WordPiece, ``[CLS] ... [SEP]``) or ``roberta`` (byte-level BPE, ``<s> ... </s>``, positions after the padding
-    id); ``masked_lm`` saves the model with its masked-LM head; ``pooling`` writes a sentence-transformers
-    ``1_Pooling/config.json``. Needs ``transformers`` and ``tokenizers`` (the ``test`` extra)."""
+    WordPiece, ``[CLS] ... [SEP]``) or ``roberta`` (byte-level BPE without a prefix space, ``<s> ... </s>``,
+    positions after the padding id); ``masked_lm`` saves the model with its masked-LM head; ``pooling`` writes a
+    sentence-transformers ``1_Pooling/config.json``. Needs ``transformers`` and ``tokenizers`` (the ``test`` extra)."""
     import torch
     import transformers
     from tokenizers import Tokenizer as HuggingFaceTokenizer
@@ -176,7 +176,7 @@ def tiny_pretrained_model(
     else:
         specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
         tokenizer = HuggingFaceTokenizer(models.BPE())
-        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # as roberta-base's
         tokenizer.decoder = decoders.ByteLevel()
         alphabet = pre_tokenizers.ByteLevel.alphabet()
         trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, initial_alphabet=alphabet)

@@ -334,8 +334,8 @@ class SentencePieceTokenizer(Tokenizer):
 
     @property
     def mask_id(self) -> int:
-        """Id of ``<mask>``."""
-        return self._sp.piece_to_id(MASK)
+        """Id of ``<mask>`` (every model nlpkit trains has one)."""
+        return self.token_id(MASK)
 
     def token_id(self, piece: str) -> int:
         """The id of a special token or piece; an unknown one is an error, not ``<unk>``."""

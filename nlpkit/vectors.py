@@ -95,32 +95,35 @@ class WordVectors:
 
     @classmethod
     def _read_text(cls, path: Path, header: bool) -> WordVectors:
+        """A word and its numbers a line (after a ``count dim`` line for word2vec); the numbers are the last
+        ``dim`` fields, so a word may hold spaces (GloVe 840B's do)."""
         words: list[str] = []
         rows: list[np.ndarray] = []
         dim: int | None = None
-        with path.open(encoding="utf-8", errors="strict") as lines:
-            try:
-                for number, line in enumerate(lines, start=1):
-                    if header and number == 1:
-                        fields = line.split()
-                        if len(fields) != 2 or not all(field.isdigit() for field in fields):
-                            raise DataError(path, "expected a word2vec header 'count dim'", line=1)
-                        dim = int(fields[1])
-                        continue
-                    if not line.strip():
-                        continue
-                    word, *numbers = line.rstrip("\n").rstrip(" ").split(" ")
-                    dim = dim or len(numbers)
-                    try:
-                        row = np.array(numbers, dtype=np.float32)
-                    except ValueError:
-                        row = None
-                    if not word or row is None or len(numbers) != dim:
-                        raise DataError(path, f"expected a word and {dim} numbers separated by spaces", line=number)
-                    words.append(word)
-                    rows.append(row)
-            except UnicodeDecodeError as error:
-                raise DataError(path, f"not UTF-8 text ({error.reason})", line=number) from error
+        with path.open("rb") as lines:
+            for number, raw in enumerate(lines, start=1):
+                try:
+                    line = raw.decode("utf-8").rstrip("\r\n").rstrip(" ")
+                except UnicodeDecodeError as error:
+                    raise DataError(path, f"not UTF-8 text ({error.reason})", line=number) from error
+                fields = line.split(" ")
+                if header and number == 1:
+                    if len(fields) != 2 or not all(field.isdigit() for field in fields):
+                        raise DataError(path, "expected a word2vec header 'count dim'", line=1)
+                    dim = int(fields[1])
+                    continue
+                if not line.strip():
+                    continue
+                dim = dim or len(fields) - 1
+                word = " ".join(fields[:-dim]) if len(fields) > dim else ""
+                try:
+                    row = np.array(fields[-dim:], dtype=np.float32) if word else None
+                except ValueError:
+                    row = None
+                if row is None:
+                    raise DataError(path, f"expected a word and {dim} numbers separated by spaces", line=number)
+                words.append(word)
+                rows.append(row)
         if not rows:
             raise DataError(path, "holds no word vectors")
         return cls(words, np.stack(rows))

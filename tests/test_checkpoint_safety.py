@@ -140,6 +140,7 @@ BAD_TOKENIZERS: dict[str, tuple[Callable[[], Any], str]] = {
     "no nlpkit ids": (sentencepiece_model, r"SentencePiece model lacks nlpkit's special ids .*it has pad -1, unk 0,"),
     "a number": (lambda: 10**6, "a tokenizer is bytes, not int"),  # bytes(10**6) would be a million zeros
     "text": (lambda: "a model", "a tokenizer is bytes, not str"),
+    "JSON that is no tokenizer.json": (lambda: b'{"not": "a tokenizer"}', r"invalid tokenizer\.json \(22 bytes\)"),
 }
 
 

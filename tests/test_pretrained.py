@@ -16,6 +16,7 @@ from torch.testing import assert_close
 from nlpkit.cli import main
 from nlpkit.data import pad
 from nlpkit.encoders.pretrained import PretrainedEncoder
+from nlpkit.errors import ConfigError
 from nlpkit.testing import require_cached, tiny_pretrained_model, write_sentiment_files
 from nlpkit.tokenization import Tokenizer
 
@@ -81,8 +82,8 @@ def test_tokenizer_json_gives_its_own_special_tokens(folder: Path) -> None:
     assert Tokenizer.from_bytes(tokenizer.to_bytes(), max_length=6) == tokenizer
     words = tokenizer.encode_words(["the", "soundtrack", "unbelievably"])
     assert [piece for word in words for piece in word] == tokenizer.encode_plain(["the soundtrack unbelievably"])[0]
-    starts = tokenizer.word_starts()
-    assert all(starts[word[0]] for word in words) and not all(starts[piece] for piece in words[2])
+    starts = tokenizer.word_starts()  # every word after the first starts a word, in context, as in pretraining
+    assert all(starts[word[0]] for word in words[1:]) and not all(starts[piece] for piece in words[2])
 
 
 def write_folder(tmp_path: Path, change: str) -> Path:
@@ -91,6 +92,8 @@ def write_folder(tmp_path: Path, change: str) -> Path:
     if change == "gpt2":
         config = json.loads((folder / "config.json").read_text())
         (folder / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
+    elif change.endswith(":lasttoken"):
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_lasttoken": True}))
     else:
         (folder / change).unlink()
     return folder
@@ -101,6 +104,8 @@ def write_folder(tmp_path: Path, change: str) -> Path:
     [
         ("config.json", r"model: has no config\.json: expected a Hugging Face model folder"),
         ("model.safetensors", r"model: has no model\.safetensors"),
+        ("tokenizer.json", r"model: has no tokenizer\.json"),
+        ("1_Pooling/config.json:lasttoken", r"config\.json: pooling pooling_mode_lasttoken is not supported"),
         ("gpt2", r"model_type 'gpt2' is not supported \(supported: bert, roberta"),
     ],
 )
@@ -114,3 +119,18 @@ def test_a_bad_model_folder_is_one_line_and_exit_status_2(change, message, tmp_p
     error = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(error) == 1 and "Traceback" not in error[0]
     assert re.search(message, error[0]), error[0]
+
+
+def test_a_tokenizer_without_a_template_or_padding_takes_its_named_tokens(tmp_path) -> None:
+    """GPT-2's kind: no post-processor, one end-of-text token, no padding token (its end token pads)."""
+    from tokenizers import Tokenizer as HuggingFaceTokenizer
+    from tokenizers import models, pre_tokenizers, trainers
+
+    library = HuggingFaceTokenizer(models.BPE())
+    library.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    library.train_from_iterator(TEXTS * 10, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"]))
+    tokenizer = Tokenizer.from_bytes(library.to_str().encode())
+    end = tokenizer.token_id("<|endoftext|>")
+    assert (tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id, tokenizer.closes_inputs) == (end, end, end, False)
+    with pytest.raises(ConfigError, match="the tokenizer has no mask token"):
+        _ = tokenizer.mask_id

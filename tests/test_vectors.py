@@ -99,3 +99,11 @@ def test_vectors_of_another_width_are_refused_with_the_width_to_set(tmp_path) ->
     with pytest.raises(ConfigError, match="the word vectors have 3 dimensions, the token embedding 8: set the "):
         encoder.initialize(tokenizer)
     assert encoder.spec()["init_args"]["embeddings"]["path"].endswith("vectors.txt")  # plain data, as checkpoints hold
+
+
+def test_binary_files_are_refused_by_line_and_words_may_hold_spaces(tmp_path) -> None:
+    (tmp_path / "vectors.txt").write_bytes(b"the 0.1 0.2\n\xff\xfe 0.3 0.4\n")
+    with pytest.raises(DataError, match=r"vectors\.txt:2: not UTF-8 text"):
+        WordVectors.read(WordVectorsOptions(path=str(tmp_path / "vectors.txt")))
+    (tmp_path / "spaced.txt").write_text("the 0.1 0.2\nnew york 0.3 0.4\n")  # GloVe 840B has such words
+    assert WordVectors.read(WordVectorsOptions(path=str(tmp_path / "spaced.txt"))).words == ["the", "new york"]

@@ -83,15 +83,28 @@ def model_folder(path: str | Path) -> Path:
     return folder
 
 
+#: the sentence-transformers modules this encoder and nlpkit's pooling reproduce (a unit-length vector is what
+#: ``embed`` gives anyway); any other (a Dense layer, say) would give other vectors
+SENTENCE_MODULES = ("Transformer", "Pooling", "Normalize")
+
+
 def folder_pooling(folder: Path) -> str:
-    """How a sentence-transformers folder pools (``1_Pooling/config.json``); the first token (``[CLS]``) else."""
+    """How a sentence-transformers folder pools (``1_Pooling/config.json``); the first token (``[CLS]``) else. A
+    pooling mode or a module nlpkit does not reproduce is a DataError, not other vectors."""
+    if (folder / "modules.json").is_file():
+        for module in json.loads((folder / "modules.json").read_text("utf-8")):
+            kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+            if kind not in SENTENCE_MODULES:
+                raise DataError(folder / "modules.json", f"a sentence-transformers {kind} module is not supported "
+                                f"(only {', '.join(SENTENCE_MODULES)})")  # fmt: skip
     path = folder / "1_Pooling" / "config.json"
-    if path.is_file():
-        modes = _read_json(path)
-        for mode, pooling in POOLING_MODES.items():
-            if modes.get(mode):
-                return pooling
-    return "first"
+    if not path.is_file():
+        return "first"
+    modes = {mode for mode, on in _read_json(path).items() if mode.startswith("pooling_mode_") and on is True}
+    if len(modes) != 1 or not modes <= POOLING_MODES.keys():
+        raise DataError(path, f"pooling {', '.join(sorted(modes)) or 'none'} is not supported: one of "
+                        f"{', '.join(POOLING_MODES)}")  # fmt: skip
+    return POOLING_MODES[modes.pop()]
 
 
 def transformer_arguments(config: dict[str, Any], source: object) -> dict[str, Any]:
@@ -106,7 +119,7 @@ def transformer_arguments(config: dict[str, Any], source: object) -> dict[str, A
     if activation is None:
         raise ConfigError(f"{source}: hidden_act {config.get('hidden_act')!r} is not supported")
     try:
-        offset = int(config.get("pad_token_id", 1)) + 1 if model_type in OFFSET_POSITIONS else 0
+        offset = int(config.get("pad_token_id") or 1) + 1 if model_type in OFFSET_POSITIONS else 0
         return {
             "d_model": int(config["hidden_size"]),
             "num_heads": int(config["num_attention_heads"]),

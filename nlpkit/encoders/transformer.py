@@ -329,9 +329,11 @@ class TransformerEncoder(Encoder):
                 nn.init.zeros_(module.weight[module.padding_idx])
 
     def layers(self) -> list[list[str]]:
-        """The embeddings, then each block; the final LayerNorm (and a next-token head) go with the top block."""
+        """The embeddings (and the input-feature projection), then each block; the final LayerNorm (and a next-token
+        head) go with the top block."""
         names = [name for name, _ in self.named_parameters()]
-        groups = [[name for name in names if not name.startswith("blocks.") and "embedding" in name]]
+        bottom = [name for name in names if not name.startswith("blocks.")]
+        groups = [[name for name in bottom if "embedding" in name or name.startswith("feature_projection.")]]
         groups += [[name for name in names if name.startswith(f"blocks.{i}.")] for i in range(len(self.blocks))]
         groups[-1] += [name for name in names if name.startswith(("norm.", "lm_head."))]
         return groups

@@ -120,6 +120,14 @@ body { font-family: system-ui, sans-serif; margin: 2em; color: #111; }
 """
 
 
+def _shown(piece: str) -> str:
+    """A piece as it reads in the text: a word-start mark (SentencePiece's ``▁``, byte-level BPE's ``Ġ``) is a space,
+    WordPiece's continuation mark ``##`` goes."""
+    if piece.startswith(("▁", "Ġ")):
+        return " " + piece[1:]
+    return piece.removeprefix("##")
+
+
 def render_html(explanations: Sequence[Explanation], texts: Sequence[str]) -> str:
     """A self-contained HTML page: each text's pieces colored by their score, its label, and a legend."""
     sections = []
@@ -127,7 +135,7 @@ def render_html(explanations: Sequence[Explanation], texts: Sequence[str]) -> st
         scale = max((abs(score) for score in explanation.scores), default=0.0)
         spans = "".join(
             f'<span class="piece" style="background: {_background(score, scale)}" '
-            f'title="{html.escape(piece)} {score:+.4f}">{html.escape(piece.replace("▁", " "))}</span>'
+            f'title="{html.escape(piece)} {score:+.4f}">{html.escape(_shown(piece))}</span>'
             for piece, score in zip(explanation.pieces, explanation.scores, strict=True)
         )
         sections.append(

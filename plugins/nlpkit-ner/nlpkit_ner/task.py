@@ -11,7 +11,7 @@ from torch import Tensor
 
 from nlpkit.data import Record, pad
 from nlpkit.encoders import EncoderFactory
-from nlpkit.errors import ConfigError
+from nlpkit.errors import CheckpointError, ConfigError
 from nlpkit.heads import HeadFactory, LinearHead
 from nlpkit.task import StepOutput, Task
 from nlpkit.tokenization import Tokenizer
@@ -24,6 +24,8 @@ from nlpkit_ner.words import join_words, split_words, stitch, windows
 
 SubwordPooling = Literal["first", "mean", "max"]
 WordFeaturesAt = Literal["head", "encoder"]
+#: the batch tensors the forward reads after tokens, mask and firsts, when the task has them (in its argument order)
+OPTIONAL_INPUTS = ("chars", "ends", "vectors")
 
 
 def word_spans(firsts: Tensor, ends: Tensor, pieces: int) -> Tensor:
@@ -142,10 +144,15 @@ class TokenClassificationTask(Task):
         return {} if vectors is None else {"vector_words": vectors.words, "vector_dim": vectors.dim}
 
     def restore_artifacts(self, artifacts: dict[str, Any]) -> None:
-        """The vectors' vocabulary, their table to be filled in by the weights."""
+        """The vectors' vocabulary, their table to be filled in by the weights (a hostile vocabulary or width is
+        refused before anything is allocated)."""
         if "vector_words" in artifacts:
-            words = artifacts["vector_words"]
-            self._vectors = WordVectors(words, np.zeros((len(words), artifacts["vector_dim"]), dtype=np.float32))
+            words, dim = artifacts["vector_words"], artifacts.get("vector_dim")
+            plain = isinstance(words, list) and all(isinstance(word, str) for word in words)
+            if not plain or isinstance(dim, bool) or not isinstance(dim, int) or not 0 < dim * len(words) <= 2**30:
+                raise CheckpointError("the word vectors' vocabulary is not a list of words with a width (at most "
+                                      "2**30 numbers in all)")  # fmt: skip
+            self._vectors = WordVectors(words, np.zeros((len(words), dim), dtype=np.float32))
 
     def build(self) -> None:
         """The head, the CRF with the scheme's allowed transitions, and the entity metrics."""
@@ -285,8 +292,7 @@ class TokenClassificationTask(Task):
         return torch.cat(parts, dim=-1) if parts else None
 
     def _emissions(self, batch: dict[str, Any]) -> Tensor:
-        inputs = ("chars", "ends", "vectors")
-        return self(batch["tokens"], batch["mask"], batch["firsts"], *(batch.get(name) for name in inputs))
+        return self(batch["tokens"], batch["mask"], batch["firsts"], *(batch.get(name) for name in OPTIONAL_INPUTS))
 
     def inference_inputs(self) -> tuple[str, ...]:
         """Exported forward: pieces, their mask, each word's first piece, the word mask (and characters, and each
@@ -298,7 +304,7 @@ class TokenClassificationTask(Task):
     def infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """Each word's best ``tags`` ``(B, W)`` (CRF Viterbi, in the exported graph too) and their ``scores``, the
         tag's probability under a softmax of the word's emissions."""
-        optional = (inputs.get(name) for name in ("chars", "ends", "vectors"))
+        optional = (inputs.get(name) for name in OPTIONAL_INPUTS)
         emissions = self(inputs["tokens"], inputs["mask"], inputs["firsts"], *optional)
         tags = self._best_tags(emissions, inputs["word_mask"])
         return {"tags": tags, "scores": emissions.softmax(-1).gather(2, tags.unsqueeze(2)).squeeze(2)}

@@ -16,8 +16,8 @@ class WordVectorFeatures(nn.Module):
     """Maps row ids ``(B, W)`` (from :meth:`ids`) to word vectors ``(B, W, dim)``.
 
     The whole file's vocabulary is kept, not only the training words', so a test word seen only by the vectors
-    still gets its vector. ``freeze`` keeps the table fixed (a buffer: no optimizer state for its rows); the
-    shared vector of unknown words always trains.
+    still gets its vector. ``freeze`` keeps the table (``embedding``) fixed (a buffer: no optimizer state for its
+    rows); the shared vector of unknown words always trains. Unfrozen, it is an embedding: no weight decay.
     """
 
     def __init__(self, vectors: WordVectors, freeze: bool = True) -> None:
@@ -27,9 +27,9 @@ class WordVectorFeatures(nn.Module):
         self.unknown_row = len(vectors.words)
         table = torch.from_numpy(vectors.vectors).float()
         if freeze:
-            self.register_buffer("table", table)
+            self.register_buffer("embedding", table)
         else:
-            self.table = nn.Parameter(table)
+            self.embedding = nn.Parameter(table)
         self.unknown = nn.Parameter(torch.zeros(vectors.dim))
         self.output_dim = vectors.dim
 
@@ -40,5 +40,5 @@ class WordVectorFeatures(nn.Module):
     def forward(self, ids: Tensor) -> Tensor:
         """``(B, W)`` row ids -> ``(B, W, dim)`` vectors."""
         known = ids < self.unknown_row
-        rows = F.embedding(ids.clamp(max=self.unknown_row - 1), self.table)
+        rows = F.embedding(ids.clamp(max=self.unknown_row - 1), self.embedding)
         return torch.where(known[..., None], rows, self.unknown.to(rows.dtype))

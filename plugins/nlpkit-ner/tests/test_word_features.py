@@ -18,7 +18,8 @@ import nlpkit
 from nlpkit.encoders.base import Encoder
 from nlpkit.encoders.pretrained import PretrainedEncoder
 from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.errors import ConfigError
+from nlpkit.errors import CheckpointError, ConfigError
+from nlpkit.export import batch_of
 from nlpkit.testing import check_export, fit_tiny, tiny_pretrained_model
 from nlpkit.tokenization import TokenizerOptions
 
@@ -55,7 +56,7 @@ def test_vectors_and_characters_join_the_encoders_input_and_survive_a_checkpoint
     task = TokenClassificationTask(encoder=BILSTM, char_features="cnn", word_vectors=options, word_features="encoder")
     trainer = fit_tiny(task, data(conll), max_steps=8)
     assert task.encoder.rnn.input_size == 16 + 64 + 8  # token embedding, characters, vectors
-    table = task.vectors.table
+    table = task.vectors.embedding
     assert not table.requires_grad and task.vectors.unknown.grad is not None  # unknown words learn their vector
     checkpoint = tmp_path / "tagger.ckpt"
     trainer.save_checkpoint(checkpoint)
@@ -64,9 +65,17 @@ def test_vectors_and_characters_join_the_encoders_input_and_survive_a_checkpoint
         loaded = nlpkit.load(checkpoint)
     finally:
         glove.with_suffix(".moved").rename(glove)
-    torch.testing.assert_close(loaded.vectors.table, table)
+    torch.testing.assert_close(loaded.vectors.embedding, table)
     texts = ["Ada Lovelace visited Oslo .", "Mr Smith met Alice in Paris"]
+    with torch.inference_mode():
+        batch = batch_of(task.eval(), texts)
+        torch.testing.assert_close(loaded.eval()._emissions(batch), task._emissions(batch))  # every tag's score
     assert loaded.predict(texts) == task.predict(texts)
+    hostile = torch.load(checkpoint, weights_only=True)
+    hostile["nlpkit"]["artifacts"]["vector_dim"] = 10**9  # would allocate gigabytes before the shapes are compared
+    torch.save(hostile, tmp_path / "hostile.ckpt")
+    with pytest.raises(CheckpointError, match="the word vectors' vocabulary is not a list of words with a width"):
+        nlpkit.load(tmp_path / "hostile.ckpt")
     exported = check_export(loaded, texts, tmp_path / "export")  # the vocabulary goes along (artifacts.json)
     spans = [[(e["label"], e["start"], e["end"]) for e in row] for row in loaded.predict(texts)]
     assert [[(e["label"], e["start"], e["end"]) for e in row] for row in exported.predict(texts)] == spans

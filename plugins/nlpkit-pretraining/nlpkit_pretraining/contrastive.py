@@ -75,6 +75,8 @@ class ContrastiveTask(Embedder):
     def build(self) -> None:
         """Pooling and the metrics."""
         self.pool = Pool.of(self.pooling, self.encoder)  # type: ignore[arg-type]
+        if self.pool.kind not in ("mean", "first"):
+            raise ConfigError(f"contrastive pooling is mean or first; the encoder's own is {self.pool.kind}")
         self.build_metrics()
 
     def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:

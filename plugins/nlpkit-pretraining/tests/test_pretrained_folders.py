@@ -49,8 +49,9 @@ def test_zero_shot_classifies_with_a_folder_and_no_training(sentence_model) -> N
         assert result["label"] == max(result["probabilities"], key=result["probabilities"].get)
 
 
-def test_masked_lm_continues_the_pretrained_head_and_learns(tmp_path, prose_data) -> None:
-    folder = tiny_pretrained_model(tmp_path / "mlm", masked_lm=True)
+@pytest.mark.parametrize("family", ["bert", "roberta"])  # cls.predictions, lm_head
+def test_masked_lm_continues_the_pretrained_head_and_learns(family, tmp_path, prose_data) -> None:
+    folder = tiny_pretrained_model(tmp_path / "mlm", family, masked_lm=True)
     task = MaskedLMTask(encoder=partial(PretrainedEncoder, path=str(folder)))
     task.bind(task.tokenizer, None)
     reference = transformers.AutoModelForMaskedLM.from_pretrained(folder).eval()
