@@ -15,6 +15,8 @@ from nlpkit.hookspecs import Register, hookimpl
 def register_encoders(register: Register) -> None:
     """The core's sequence encoders."""
     from nlpkit.encoders.cnn import CNNEncoder
+    from nlpkit.encoders.concat import ConcatEncoder
+    from nlpkit.encoders.ngram import NGramEncoder
     from nlpkit.encoders.pretrained import PretrainedEncoder
     from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder
     from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
@@ -26,6 +28,8 @@ def register_encoders(register: Register) -> None:
     register("causal-transformer", CausalTransformerEncoder)
     register("cnn", CNNEncoder)
     register("pretrained", PretrainedEncoder)
+    register("ngram", NGramEncoder)
+    register("concat", ConcatEncoder)
 
 
 @hookimpl

@@ -20,7 +20,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 PARSER_MODE = "nlpkit"
 #: config keys whose value names a registered class, and the registry it names
 KIND_BY_KEY = {"model": "tasks", "data": "datasets"}
-KIND_BY_SUFFIX = {"encoder": "encoders", "head": "heads"}
+KIND_BY_SUFFIX = {"encoder": "encoders", "encoders": "encoders", "head": "heads"}
 
 
 # -- short names -------------------------------------------------------------------------------------------
@@ -65,8 +65,9 @@ def _rewrite_config(plugins: Plugins, node: Any, key: str = "") -> Any:
 
 
 def _resolve_value(plugins: Plugins, key: str, value: str) -> str:
-    """A command-line value for ``key``: a short name, or an inline JSON/YAML block with short names inside."""
-    if not value.lstrip().startswith("{"):
+    """A command-line value for ``key``: a short name, or an inline JSON/YAML block (or list) with short names
+    inside."""
+    if not value.lstrip().startswith(("{", "[")):
         return resolve_short_name(plugins, key, value)
     import yaml
 

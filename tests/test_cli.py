@@ -85,21 +85,20 @@ def print_config(*args: str, capsys: pytest.CaptureFixture) -> str:
     return capsys.readouterr().out
 
 
-def test_yaml_config_with_short_names_and_print_config(tmp_path, sentiment_files, capsys) -> None:
-    config = tmp_path / "config.yaml"
+def classification_config(directory, files, encoder: str, options: str):
+    """A YAML config (``config.yaml`` in ``directory``) of a text classifier with the ``encoder`` block and the
+    model ``options`` given (YAML lines), reading the sentiment ``files``."""
+    config = directory / "config.yaml"
     config.write_text(
-        "model:\n"
-        "  class_path: text-classification\n"
-        "  init_args:\n"
-        "    encoder:\n"
-        "      class_path: transformer\n"
-        "      init_args: {d_model: 16, num_heads: 2, num_layers: 1}\n"
-        "    head: mlp\n"
-        "    pooling: attention\n"
-        "data:\n"
-        "  class_path: classification\n"
-        f"  init_args: {{train_path: {sentiment_files['train']}, val_path: {sentiment_files['val']}}}\n"
+        "model:\n  class_path: text-classification\n  init_args:\n    encoder:\n" + encoder + options + "data:\n"
+        f"  class_path: classification\n  init_args: {{train_path: {files['train']}, val_path: {files['val']}}}\n"
     )
+    return config
+
+
+def test_yaml_config_with_short_names_and_print_config(tmp_path, sentiment_files, capsys) -> None:
+    encoder = "      class_path: transformer\n      init_args: {d_model: 16, num_heads: 2, num_layers: 1}\n"
+    config = classification_config(tmp_path, sentiment_files, encoder, "    head: mlp\n    pooling: attention\n")
     printed = print_config("--config", str(config), capsys=capsys)
     assert "class_path: nlpkit.encoders.transformer.TransformerEncoder" in printed
     assert "class_path: nlpkit.heads.MLPHead" in printed
@@ -266,3 +265,49 @@ def test_several_kept_checkpoints_need_a_filename_placeholder(tmp_path, capsys) 
     assert status == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("nlpkit: error: checkpoint.save_top_k 3 keeps several checkpoints") and "\n" not in error
+
+
+BAG_PLUGIN = """
+    from torch import nn
+
+    from nlpkit import hookimpl
+    from nlpkit.encoders import Encoder
+
+
+    class BagEncoder(Encoder):
+        def __init__(self, vocab_size: int, dim: int = 8) -> None:
+            super().__init__()
+            self.vocab_size, self.output_dim = vocab_size, dim
+            self.token_embedding = nn.Embedding(vocab_size, dim, padding_idx=0)
+
+        def forward(self, tokens, mask, features=None):
+            return self.token_embedding(tokens).tanh()
+
+
+    @hookimpl
+    def register_encoders(register):
+        register("bag", BagEncoder)
+"""
+
+
+def test_a_yaml_concat_composes_a_third_party_encoder_and_reloads(plugin_site, tmp_path, sentiment_files) -> None:
+    """``concat`` of the core's ``ngram`` and a plugin's encoder, by short names in YAML, under mean+max pooling:
+    it trains, its checkpoint rebuilds both parts, and the reloaded model predicts as the trained one."""
+    plugin_site("nlpkit-bag", "bag", "nlpkit_bag", BAG_PLUGIN)
+    encoder = (
+        "      class_path: concat\n"
+        "      init_args:\n"
+        "        encoders:\n"
+        "          - {class_path: ngram, init_args: {dim: 8, buckets: 512, char_ngrams: [2, 4]}}\n"
+        "          - {class_path: bag, init_args: {dim: 6}}\n"
+    )
+    config = classification_config(tmp_path, sentiment_files, encoder, "    pooling: mean+max\n")
+    assert_ok(run_nlpkit("fit", "--config", str(config), *QUIET, "--trainer.max_steps", "3", cwd=tmp_path))
+    checkpoint = tmp_path / "runs" / "checkpoints" / "last.ckpt"
+    encoder = torch.load(checkpoint, weights_only=True)["hyper_parameters"]["encoder"]
+    assert [part["class_path"] for part in encoder["init_args"]["encoders"]] == [
+        "nlpkit.encoders.ngram.NGramEncoder", "nlpkit_bag.BagEncoder"
+    ]  # fmt: skip
+    task = nlpkit.load(checkpoint)
+    assert task.pool.output_dim == 2 * (8 + 6) and (task.encoder.parts[0].piece_ngrams >= 0).any()
+    assert set(task.predict(["a fine film"])[0]["probabilities"]) == set(task.labels)

@@ -13,8 +13,10 @@ from torch.testing import assert_close
 
 from nlpkit.encoders.base import Encoder
 from nlpkit.encoders.cnn import CNNEncoder
+from nlpkit.encoders.concat import ConcatEncoder
 from nlpkit.encoders.head_loss import head_cross_entropy
 from nlpkit.encoders.linear import linear
+from nlpkit.encoders.ngram import NGramEncoder
 from nlpkit.encoders.pretrained import PretrainedEncoder
 from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder, RecurrentEncoder
 from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
@@ -37,6 +39,9 @@ CAUSAL: dict[str, Callable[[int], Encoder]] = {
         f"causal-{kind}": partial(CausalTransformerEncoder, positions=kind, **TINY_TRANSFORMER)
         for kind in ("learned", "sinusoidal", "rotary")
     },
+    "concat-causal": partial(
+        ConcatEncoder, encoders=[partial(GRUEncoder, **TINY_RNN), partial(CausalTransformerEncoder, **TINY_TRANSFORMER)]
+    ),
 }
 BIDIRECTIONAL: dict[str, Callable[[int], Encoder]] = {
     "elman-bi": partial(ElmanRNNEncoder, bidirectional=True, **TINY_RNN),
@@ -47,6 +52,11 @@ BIDIRECTIONAL: dict[str, Callable[[int], Encoder]] = {
         for kind in ("learned", "sinusoidal", "rotary")
     },
     "cnn": partial(CNNEncoder, embedding_dim=6, num_filters=4, kernel_sizes=[2, 3], dropout=0.1),
+    "ngram": partial(NGramEncoder, dim=6, ngrams=3, buckets=101, dropout=0.1),
+    "concat": partial(
+        ConcatEncoder,
+        encoders=[partial(NGramEncoder, dim=6, buckets=101), partial(LSTMEncoder, bidirectional=True, **TINY_RNN)],
+    ),
     **{  # converted Hugging Face architectures (their weights: tests/test_pretrained.py)
         f"pretrained-{family}": partial(PretrainedEncoder, config={"model_type": family, **TINY_HUGGING_FACE})
         for family in ("bert", "roberta")

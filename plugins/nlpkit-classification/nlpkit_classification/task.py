@@ -25,11 +25,12 @@ from nlpkit_classification.report import (
     save_confusion_matrix,
 )
 
-Pooling = Literal["auto", "mean", "max", "first", "attention"]
+Pooling = Literal["auto", "mean", "max", "mean+max", "first", "attention"]
 
 
 class Pool(nn.Module):
-    """Pools hidden states ``(B, T, H)`` over real tokens into ``(B, H)``."""
+    """Pools hidden states ``(B, T, H)`` over real tokens into ``(B, output_dim)``: ``H``, or ``2H`` for
+    ``mean+max`` (the mean and the max side by side)."""
 
     def __init__(self, kind: Pooling, dim: int) -> None:
         super().__init__()
@@ -37,6 +38,7 @@ class Pool(nn.Module):
             raise ValueError("resolve pooling 'auto' with Pool.of(kind, encoder)")
         self.kind = kind
         self.score = nn.Linear(dim, 1) if kind == "attention" else None
+        self.output_dim = 2 * dim if kind == "mean+max" else dim
 
     @classmethod
     def of(cls, kind: Pooling, encoder: Encoder) -> Pool:
@@ -46,12 +48,17 @@ class Pool(nn.Module):
 
     def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
         """Pool, never looking at padding."""
-        if self.kind == "first":  # the first real token (``<s>``), whichever side the padding is on
+        if self.kind == "mean+max":
+            return torch.cat([self._pool("mean", hidden, mask), self._pool("max", hidden, mask)], dim=-1)
+        return self._pool(self.kind, hidden, mask)
+
+    def _pool(self, kind: str, hidden: Tensor, mask: Tensor) -> Tensor:
+        if kind == "first":  # the first real token (``<s>``), whichever side the padding is on
             first = mask.int().argmax(dim=1)[:, None, None].expand(-1, 1, hidden.size(-1))  # (B, 1, H)
             return hidden.gather(1, first).squeeze(1)  # a gather, not indexing by arange: traced for any batch size
-        if self.kind == "max":
+        if kind == "max":
             return hidden.masked_fill(~mask[..., None], torch.finfo(hidden.dtype).min).amax(dim=1)
-        if self.kind == "mean":
+        if kind == "mean":
             weights = mask.to(hidden.dtype)
         else:  # attention: softmax of a learned score over real tokens
             scores = self.score(hidden).squeeze(-1).masked_fill(~mask, torch.finfo(hidden.dtype).min)
@@ -68,8 +75,8 @@ class TextClassificationTask(Task):
     and writes the confusion matrix as ``confusion_matrix.png`` in the log directory.
 
     :param head: the classifier on the pooled states (``linear``, ``mlp`` or a plugin's)
-    :param pooling: how token states become one vector: mean, max, first (``<s>``, ``[CLS]``), attention, or auto
-        (as a pretrained encoder was trained, else mean)
+    :param pooling: how token states become one vector: mean, max, mean+max (both side by side), first (``<s>``,
+        ``[CLS]``), attention, or auto (as a pretrained encoder was trained, else mean)
     :param multi_label: every text has a set of labels (sigmoid per label, binary cross-entropy)
     :param threshold: with ``multi_label``, a label is predicted when its probability reaches this
     :param class_weights: optional loss weight per label, in label order (``pos_weight`` when multi-label)
@@ -106,7 +113,7 @@ class TextClassificationTask(Task):
             raise ConfigError(f"class_weights has {len(self.class_weights)} values for {len(self.labels)} labels")
         self.label_ids = {label: index for index, label in enumerate(self.labels)}
         self.pool = Pool.of(self.pooling, self.encoder)
-        self.head = self.head_factory(self.encoder.output_dim, len(self.labels))
+        self.head = self.head_factory(self.pool.output_dim, len(self.labels))
         weights = torch.tensor(self.class_weights) if self.class_weights else None
         self.register_buffer("loss_weights", weights, persistent=False)
         self.register_buffer("temperature", torch.ones(()))  # saved with the weights

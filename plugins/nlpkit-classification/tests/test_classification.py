@@ -55,7 +55,7 @@ def test_configurable_fields_in_jsonl_and_missing_field_errors(tmp_path) -> None
         fit_tiny(tiny_task(), data_for(train, train), max_steps=1)
 
 
-@pytest.mark.parametrize("kind", ["mean", "max", "first", "attention"])
+@pytest.mark.parametrize("kind", ["mean", "max", "mean+max", "first", "attention"])
 def test_pooling_never_looks_at_padding(kind: str) -> None:
     torch.manual_seed(0)
     pool = Pool(kind, 8)
@@ -73,6 +73,9 @@ def test_mean_and_max_pooling_by_hand() -> None:
     mask = torch.tensor([[True, True, False]])
     torch.testing.assert_close(Pool("mean", 2)(hidden, mask), torch.tensor([[2.0, 1.0]]))
     torch.testing.assert_close(Pool("max", 2)(hidden, mask), torch.tensor([[3.0, 4.0]]))
+    both = Pool("mean+max", 2)
+    torch.testing.assert_close(both(hidden, mask), torch.tensor([[2.0, 1.0, 3.0, 4.0]]))
+    assert both.output_dim == 4
 
 
 def test_class_weights_change_the_loss(files) -> None:

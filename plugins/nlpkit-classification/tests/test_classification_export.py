@@ -10,6 +10,8 @@ from nlpkit_classification.task import TextClassificationTask
 
 import nlpkit
 from nlpkit.encoders.cnn import CNNEncoder
+from nlpkit.encoders.concat import ConcatEncoder
+from nlpkit.encoders.ngram import NGramEncoder
 from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder
 from nlpkit.encoders.transformer import TransformerEncoder
 from nlpkit.errors import ExportError
@@ -18,12 +20,16 @@ from nlpkit.testing import check_export, sentiment_corpus
 from nlpkit.tokenization import Tokenizer
 
 TEXTS = [text for text, _ in sentiment_corpus(60, seed=3)]
+NGRAM_PART = partial(NGramEncoder, dim=8, buckets=256, char_ngrams=[2, 4])
+BIGRU_PART = partial(GRUEncoder, embedding_dim=8, hidden_size=8, bidirectional=True)
 ENCODERS = {
     "rnn": partial(ElmanRNNEncoder, embedding_dim=16, hidden_size=16),
     "lstm": partial(LSTMEncoder, embedding_dim=16, hidden_size=16, bidirectional=True, num_layers=2),
     "gru": partial(GRUEncoder, embedding_dim=16, hidden_size=16, bidirectional=True),
     "transformer": partial(TransformerEncoder, d_model=32, num_heads=2, num_layers=2, dim_feedforward=64),
     "cnn": partial(CNNEncoder, embedding_dim=16, num_filters=8),
+    "ngram": partial(NGramEncoder, dim=16, ngrams=3, buckets=512, char_ngrams=[1, 3]),
+    "concat": partial(ConcatEncoder, encoders=[NGRAM_PART, BIGRU_PART]),
 }
 
 
@@ -52,7 +58,8 @@ def largest_change(eager: list[dict], exported: list[dict]) -> float:
 
 @pytest.mark.parametrize("encoder", sorted(ENCODERS))
 def test_onnx_matches_eager_for_every_encoder(tokenizer, encoder, tmp_path) -> None:
-    task = classifier(tokenizer, encoder, pooling="attention" if encoder == "transformer" else "mean")
+    pooling = {"transformer": "attention", "concat": "mean+max"}.get(encoder, "mean")
+    task = classifier(tokenizer, encoder, pooling=pooling)
     loaded = check_export(task, TEXTS[:24], tmp_path / "onnx")
     assert type(loaded.runtime).__name__ == "OnnxRuntime"
     assert largest_change(task.predict(TEXTS), loaded.predict(TEXTS)) < 1e-4  # predict's own batches, too
