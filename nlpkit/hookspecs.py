@@ -90,3 +90,16 @@ def register_commands(register: Register) -> None:
 
     *Since 0.1.*
     """
+
+
+@hookspec
+def register_word_features(register: Register) -> None:
+    """Register word-feature templates: what a tagger (``token-classification``'s ``feature_templates``) reads of
+    every word besides its pieces, as sklearn-crfsuite's feature functions do.
+
+    :param register: call ``register(name, template)``; ``template(word)`` returns the word's values as a list
+        of strings (none, one or several: ``["ing", "ng", "g"]``), each hashed with the template's name and the
+        word's offset into a learned embedding. A template must be a pure function of the word.
+
+    *Since 0.1.*
+    """

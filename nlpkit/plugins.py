@@ -134,6 +134,8 @@ def _check_registration(kind: str, name: str, obj: Any) -> None:
         raise PluginError(f"{kind[:-1]} '{name}' must be a subclass of {expected[kind].__name__}, got {obj!r}")
     if kind == "metrics" and not callable(obj):
         raise PluginError(f"metric '{name}' must be a callable returning a torchmetrics Metric, got {obj!r}")
+    if kind == "word_features" and not callable(obj):
+        raise PluginError(f"word feature '{name}' must be a callable from a word to a list of strings, got {obj!r}")
     if kind == "commands":
         if not isinstance(obj, Command):
             raise PluginError(f"command '{name}' must be an nlpkit.Command instance, got {obj!r}")
@@ -202,7 +204,8 @@ def reset_plugins(plugins: Plugins | None = None) -> None:
 
 
 def registry(kind: str) -> Registry[Any]:
-    """The registry of ``kind`` ('encoders', 'heads', 'metrics', 'datasets', 'tasks', 'commands')."""
+    """The registry of ``kind`` ('encoders', 'heads', 'metrics', 'datasets', 'tasks', 'commands',
+    'word_features')."""
     return get_plugins()[kind]
 
 

@@ -12,7 +12,7 @@ from nlpkit.errors import NameConflictError, UnknownNameError
 T = TypeVar("T")
 
 #: The kinds of things plugins register, in hook order.
-KINDS = ("encoders", "heads", "metrics", "datasets", "tasks", "commands")
+KINDS = ("encoders", "heads", "metrics", "datasets", "tasks", "commands", "word_features")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,11 @@ class Registry(Mapping[str, T]):
         self._failed_plugins: dict[str, str] = {}
         self._frozen = False
 
+    @property
+    def singular(self) -> str:
+        """One of the kind, in words (``word feature`` for ``word_features``)."""
+        return self.kind[:-1].replace("_", " ")
+
     def add(self, entry: Entry[T]) -> None:
         """Add ``entry``; a name already owned by another plugin becomes a conflict."""
         if self._frozen:
@@ -61,15 +66,15 @@ class Registry(Mapping[str, T]):
         if name in self._conflicts:
             owners = " and ".join(f"'{p}'" for p in self._conflicts[name])
             raise NameConflictError(
-                f"{self.kind[:-1]} '{name}' is registered by plugins {owners}; "
+                f"{self.singular} '{name}' is registered by plugins {owners}; "
                 f"disable one of them with NLPKIT_DISABLE_PLUGINS"
             )
         known = sorted(self._entries)
-        message = f"unknown {self.kind[:-1]} '{name}'"
+        message = f"unknown {self.singular} '{name}'"
         close = difflib.get_close_matches(name, known, n=1)
         if close:
             message += f"; did you mean '{close[0]}'?"
-        message += f" Registered {self.kind}: {', '.join(known) if known else '(none)'}"
+        message += f" Registered {self.kind.replace('_', ' ')}: {', '.join(known) if known else '(none)'}"
         if self._failed_plugins:
             failed = "; ".join(f"'{p}' ({reason})" for p, reason in self._failed_plugins.items())
             message += f". Plugins that failed to load and may provide it: {failed}"

@@ -115,7 +115,7 @@ def test_unknown_name_lists_names_and_the_closest_match() -> None:
         get_plugins()["encoders"]["lsmt"]
     message = str(error.value)
     assert "unknown encoder 'lsmt'; did you mean 'lstm'?" in message
-    assert "causal-transformer, cnn, gru, lstm, pretrained, rnn, transformer" in message
+    assert "causal-transformer, cnn, concat, gru, lstm, ngram, pretrained, rnn, transformer" in message
 
 
 def test_allowlist_and_denylist(plugin_site, monkeypatch) -> None:
@@ -169,6 +169,7 @@ VALID = {  # for each hook, a registration of the kind it promises
     "register_datasets": ("from nlpkit.data import TextDataModule as Base", "class Thing(Base): pass"),
     "register_tasks": ("from nlpkit.task import Task as Base", "class Thing(Base): pass"),
     "register_commands": ("from nlpkit.commands import Command as Base", "class Thing(Base): pass\nThing = Thing()"),
+    "register_word_features": ("", "def Thing(word):\n    return [word[::-1]]"),
 }
 
 
@@ -199,6 +200,7 @@ def test_every_hook_registers_through_an_installed_plugin(hook, plugin_site) -> 
         ("register_encoders", "Thing = dict", "encoder 'thing' must be a subclass of Encoder"),
         ("register_commands", "class Thing: help = 'x'", "command 'thing' must be an nlpkit.Command instance"),
         ("register_metrics", "Thing = 3", "metric 'thing' must be a callable"),
+        ("register_word_features", "Thing = 'x'", "word feature 'thing' must be a callable from a word"),
     ],
 )
 def test_a_registration_of_the_wrong_kind_fails_its_plugin(hook, definition, message, plugin_site) -> None:
@@ -231,3 +233,25 @@ def test_two_distributions_with_one_plugin_name_are_both_shown(plugin_site) -> N
         plugins = discover()
     statuses = {name: info.status for name, info in plugins.info.items() if name.startswith("toy")}
     assert sorted(statuses.values()) == ["failed", "loaded"] and len(statuses) == 2
+
+
+def test_a_plugins_word_feature_template_is_read_by_a_tagger(plugin_site) -> None:
+    from nlpkit_ner.features import FeatureTemplateOptions, WordFeatures
+
+    source = """
+        from nlpkit import hookimpl
+
+        def vowels(word):
+            return ["".join(c for c in word.lower() if c in "aeiou")]
+
+        @hookimpl
+        def register_word_features(register):
+            register("vowels", vowels)
+    """
+    plugin_site("nlpkit-vowels", "vowels", "nlpkit_vowels", source=source)
+    assert get_plugins()["word_features"].entry("vowels").plugin == "vowels"
+    options = FeatureTemplateOptions(templates=["vowels", "shape"], neighbours=["vowels"], window=1)
+    assert WordFeatures(options).values(["Banana", "split"]) == [
+        ["vowels=aaa", "shape=Xx", "@-1=<outside>", "vowels@1=i"],
+        ["vowels=i", "shape=x", "vowels@-1=aaa", "@1=<outside>"],
+    ]

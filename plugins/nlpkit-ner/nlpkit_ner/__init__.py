@@ -31,3 +31,12 @@ def register_metrics(register: Register) -> None:
     register("entity-precision", entity_precision)
     register("entity-recall", entity_recall)
     register("token-accuracy", token_accuracy)
+
+
+@hookimpl
+def register_word_features(register: Register) -> None:
+    """The word-feature templates: identity, lower, prefixes, suffixes, shape and scripts."""
+    from nlpkit_ner.features import TEMPLATES
+
+    for name, template in TEMPLATES.items():
+        register(name, template)

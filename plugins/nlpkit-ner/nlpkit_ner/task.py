@@ -18,6 +18,7 @@ from nlpkit.tokenization import Tokenizer
 from nlpkit.vectors import WordVectors, WordVectorsOptions
 from nlpkit_ner.chars import CharEncoder, CharFeatures, char_feature_dim, char_ids
 from nlpkit_ner.crf import CRF
+from nlpkit_ner.features import FeatureTemplateOptions, WordFeatures
 from nlpkit_ner.tags import Scheme, Span, allowed_transitions, check_tags, spans, tags_of
 from nlpkit_ner.vectors import WordVectorFeatures
 from nlpkit_ner.words import join_words, split_words, stitch, windows
@@ -25,7 +26,7 @@ from nlpkit_ner.words import join_words, split_words, stitch, windows
 SubwordPooling = Literal["first", "mean", "max"]
 WordFeaturesAt = Literal["head", "encoder"]
 #: the batch tensors the forward reads after tokens, mask and firsts, when the task has them (in its argument order)
-OPTIONAL_INPUTS = ("chars", "ends", "vectors")
+OPTIONAL_INPUTS = ("chars", "ends", "vectors", "feature_ids")
 
 
 def word_spans(firsts: Tensor, ends: Tensor, pieces: int) -> Tensor:
@@ -52,6 +53,16 @@ def pool_words(hidden: Tensor, firsts: Tensor, ends: Tensor | None, kind: Subwor
 def _rows(examples: list[dict[str, Any]], key: str) -> list[Any]:
     """Every window's entry under ``key``, example after example: the rows of a batch."""
     return [row for example in examples for row in example[key]]
+
+
+def _pad_words(rows: list[list[list[int]]], words: int) -> Tensor:
+    """Per-word id lists (characters, feature rows) of every row as ``(B, words, longest)``, 0-padded."""
+    longest = max((len(ids) for row in rows for ids in row), default=1)
+    padded = torch.zeros(len(rows), words, max(longest, 1), dtype=torch.long)
+    for row, row_words in enumerate(rows):
+        for column, ids in enumerate(row_words):
+            padded[row, column, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return padded
 
 
 def _per_example(per_row: list[list[Any]], batch: dict[str, Any]) -> list[list[Any]]:
@@ -87,9 +98,12 @@ class TokenClassificationTask(Task):
     :param subword_pooling: a word's state is its ``first`` piece's, or the ``mean`` or ``max`` over its pieces
     :param word_vectors: pretrained word vectors as a word feature (``{path, format, words, freeze}``; GloVe,
         word2vec or npy), each word looked up as it is, else lower-cased (its case stays in the character features)
-    :param word_features: where the character and word-vector features join: the ``head`` (beside the encoder's
-        word states) or the ``encoder`` (beside the token embeddings of each word's pieces, as in Lample et al.
-        2016: the encoder then reads them in context)
+    :param feature_templates: hashed word-feature templates (``{templates, neighbours, window, buckets, dim}``,
+        :mod:`nlpkit_ner.features`): the word's form, case, affixes, shape and scripts and its neighbours', as a
+        feature CRF reads them
+    :param word_features: where the character, word-vector and template features join: the ``head`` (beside the
+        encoder's word states) or the ``encoder`` (beside the token embeddings of each word's pieces, as in Lample
+        et al. 2016: the encoder then reads them in context)
 
     The tag scheme (IOB2 or BIOES) is the one of the labels, which the data module converts the files into.
     """
@@ -103,6 +117,7 @@ class TokenClassificationTask(Task):
         stride: int = 32,
         subword_pooling: SubwordPooling = "first",
         word_vectors: WordVectorsOptions | None = None,
+        feature_templates: FeatureTemplateOptions | None = None,
         word_features: WordFeaturesAt = "head",
         metrics: list[str] | None = None,
         **kwargs: Any,
@@ -121,21 +136,26 @@ class TokenClassificationTask(Task):
         self.stride = stride
         self.subword_pooling = subword_pooling
         self.word_vectors_options = WordVectorsOptions.of(word_vectors)
+        self.feature_template_options = FeatureTemplateOptions.of(feature_templates)
         self.word_features = word_features
         self._vectors: WordVectors | None = None  # read on first use, or restored from a checkpoint's artifacts
 
-    # -- word features: characters and pretrained vectors -------------------------------------------------------
+    # -- word features: characters, pretrained vectors and templates --------------------------------------------
     def _word_vectors(self) -> WordVectors | None:
         if self.word_vectors_options is not None and self._vectors is None:
             self._vectors = WordVectors.read(self.word_vectors_options)
         return self._vectors
 
     def _word_feature_dim(self) -> int:
-        vectors = self._word_vectors()
-        return char_feature_dim(self.char_features) + (vectors.dim if vectors is not None else 0)
+        vectors, templates = self._word_vectors(), self.feature_template_options
+        return (
+            char_feature_dim(self.char_features)
+            + (vectors.dim if vectors is not None else 0)
+            + (templates.dim if templates is not None else 0)
+        )
 
     def encoder_features(self) -> int:
-        """With ``word_features: encoder``, the width of the character and vector features of each word."""
+        """With ``word_features: encoder``, the width of the character, vector and template features of each word."""
         return self._word_feature_dim() if self.word_features == "encoder" else 0
 
     def artifacts(self) -> dict[str, Any]:
@@ -167,6 +187,8 @@ class TokenClassificationTask(Task):
         vectors = self._word_vectors()
         freeze = self.word_vectors_options is None or self.word_vectors_options.freeze
         self.vectors = WordVectorFeatures(vectors, freeze) if vectors is not None else None
+        templates = self.feature_template_options
+        self.templates = WordFeatures(templates) if templates is not None else None
         at_head = self._word_feature_dim() if self.word_features == "head" else 0
         self.head = self.head_factory(self.encoder.output_dim + at_head, len(self.labels))
         self.crf = CRF(len(self.labels), *allowed_transitions(self.labels, self.scheme)) if self.use_crf else None
@@ -213,6 +235,9 @@ class TokenClassificationTask(Task):
             example["chars"] = [[char_ids(word) for word in tokens[start:end]] for start, end in ranges]
         if self.vectors is not None:
             example["vectors"] = [self.vectors.ids(tokens[start:end]) for start, end in ranges]
+        if self.templates is not None:  # read over the whole sentence: a window's edge word sees its neighbours
+            rows = self.templates.ids(tokens)
+            example["feature_ids"] = [rows[start:end] for start, end in ranges]
         if labeled:
             entities = spans(fields["tags"], self.scheme)
             example["tags"] = [self._window_tags(entities, start, end) for start, end in ranges]
@@ -244,13 +269,9 @@ class TokenClassificationTask(Task):
             "windows": [example["windows"] for example in examples],
             "index": torch.tensor([example["index"] for example in examples]),
         }  # fmt: skip
-        if "chars" in examples[0]:
-            words = _rows(examples, "chars")
-            longest = max((len(chars) for row in words for chars in row), default=1)
-            batch["chars"] = torch.zeros(len(words), firsts.size(1), max(longest, 1), dtype=torch.long)
-            for row, row_words in enumerate(words):
-                for column, chars in enumerate(row_words):
-                    batch["chars"][row, column, : len(chars)] = torch.tensor(chars)
+        for name in ("chars", "feature_ids"):
+            if name in examples[0]:
+                batch[name] = _pad_words(_rows(examples, name), firsts.size(1))
         if "vectors" in examples[0]:
             batch["vectors"], _ = pad(_rows(examples, "vectors"))
         if "tags" in examples[0]:
@@ -269,9 +290,10 @@ class TokenClassificationTask(Task):
         chars: Tensor | None = None,
         ends: Tensor | None = None,
         vectors: Tensor | None = None,
+        feature_ids: Tensor | None = None,
     ) -> Tensor:
         """Tag scores of every word ``(B, W, num_labels)``, from its pieces' states and its word features."""
-        features = self._features(chars, vectors)  # (B, W, F) or None
+        features = self._features(chars, vectors, feature_ids)  # (B, W, F) or None
         if features is not None and self.word_features == "encoder":  # every piece of a word reads its features
             spans = word_spans(firsts, ends, tokens.size(1)).to(features.dtype)  # type: ignore[arg-type]
             hidden = self.encoder(tokens, mask, spans.transpose(1, 2) @ features)  # (B, P, H)
@@ -282,23 +304,28 @@ class TokenClassificationTask(Task):
             words = torch.cat([words, features.to(words.dtype)], dim=-1)  # (B, W, H + F)
         return self.head(words).float()
 
-    def _features(self, chars: Tensor | None, vectors: Tensor | None) -> Tensor | None:
-        """Each word's character and vector features ``(B, W, F)`` (None without either)."""
+    def _features(self, chars: Tensor | None, vectors: Tensor | None, feature_ids: Tensor | None) -> Tensor | None:
+        """Each word's character, vector and template features ``(B, W, F)`` (None without any)."""
         parts = []
         if self.chars is not None:
             parts.append(self.chars(chars))
         if self.vectors is not None:
             parts.append(self.vectors(vectors))
+        if self.templates is not None:
+            parts.append(self.templates(feature_ids))
         return torch.cat(parts, dim=-1) if parts else None
 
     def _emissions(self, batch: dict[str, Any]) -> Tensor:
         return self(batch["tokens"], batch["mask"], batch["firsts"], *(batch.get(name) for name in OPTIONAL_INPUTS))
 
     def inference_inputs(self) -> tuple[str, ...]:
-        """Exported forward: pieces, their mask, each word's first piece, the word mask (and characters, and each
-        word's end when it pools its pieces)."""
+        """Exported forward: pieces, their mask, each word's first piece, the word mask (and characters, each
+        word's end when it pools its pieces, vector rows and template feature rows)."""
         spread = self.subword_pooling != "first" or (self.encoder_features() and self.word_features == "encoder")
-        optional = {"chars": self.chars is not None, "ends": spread, "vectors": self.vectors is not None}
+        optional = {
+            "chars": self.chars is not None, "ends": spread, "vectors": self.vectors is not None,
+            "feature_ids": self.templates is not None,
+        }  # fmt: skip
         return ("tokens", "mask", "firsts", "word_mask", *(name for name, used in optional.items() if used))
 
     def infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:

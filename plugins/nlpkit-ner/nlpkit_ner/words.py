@@ -12,9 +12,13 @@ from nlpkit.io import atomic_write_bytes
 
 T = TypeVar("T")
 
-#: A word is a run of letters/digits (with inner hyphens or apostrophes: "state-of-the-art", "don't"),
-#: or any single other non-space character (punctuation).
-WORD = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]")
+#: Scripts written without spaces between words (Han, Hiragana, Katakana): each character is a word of its own
+SPACELESS = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+_LETTERS = rf"(?:(?![{SPACELESS}])\w)+"
+#: A word is a run of letters/digits (with inner hyphens or apostrophes: "state-of-the-art", "don't"), one
+#: character of a script without spaces (Chinese and Japanese text is tagged character by character), or any
+#: single other non-space character (punctuation).
+WORD = re.compile(rf"[{SPACELESS}]|{_LETTERS}(?:[-'’]{_LETTERS})*|[^\w\s]")
 
 
 def split_words(text: str) -> list[tuple[str, int, int]]:

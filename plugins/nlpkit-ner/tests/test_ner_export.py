@@ -8,6 +8,7 @@ import pytest
 import torch
 from nlpkit_ner.task import TokenClassificationTask
 
+from nlpkit.encoders.ngram import NGramEncoder
 from nlpkit.encoders.rnn import LSTMEncoder
 from nlpkit.encoders.transformer import TransformerEncoder
 from nlpkit.testing import check_export, sentiment_corpus
@@ -24,6 +25,9 @@ def tagger(encoder, **options) -> TokenClassificationTask:
     if task.crf is not None:
         with torch.no_grad():  # strong transitions, so that Viterbi's paths differ from each word's argmax
             task.crf.transitions.normal_(0, 3)
+    if task.templates is not None:
+        with torch.no_grad():  # template features that move the scores: an export that lost them would differ
+            task.templates.embedding.weight.normal_(0, 1)
     return task.eval()
 
 
@@ -33,8 +37,12 @@ def tagger(encoder, **options) -> TokenClassificationTask:
         (partial(LSTMEncoder, embedding_dim=16, hidden_size=16, bidirectional=True), {"char_features": "cnn"}),
         (partial(TransformerEncoder, d_model=32, num_heads=2, num_layers=1, dim_feedforward=64), {}),
         (partial(LSTMEncoder, embedding_dim=16, hidden_size=16, bidirectional=True), {"crf": False}),
+        (
+            partial(NGramEncoder, dim=8, buckets=128, char_ngrams=[1, 3]),
+            {"feature_templates": {"dim": 16, "buckets": 4096}, "char_features": "cnn"},
+        ),
     ],
-    ids=["lstm-crf-chars", "transformer-crf", "lstm-softmax"],
+    ids=["lstm-crf-chars", "transformer-crf", "lstm-softmax", "ngram-crf-templates"],
 )
 @pytest.mark.parametrize("format", ["onnx", "torchscript"])
 def test_exported_tags_and_entities_equal_eager(encoder, options, format, tmp_path) -> None:
