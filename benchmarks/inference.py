@@ -1,9 +1,9 @@
 """Inference speed on real text: eager against ONNX Runtime and int8, against fastText, sklearn-crfsuite and a
 Hugging Face pipeline, and the HTTP server's throughput and latency.
 
-1. Classification (review sentences): ``examples/sentiment.yaml`` (a BiLSTM) fitted briefly, then examples/s of
-   ``Task.predict`` eager, from its ONNX export and from the int8 ONNX export, against fastText's ``predict``
-   (reported); test accuracy of each, the int8 export's against eager.
+1. Classification (review sentences): ``examples/sentiment.yaml`` (n-grams beside a BiLSTM) and its n-gram encoder
+   alone, each fitted briefly, then examples/s of ``Task.predict`` eager, from its ONNX export and from the int8
+   ONNX export, against fastText's ``predict``; test accuracy of each, the int8 export's against eager.
 2. The same-size Transformer: an nlpkit classifier with a 2-layer, 128-wide Transformer encoder against a Hugging
    Face ``pipeline("text-classification")`` over a BERT of the same sizes and vocabulary (its fast tokenizer made
    from the same SentencePiece model), eager and ONNX; goal: ratio >= 2.
@@ -38,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Device, emit, fit_config, median_seconds, read_labeled, write_labeled
+from classification import NGRAM
 from data.corpora import conll2003, sentiment_sentences
 from ner import crfsuite_reference, sentences_of
 from nlpkit_classification.task import TextClassificationTask
@@ -87,28 +88,34 @@ def fasttext_speed(train: list[tuple[str, str]], texts: list[str]) -> float:
     return len(texts) / median_seconds(lambda: model.predict(lowered), repeats=3)
 
 
+#: the classifiers timed: the example as it is (the hybrid), and its n-gram encoder alone (fastText's model)
+CLASSIFIERS = {"examples/sentiment.yaml": [], "ngram encoder (examples/sentiment.yaml's n-gram part)": NGRAM}
+
+
 def classification(args: argparse.Namespace, device: Device, directory: Path) -> Path:
-    """Section 1; returns the ONNX export the server section serves."""
+    """Section 1; returns the example's ONNX export, which the server section serves."""
     prepared = sentiment_sentences()
     limit = 200 if args.tiny else None
     splits = {split: read_labeled(prepared[split], limit) for split in ("train", "val", "test")}
     files = {split: write_labeled(directory / f"{split}.jsonl", rows) for split, rows in splits.items()}
     epochs = ["--trainer.max_epochs", "1" if args.tiny else "3"]
-    best = fit_config(EXAMPLE, files, 0, directory / "fit", [*epochs, *device.cli()])
     texts = [text for rows in splits.values() for text, _ in rows]  # every sentence, for the speed figures
     reference = fasttext_speed(splits["train"], texts)
     config = {"corpus": "sentiment-sentences", "texts": len(texts), "batch_size": BATCH, **device.config()}
-    eager_accuracy = None
-    for name, task in variants(nlpkit.load(best, map_location=device.name), directory).items():
-        speed = items_per_second(device, partial(task.predict, texts, batch_size=BATCH), len(texts))
-        emit("inference", "classify_examples_per_s", "examples/s", speed, reference, "fastText predict",
-             model="examples/sentiment.yaml", runtime=name, **config)  # fmt: skip
-        with device.autocast():
-            correct = accuracy(task, splits["test"])
-        eager_accuracy = eager_accuracy or correct
-        emit("inference", "test_accuracy", "fraction", correct, eager_accuracy, "the eager model",
-             model="examples/sentiment.yaml", runtime=name, test=len(splits["test"]), **config)  # fmt: skip
-    return directory / "onnx"
+    for index, (model, options) in enumerate(CLASSIFIERS.items()):
+        fitted = directory / f"model-{index}"
+        best = fit_config(EXAMPLE, files, 0, fitted / "fit", [*options, *epochs, *device.cli()])
+        eager_accuracy = None
+        for name, task in variants(nlpkit.load(best, map_location=device.name), fitted).items():
+            speed = items_per_second(device, partial(task.predict, texts, batch_size=BATCH), len(texts))
+            emit("inference", "classify_examples_per_s", "examples/s", speed, reference, "fastText predict",
+                 model=model, runtime=name, **config)  # fmt: skip
+            with device.autocast():
+                correct = accuracy(task, splits["test"])
+            eager_accuracy = eager_accuracy or correct
+            emit("inference", "test_accuracy", "fraction", correct, eager_accuracy, "the eager model",
+                 model=model, runtime=name, test=len(splits["test"]), **config)  # fmt: skip
+    return directory / "model-0" / "onnx"
 
 
 def hugging_face_pipeline(tokenizer: Tokenizer, labels: int) -> Any:

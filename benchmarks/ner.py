@@ -1,6 +1,8 @@
 """NER: entity F1 on CoNLL-2003 English of ``nlpkit fit --config examples/ner.yaml`` and of
-``examples/ner-glove.yaml`` (only the data paths changed) against sklearn-crfsuite with the classic word features,
-its c1 and c2 chosen on the validation split, every tagger scored by the same strict entity F1 on the test split;
+``examples/ner-glove.yaml`` (only the data paths changed; with ``--ablate``, also without the feature templates)
+against sklearn-crfsuite, on the tutorial's classic word features and on exactly the keys of nlpkit's default feature
+templates, the stronger on the validation split taken, its c1 and c2 chosen there too, every tagger scored by the
+same strict entity F1 on the test split;
 training tokens/s and prediction sentences/s of BiLSTM-CRF and Transformer-CRF taggers on generated sentences; and
 the CRF's own speed against pytorch-crf (benchmarks/ner_crf.py). ``--tiny`` is a smoke run (200 CoNLL sentences).
 """
@@ -24,6 +26,7 @@ from _common import Device, StepClock, emit, fit_config, median_seconds
 from data.corpora import conll2003
 from ner_crf import crf_figures
 from nlpkit_ner.data import ConllData
+from nlpkit_ner.features import FeatureTemplateOptions, WordFeatures
 from nlpkit_ner.metrics import entity_f1
 from nlpkit_ner.sample import sample_sentences
 from nlpkit_ner.task import TokenClassificationTask
@@ -57,43 +60,59 @@ def word_features(tokens: list[str], i: int) -> dict[str, object]:
 
 #: the L1 and L2 penalties tried on the validation split (around sklearn-crfsuite's tutorial's 0.1 and 0.1)
 CRFSUITE_GRID = [(c1, c2) for c1 in (0.05, 0.1, 0.3) for c2 in (0.01, 0.1)]
+#: the features sklearn-crfsuite reads: the tutorial's classic ones, or exactly the keys of nlpkit's default
+#: feature templates (``nlpkit_ner.features``: form, case, affixes 1-4, shape, scripts, neighbours at -2..+2)
+FEATURE_SETS = ("classic", "templates")
+#: with ``--ablate``, each config is fitted again with one part taken out
+ABLATIONS = {"without feature templates": ["--model.feature_templates", "null"]}
 
 
-def sentence_features(sentences: list) -> list:
-    """The classic features of every word of every sentence."""
-    return [[word_features(tokens, i) for i in range(len(tokens))] for tokens, _ in sentences]
+def sentence_features(sentences: list, feature_set: str = "classic") -> list:
+    """The features of every word of every sentence, as sklearn-crfsuite takes them."""
+    if feature_set == "classic":
+        return [[word_features(tokens, i) for i in range(len(tokens))] for tokens, _ in sentences]
+    templates = WordFeatures(FeatureTemplateOptions())
+    return [[{"bias": 1.0, **dict.fromkeys(keys, 1.0)} for keys in templates.values(tokens)] for tokens, _ in sentences]
 
 
-def crfsuite_f1(model: object, train: list, sentences: list) -> float:
+def crfsuite_f1(model: object, train: list, sentences: list, feature_set: str) -> float:
     """The strict entity F1 of a fitted sklearn-crfsuite model on ``sentences``."""
     types = sorted({tag[2:] for _, tags in train for tag in tags if tag != "O"})
     metric = entity_f1(types, "iob2")
-    metric.update(model.predict(sentence_features(sentences)), [tags for _, tags in sentences])  # type: ignore[attr-defined]
+    predicted = model.predict(sentence_features(sentences, feature_set))  # type: ignore[attr-defined]
+    metric.update(predicted, [tags for _, tags in sentences])
     return float(metric.compute())
 
 
-def crfsuite_reference(train: list, test: list, val: list | None = None) -> dict[str, float]:
-    """sklearn-crfsuite (L-BFGS, 100 iterations): entity F1 on the test set and prediction speed; with ``val``,
-    c1 and c2 are chosen from :data:`CRFSUITE_GRID` by validation F1 (else 0.1 and 0.1)."""
+def crfsuite_reference(
+    train: list, test: list, val: list | None = None, feature_set: str = "classic"
+) -> dict[str, float]:
+    """sklearn-crfsuite (L-BFGS, 100 iterations) on ``feature_set``: entity F1 on the test set and prediction speed;
+    with ``val``, c1 and c2 are chosen from :data:`CRFSUITE_GRID` by validation F1 (else 0.1 and 0.1), and that F1
+    is reported too."""
     import sklearn_crfsuite
 
-    features, tags = sentence_features(train), [tags for _, tags in train]
+    features, tags = sentence_features(train, feature_set), [tags for _, tags in train]
 
     def fitted(c1: float, c2: float) -> object:
         return sklearn_crfsuite.CRF(algorithm="lbfgs", c1=c1, c2=c2, max_iterations=100).fit(features, tags)
 
-    settings, model = (0.1, 0.1), None
+    settings, model, val_f1 = (0.1, 0.1), None, float("nan")
     if val is not None:
-        scored = [(crfsuite_f1(candidate := fitted(*pair), train, val), pair, candidate) for pair in CRFSUITE_GRID]
-        _, settings, model = max(scored, key=lambda row: row[0])
-        print(f"reference sklearn-crfsuite: chosen on validation: c1, c2 = {settings}", file=sys.stderr, flush=True)
+        scored = []
+        for pair in CRFSUITE_GRID:
+            candidate = fitted(*pair)
+            scored.append((crfsuite_f1(candidate, train, val, feature_set), pair, candidate))
+        val_f1, settings, model = max(scored, key=lambda row: row[0])
+        print(f"reference sklearn-crfsuite ({feature_set}): chosen on validation: c1, c2 = {settings}",
+              file=sys.stderr, flush=True)  # fmt: skip
     model = model or fitted(*settings)
-    test_features = sentence_features(test)
+    test_features = sentence_features(test, feature_set)
     start = time.perf_counter()
     model.predict(test_features)  # type: ignore[attr-defined]
     seconds = time.perf_counter() - start
-    return {"entity_f1": crfsuite_f1(model, train, test), "predict_sentences_per_s": len(test) / seconds,
-            "c1": settings[0], "c2": settings[1]}  # fmt: skip
+    return {"entity_f1": crfsuite_f1(model, train, test, feature_set), "predict_sentences_per_s": len(test) / seconds,
+            "val_entity_f1": val_f1, "c1": settings[0], "c2": settings[1]}  # fmt: skip
 
 
 def tagger_figures(encoder: partial, directory: Path, test: list, epochs: int, device: Device) -> dict[str, float]:
@@ -131,16 +150,19 @@ def sentences_of(path: Path, limit: int | None = None) -> list[tuple[list[str], 
     return [(record.fields["tokens"], record.fields["tags"]) for record in records]
 
 
-def test_f1(checkpoint: Path, test_file: Path, directory: Path, device: Device) -> float:
-    """``nlpkit test`` of ``checkpoint`` on ``test_file``: the logged strict entity F1."""
-    argv = ["test", "--ckpt_path", str(checkpoint), "--data.test_path", str(test_file),
+def test_f1(checkpoint: Path, test_file: Path, directory: Path, device: Device, stage: str = "test") -> float:
+    """``nlpkit test`` (or ``validate``, with ``stage`` val) of ``checkpoint`` on ``test_file``: the logged strict
+    entity F1."""
+    command = "test" if stage == "test" else "validate"
+    argv = [command, "--ckpt_path", str(checkpoint), f"--data.{stage}_path", str(test_file),
             "--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", str(directory),
             "--trainer.enable_progress_bar", "false", *device.cli()]  # fmt: skip
     with contextlib.redirect_stdout(sys.stderr):
         if nlpkit_command(argv) != 0:
-            raise SystemExit(f"nlpkit test failed: {' '.join(argv)}")
+            raise SystemExit(f"nlpkit {command} failed: {' '.join(argv)}")
     with next(directory.rglob("metrics.csv")).open(newline="") as handle:
-        return next(float(row["test/entity-f1"]) for row in csv.DictReader(handle) if row.get("test/entity-f1"))
+        key = f"{stage}/entity-f1"
+        return next(float(row[key]) for row in csv.DictReader(handle) if row.get(key))
 
 
 def conll_quality(args: argparse.Namespace, directory: Path, device: Device) -> None:
@@ -151,17 +173,30 @@ def conll_quality(args: argparse.Namespace, directory: Path, device: Device) -> 
         files[split] = directory / f"conll-{split}.conll"
         write_conll(files[split], sentences_of(path, limit))
     train, val, test = (sentences_of(files[split]) for split in ("train", "val", "test"))
-    reference = crfsuite_reference(train, test, val)
-    name = f"sklearn-crfsuite (word features; c1 {reference['c1']}, c2 {reference['c2']} chosen on validation)"
-    for example in args.configs:
+    references = {feature_set: crfsuite_reference(train, test, val, feature_set) for feature_set in FEATURE_SETS}
+    common = {"corpus": "conll2003", "train": len(train), "test": len(test)}
+    for feature_set, figures in references.items():
+        emit("ner", "reference_entity_f1", "fraction", figures["entity_f1"], model=f"sklearn-crfsuite ({feature_set})",
+             c1=figures["c1"], c2=figures["c2"], val_entity_f1=round(figures["val_entity_f1"], 4),
+             **common)  # fmt: skip
+    strongest = max(FEATURE_SETS, key=lambda feature_set: references[feature_set]["val_entity_f1"])
+    reference = references[strongest]
+    name = (f"sklearn-crfsuite: {strongest} features (the stronger on validation; c1 {reference['c1']}, "
+            f"c2 {reference['c2']} chosen there)")  # fmt: skip
+    runs = [(example, f"examples/{example}", []) for example in args.configs]
+    if args.ablate:
+        runs += [(example, f"examples/{example} {change}", options) for example in args.configs
+                 for change, options in ABLATIONS.items()]  # fmt: skip
+    for index, (example, tagger, options) in enumerate(runs):
         start = time.perf_counter()
         epochs = ["--trainer.max_epochs", "1"] if args.tiny else []
-        best = fit_config(EXAMPLES / example, files, 0, directory / f"conll-{example}", [*epochs, *device.cli()])
+        overrides = [*options, *epochs, *device.cli()]
+        best = fit_config(EXAMPLES / example, files, 0, directory / f"conll-{index}", overrides)
         seconds = time.perf_counter() - start
-        config = {"corpus": "conll2003", "train": len(train), "test": len(test), "seed": 0,
-                  "fit_seconds": round(seconds), "threads": torch.get_num_threads(), **device.config()}  # fmt: skip
-        f1 = test_f1(best, files["test"], directory / f"conll-test-{example}", device)
-        emit("ner", "entity_f1", "fraction", f1, reference["entity_f1"], name, tagger=f"examples/{example}", **config)
+        config = {**common, "seed": 0, "fit_seconds": round(seconds), "threads": torch.get_num_threads(),
+                  **device.config()}  # fmt: skip
+        f1 = test_f1(best, files["test"], directory / f"conll-test-{index}", device)
+        emit("ner", "entity_f1", "fraction", f1, reference["entity_f1"], name, tagger=tagger, **config)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run")
     parser.add_argument("--only", choices=["quality", "speed"], help="run one part of the benchmark")
     parser.add_argument("--configs", nargs="+", default=["ner.yaml", "ner-glove.yaml"], help="example configs")
+    parser.add_argument("--ablate", action="store_true", help="also fit each config without its feature templates")
     Device.add_options(parser)
     args = parser.parse_args(argv)
     device = Device.from_args(args)

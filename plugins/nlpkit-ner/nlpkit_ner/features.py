@@ -114,7 +114,8 @@ class FeatureTemplateOptions:
     :param templates: read of each word itself (registered names)
     :param neighbours: read of the words around it too, at offsets ``-window`` to ``window``
     :param window: how far the neighbours reach
-    :param buckets: rows of the hashed table (more: fewer collisions, more parameters)
+    :param buckets: rows of the hashed table (more: fewer collisions, but more parameters and a slower step, as the
+        optimizer updates every row)
     :param dim: width of a word's feature vector
     :param dropout: in training, the fraction of a word's feature values dropped (so no single one is leant on)
     """
@@ -123,8 +124,8 @@ class FeatureTemplateOptions:
                                                           "scripts"])  # fmt: skip
     neighbours: list[str] = field(default_factory=lambda: ["lower", "shape"])
     window: int = 2
-    buckets: int = 1_048_576
-    dim: int = 64
+    buckets: int = 262_144
+    dim: int = 32
     dropout: float = 0.0
 
     @classmethod
