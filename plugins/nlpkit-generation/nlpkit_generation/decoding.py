@@ -57,6 +57,8 @@ class GenerationConfig:
     :param top_p: sample among the smallest set of tokens whose probability reaches p; sample only
     :param seed: the same seed gives the same text; sample only
     :param repetition_penalty: divides the logits of tokens already in the prompt or output (>= 1, 1 = off)
+    :param no_repeat_ngram_size: no n-gram of this many tokens occurs twice in the output (a language model's
+        prompt included; 0 = off), the guard against loops such as "and the sons of Israel, and the sons of ..."
     :param num_beams: beams per input; beam only
     :param length_penalty: beam scores are log-probabilities divided by length ** length_penalty; beam only
     :param num_return_sequences: how many finished beams to return per input (<= num_beams); beam only
@@ -71,6 +73,7 @@ class GenerationConfig:
     top_p: float | None = None
     seed: int | None = None
     repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
     num_beams: int | None = None
     length_penalty: float | None = None
     num_return_sequences: int | None = None
@@ -90,6 +93,7 @@ class GenerationConfig:
             (self.top_k is None or self.top_k >= 1, "top_k must be >= 1"),
             (self.top_p is None or 0 < self.top_p <= 1, "top_p must be in (0, 1]"),
             (self.repetition_penalty >= 1, "repetition_penalty must be >= 1"),
+            (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size must be >= 0 (0 = off)"),
             (self.num_beams is None or self.num_beams >= 1, "num_beams must be >= 1"),
             (
                 self.num_return_sequences is None or 1 <= self.num_return_sequences <= self.beams,
@@ -159,13 +163,44 @@ class _Rows:
         """Whether a stop string ends ``tokens`` (only decoded when stop strings are set)."""
         return bool(self.config.stop) and self.text(row, tokens)[1]
 
+    def histories(self, outputs: list[tuple[int, list[int]]]) -> list[list[int]] | None:
+        """What the no-repeat n-gram rule reads of each ``(input row, output tokens)``: the output, after the
+        prompt for a language model (None when the rule is off)."""
+        if not self.config.no_repeat_ngram_size:
+            return None
+        return [self.prefixes[row] + tokens for row, tokens in outputs]
 
-def _adjust(logits: Tensor, seen: Tensor | None, step: int, config: GenerationConfig, eos_id: int) -> Tensor:
-    """Repetition penalty and the minimum length, applied to raw logits ``(N, V)``."""
+
+def repeating_tokens(history: list[int], size: int) -> set[int]:
+    """The tokens that would complete, after ``history``, an n-gram of ``size`` tokens already in it."""
+    if len(history) < size:
+        return set()
+    suffix = history[len(history) - size + 1 :]
+    return {
+        history[start + size - 1]
+        for start in range(len(history) - size + 1)
+        if history[start : start + size - 1] == suffix
+    }
+
+
+def _adjust(
+    logits: Tensor,
+    seen: Tensor | None,
+    step: int,
+    config: GenerationConfig,
+    eos_id: int,
+    histories: list[list[int]] | None = None,
+) -> Tensor:
+    """Repetition penalty, no-repeat n-grams (``histories``: each row's tokens so far) and the minimum length,
+    applied to raw logits ``(N, V)``."""
     logits = logits.float()
     if seen is not None:
         penalised = torch.where(logits > 0, logits / config.repetition_penalty, logits * config.repetition_penalty)
         logits = torch.where(seen, penalised, logits)
+    for row, history in enumerate(histories or ()):
+        banned = repeating_tokens(history, config.no_repeat_ngram_size)
+        if banned:
+            logits[row, sorted(banned)] = float("-inf")
     if step < config.min_new_tokens:
         logits[:, eos_id] = float("-inf")
     return logits
@@ -217,7 +252,8 @@ def _sample_steps(
     seen = _initial_seen(rows, logits.size(-1), logits.device)
     results = {i: Generation("", [], 0.0) for i in alive}
     for step in range(config.max_new_tokens):
-        scores = _adjust(logits, seen, step, config, eos_id)
+        histories = rows.histories([(index, results[index].tokens) for index in alive])
+        scores = _adjust(logits, seen, step, config, eos_id, histories)
         if config.strategy == "greedy":
             chosen = scores.argmax(-1)  # (N,)
         else:
@@ -269,7 +305,8 @@ def _beam_search(
         finished[index].append((score / max(len(tokens), 1) ** penalty, tokens))
 
     for step in range(config.max_new_tokens):
-        log_probs = _adjust(logits, seen, step, config, eos_id).log_softmax(-1)  # (B*K, V)
+        histories = rows.histories([(row // beams, sequence) for row, sequence in enumerate(sequences)])
+        log_probs = _adjust(logits, seen, step, config, eos_id, histories).log_softmax(-1)  # (B*K, V)
         totals = (beam_scores.reshape(-1, 1) + log_probs).reshape(batch, beams * vocab)
         top_scores, top = totals.topk(2 * beams, dim=1)  # (B, 2K): enough to find K that do not end
         next_rows, next_tokens, next_scores = [], [], []

@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 import torch
-from nlpkit_generation.decoding import GenerationConfig, _sampling_filter
+from nlpkit_generation.decoding import GenerationConfig, _sampling_filter, repeating_tokens
 from nlpkit_generation.task import IGNORE, CausalLMTask, perplexity
 
 from nlpkit.encoders.rnn import LSTMEncoder
@@ -187,6 +187,30 @@ def test_repetition_penalty_discourages_repeats(model) -> None:
     plain = model.generate(PROMPTS, max_new_tokens=12, min_new_tokens=12)
     penalised = model.generate(PROMPTS, max_new_tokens=12, min_new_tokens=12, repetition_penalty=50.0)
     assert repeats(penalised) < repeats(plain)
+
+
+def ngram_repeats(tokens: list[int], size: int) -> int:
+    """How many of ``tokens``' n-grams of ``size`` occurred before (brute force)."""
+    grams = [tuple(tokens[i : i + size]) for i in range(len(tokens) - size + 1)]
+    return len(grams) - len(set(grams))
+
+
+def test_repeating_tokens_are_what_a_brute_force_search_would_forbid() -> None:
+    histories = [[5, 6, 7, 5, 6], [1, 1, 1], [3, 4], [2, 9, 2, 8, 2]]
+    for history in histories:
+        for size in (1, 2, 3):
+            forbidden = {t for t in range(10) if ngram_repeats([*history, t], size) > ngram_repeats(history, size)}
+            assert repeating_tokens(history, size) == forbidden, (history, size)
+
+
+@pytest.mark.parametrize("options", [{}, {"strategy": "beam", "num_beams": 3}], ids=["greedy", "beam"])
+def test_no_repeat_ngram_size_forbids_every_repeated_ngram(model, options) -> None:
+    free = model.generate(PROMPTS, max_new_tokens=24, min_new_tokens=24, **options)
+    assert sum(ngram_repeats(g.tokens, 2) for g in free) > 0  # the sharpened random model loops
+    guarded = model.generate(PROMPTS, max_new_tokens=24, min_new_tokens=24, no_repeat_ngram_size=2, **options)
+    assert all(len(g.tokens) == 24 and ngram_repeats(g.tokens, 2) == 0 for g in guarded)
+    with pytest.raises(ConfigError, match="no_repeat_ngram_size must be >= 0"):
+        GenerationConfig(no_repeat_ngram_size=-1)
 
 
 def test_exported_logits_score_texts_as_eager_and_generation_needs_the_checkpoint(model, tmp_path) -> None:
