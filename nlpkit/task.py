@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from nlpkit.errors import CheckpointError, ConfigError, TrainingError
 from nlpkit.inference import Inference
 from nlpkit.languages import LanguageEmbeddings, PerLanguageMetrics
 from nlpkit.plugins import registry
+from nlpkit.schedules import warmup_cosine
 from nlpkit.tokenization import Tokenizer
 from nlpkit.transfer import Pretrained, learning_rate_scales, unfreeze_top
 
@@ -76,7 +76,8 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
     :param warmup_steps: linear warm-up steps before cosine decay
     :param warmup_ratio: warm up over this fraction of all training steps instead (so the warm-up scales with the
         data: 0.1 is a common choice for fine-tuning pretrained weights)
-    :param min_lr_ratio: the cosine schedule decays to ``learning_rate * min_lr_ratio``
+    :param min_lr_ratio: the cosine schedule decays to ``learning_rate * min_lr_ratio`` by the last step or the end
+        of ``trainer.max_time``, whichever comes first
     :param metrics: names of registered metrics to compute on validation and test
     :param init_from: a pretrained checkpoint (``masked-lm``, ``contrastive``, ``causal-lm``, ...) whose encoder
         weights and tokenizer start this model; the encoder must be of the same kind and sizes
@@ -353,7 +354,7 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (fused where torch has the kernel; no decay on biases, norms, embeddings) with linear warm-up then
-        cosine decay per step."""
+        cosine decay per step, over the steps or the time budget (:func:`nlpkit.schedules.warmup_cosine`)."""
         hp = self.hparams
         scales = learning_rate_scales(self, hp.get("layer_decay"))
         groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
@@ -370,19 +371,9 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
             lr=hp.learning_rate,
             fused=all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point() for p in parameters) or None,
         )
-        total = self.trainer.estimated_stepping_batches  # inf, or -1 (max_steps), for data of unknown length
-        if math.isinf(total) or total < 0:
-            raise ConfigError("training data of unknown length (a streamed file) needs trainer.max_steps")
-        total = max(int(total), 1)
-        warmup = min(round(hp.get("warmup_ratio", 0.0) * total) or hp.warmup_steps, total)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        scheduler = warmup_cosine(
+            optimizer, self.trainer, hp.warmup_steps, hp.get("warmup_ratio", 0.0), hp.min_lr_ratio
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # -- prediction from Python ------------------------------------------------------------------------
