@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import itertools
 import json
 import os
@@ -132,24 +131,7 @@ def _ckpt_argv(argv: list[str]) -> list[str]:
         class_path = hparams.pop("_class_path", None)
         if class_path:
             injected += [f"--{key}", json.dumps({"class_path": class_path, "init_args": hparams})]
-    return injected + _callback_argv(checkpoint.get("callbacks") or {})
-
-
-#: the callbacks ``fit`` adds whose settings a checkpoint records in its state keys, by the key's class name
-RECORDED_CALLBACKS = {"Checkpoint": "checkpoint", "EarlyStopping": "early_stopping"}
-
-
-def _callback_argv(states: dict[str, Any]) -> list[str]:
-    """The monitored metric and mode (and the other settings Lightning keys a callback's state by) that the
-    checkpoint's run gave its checkpoint and early-stopping callbacks, so that evaluating it restores their state."""
-    argv = []
-    for state_key in states:
-        name, brace, settings = str(state_key).partition("{")
-        if brace and name in RECORDED_CALLBACKS:
-            for option, value in ast.literal_eval(brace + settings).items():
-                text = value if isinstance(value, str) else json.dumps(value)
-                argv += [f"--{RECORDED_CALLBACKS[name]}.{option}", text]
-    return argv
+    return injected
 
 
 # -- the Lightning CLI ---------------------------------------------------------------------------------------

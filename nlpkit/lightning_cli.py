@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,9 @@ class NlpkitCLI(LightningCLI):
                 config.checkpoint.dirpath = str(Path(root) / "checkpoints")
 
     def before_validate(self) -> None:
-        """Evaluate a checkpoint with its own tokenizer and labels (nothing is retrained)."""
+        """Evaluate a checkpoint with its own tokenizer and labels (nothing is retrained, so the training
+        callbacks whose state it carries, early stopping, a time budget, are not wanted: no warning for them)."""
+        warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used to create")
         config = self.config[self.subcommand]
         if config.get("ckpt_path") and Path(config.ckpt_path).is_file():
             self.model.bind_checkpoint(load_checkpoint(config.ckpt_path), config.ckpt_path)

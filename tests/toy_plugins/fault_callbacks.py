@@ -19,4 +19,6 @@ class SignalAtStep(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         """Signal at ``step``: before the checkpoint callbacks, which Lightning runs last."""
         if trainer.global_step == self.step:
+            if self.signal_name == "SIGINT":  # as a terminal's Ctrl-C: a shell's background job starts ignoring it
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             os.kill(os.getpid(), getattr(signal, self.signal_name))
