@@ -11,13 +11,13 @@ from torch.utils.data import Sampler
 
 def pad(sequences: Sequence[Sequence[int]], value: int = 0, left: bool = False) -> tuple[Tensor, Tensor]:
     """Pad id sequences on the right (or ``left``) into ``(B, T)`` ids and a ``(B, T)`` bool mask (True = real)."""
-    length = max(max((len(seq) for seq in sequences), default=0), 1)
-    ids = torch.full((len(sequences), length), value, dtype=torch.long)
-    mask = torch.zeros_like(ids, dtype=torch.bool)
-    for row, seq in enumerate(sequences):
-        columns = slice(length - len(seq), length) if left else slice(0, len(seq))
-        ids[row, columns] = torch.as_tensor(seq, dtype=torch.long)
-        mask[row, columns] = True
+    rows = [seq.tolist() if isinstance(seq, Tensor) else list(seq) for seq in sequences]
+    length = max(max((len(row) for row in rows), default=0), 1)
+    filled = [[value] * (length - len(row)) + row if left else row + [value] * (length - len(row)) for row in rows]
+    ids = torch.tensor(filled, dtype=torch.long).reshape(len(rows), length)  # one copy into torch, not one per row
+    lengths = torch.tensor([len(row) for row in rows], dtype=torch.long)[:, None]
+    positions = torch.arange(length)
+    mask = positions >= length - lengths if left else positions < lengths
     return ids, mask
 
 
