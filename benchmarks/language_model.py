@@ -8,11 +8,15 @@ as the fitted model's tokenizer cuts it, its order (3 to 5) chosen on the valida
 the test split after each article's ``<s>`` (its ``</s>`` included); bits per character divide the total bits by the
 characters of the articles plus one for each article's end, so any vocabulary compares. The neural models read the
 test split in the training blocks (each starts with no context); the n-gram model sees its full history.
-``--tiny`` is a smoke run on a few articles.
+``--train-words N`` trains on the first articles of the training split up to N words (a smaller corpus, the
+example unchanged); the validation figure is what settings are chosen by. ``--tiny`` is a smoke run on a few
+articles.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import sys
 import tempfile
@@ -25,7 +29,7 @@ from nlpkit_generation.data import pack_blocks
 from nlpkit_generation.task import CausalLMTask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, fit_config, jsonl_splits, tiny_and_device
+from _common import Device, emit, fit_config, jsonl_splits
 from _kneser_ney import KneserNey
 from data.corpora import wikitext2
 
@@ -34,9 +38,11 @@ from nlpkit.data import pad
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "language-model.yaml"
 BLOCK_SIZE = 128  # the example's data.block_size
-#: the encoders compared: the example's own, and the overrides that swap in an LSTM
+#: the models compared: the example's own, the same trained for one epoch (the example before its time budget),
+#: and the overrides that swap in an LSTM
 VARIANTS = {
     "causal-transformer": [],
+    "causal-transformer, one epoch": ["--trainer.max_epochs", "1"],
     "lstm": ["--model.encoder", "lstm", "--model.encoder.embedding_dim", "512", "--model.encoder.hidden_size", "512",
              "--model.encoder.dropout", "0.1", "--model.encoder.tie_weights", "true", "--model.learning_rate", "0.003"],
 }  # fmt: skip
@@ -68,17 +74,40 @@ def kneser_ney_bits(train: list[int], val: list[int], test: list[int], vocab_siz
     return best.bits(test), best.order
 
 
+def first_words(records: list[dict[str, str]], words: int) -> list[dict[str, str]]:
+    """The first records whose texts hold ``words`` words (whitespace-separated) in all."""
+    kept, total = [], 0
+    for record in records:
+        if total >= words:
+            break
+        kept.append(record)
+        total += len(record["text"].split())
+    return kept
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Fit every variant; print test bits per character against the Kneser-Ney model of the same tokens."""
-    tiny, device = tiny_and_device(__doc__, "a few articles", argv)
-    limit, extra = (8, ["--data.tokenizer.vocab_size", "200"]) if tiny else (None, [])
+    """Fit every variant; print validation and test bits per character against the Kneser-Ney model of the same
+    tokens."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tiny", action="store_true", help="a smoke run on a few articles")
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["causal-transformer", "lstm"])
+    parser.add_argument("--train-words", type=int, help="train on the first articles up to this many words")
+    Device.add_options(parser)
+    args = parser.parse_args(argv)
+    device = Device.from_args(args)
+    limit, extra = (8, ["--data.tokenizer.vocab_size", "200"]) if args.tiny else (None, [])
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-language-model-"))
     records, files = jsonl_splits(wikitext2(), limit, directory)
+    if args.train_words:
+        records["train"] = first_words(records["train"], args.train_words)
+        files["train"].write_text("".join(json.dumps(r) + "\n" for r in records["train"]), encoding="utf-8")
     articles = {split: [record["text"] for record in rows] for split, rows in records.items()}
-    characters = sum(len(article) + 1 for article in articles["test"])
-    config = {"corpus": "wikitext-2", "test_characters": characters, "threads": torch.get_num_threads(),
-              **device.config()}  # fmt: skip
-    for variant, options in VARIANTS.items():
+    characters = {split: sum(len(article) + 1 for article in texts) for split, texts in articles.items()}
+    train_words = sum(len(article.split()) for article in articles["train"])
+    config = {"corpus": "wikitext-2", "train_words": train_words, "test_characters": characters["test"],
+              "threads": torch.get_num_threads(), **device.config()}  # fmt: skip
+    for variant in args.variants:
+        options = VARIANTS[variant]
         start = time.perf_counter()
         best = fit_config(EXAMPLE, files, 0, directory / variant, [*options, *extra, *device.cli()])
         task = nlpkit.load(best, map_location=device.name)
@@ -87,10 +116,13 @@ def main(argv: list[str] | None = None) -> None:
         flat = {split: [token for ids in documents for token in ids] for split, documents in streams.items()}
         reference, order = kneser_ney_bits(flat["train"], flat["val"], flat["test"], task.tokenizer.vocab_size)
         with device.autocast():
+            val_bits = neural_bits(task, streams["val"])  # type: ignore[arg-type]
             bits = neural_bits(task, streams["test"])  # type: ignore[arg-type]
-        emit("language_model", "bits_per_character", "bits", bits / characters, reference / characters,
-             f"interpolated modified Kneser-Ney {order}-gram of the same tokens", higher_is_better=False,
-             model=variant, vocab_size=task.tokenizer.vocab_size, test_tokens=len(flat["test"]), **config)  # fmt: skip
+        emit("language_model", "bits_per_character", "bits", bits / characters["test"],
+             reference / characters["test"], f"interpolated modified Kneser-Ney {order}-gram of the same tokens",
+             higher_is_better=False, model=variant, vocab_size=task.tokenizer.vocab_size,
+             val_bits_per_character=round(val_bits / characters["val"], 4), test_tokens=len(flat["test"]),
+             **config)  # fmt: skip
         emit("language_model", "fit_seconds", "s", fit_seconds, higher_is_better=False, model=variant, **config)
 
 
