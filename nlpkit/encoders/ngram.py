@@ -16,6 +16,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlpkit.encoders.base import Encoder, token_embedding
@@ -116,19 +117,39 @@ class NGramEncoder(Encoder):
             row = [string_bucket(gram, self.buckets) for gram in grams]
             self.piece_ngrams[piece_id, : len(row)] = torch.tensor(row, dtype=torch.long)
 
+    def bags(self, tokens: Tensor, mask: Tensor) -> tuple[Tensor, Tensor] | None:
+        """Each position's rows of ``ngram_embedding`` ``(B, T, K)`` and their weights (1 for an n-gram that exists,
+        0 for a slot without one), or None for an encoder of tokens alone."""
+        ids, weights = [], []
+        for order in range(2, self.ngrams + 1):
+            buckets, valid = token_ngram_buckets(tokens, mask, order, self.buckets)
+            ids.append(buckets[..., None])
+            weights.append(valid[..., None])
+        if self.char_ngrams:
+            grams = self.piece_ngrams[tokens]  # (B, T, K)
+            ids.append(grams.clamp_min(0))
+            weights.append(grams >= 0)
+        if not ids:
+            return None
+        if len(ids) > 1:
+            ids, weights = [torch.cat(ids, dim=2)], [torch.cat(weights, dim=2)]
+        return ids[0], weights[0].to(self.token_embedding.weight.dtype)
+
     def forward(self, tokens: Tensor, mask: Tensor, features: Tensor | None = None) -> Tensor:
         """The mean of each position's bag of n-gram embeddings ``(B, T, dim)`` (then the input ``features`` of an
         encoder built with ``feature_dim``)."""
         total = self.token_embedding(tokens)  # (B, T, D)
-        count = torch.ones_like(tokens, dtype=total.dtype)
-        for order in range(2, self.ngrams + 1):
-            ids, valid = token_ngram_buckets(tokens, mask, order, self.buckets)
-            weight = valid.to(total.dtype)
-            total = total + self.ngram_embedding(ids) * weight[..., None]  # type: ignore[misc]
-            count = count + weight
-        if self.char_ngrams:
-            ids = self.piece_ngrams[tokens]  # (B, T, K)
-            weight = (ids >= 0).to(total.dtype)
-            total = total + (self.ngram_embedding(ids.clamp_min(0)) * weight[..., None]).sum(2)  # type: ignore[misc]
-            count = count + weight.sum(-1)
-        return self.beside_features(self.dropout(total / count[..., None]), features)
+        bags = self.bags(tokens, mask)
+        if bags is None:
+            return self.beside_features(self.dropout(total), features)
+        ids, weights = bags
+        if ids.size(2) == 1:  # one row per position (bigrams alone): a plain lookup
+            summed = self.ngram_embedding(ids[..., 0]) * weights  # type: ignore[misc]
+        elif torch.jit.is_tracing() or torch.compiler.is_compiling():  # exports gather, then sum
+            summed = (self.ngram_embedding(ids) * weights[..., None]).sum(2)  # type: ignore[misc]
+        else:  # one fused weighted-sum lookup, without the (B, T, K, D) gather
+            flat_ids, flat_weights = ids.flatten(0, 1), weights.flatten(0, 1)
+            summed = F.embedding_bag(flat_ids, self.ngram_embedding.weight, per_sample_weights=flat_weights,  # type: ignore[union-attr]
+                                     mode="sum").view_as(total)  # fmt: skip
+        states = (total + summed) / (1 + weights.sum(2, keepdim=True))
+        return self.beside_features(self.dropout(states), features)

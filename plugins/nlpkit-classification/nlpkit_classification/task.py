@@ -248,13 +248,15 @@ class TextClassificationTask(Task):
 
     def predict_batch(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         """The label (or label set) and the calibrated probability of every label."""
-        rows = self.outputs_of(batch)["probabilities"].tolist()
-        results = []
-        for row in rows:
-            result: dict[str, Any] = {"probabilities": dict(zip(self.labels, row, strict=True))}  # type: ignore[arg-type]
-            if self.multi_label:
-                result["labels"] = [label for label, p in zip(self.labels, row, strict=True) if p >= self.threshold]  # type: ignore[arg-type]
-            else:
-                result["label"] = self.labels[max(range(len(row)), key=row.__getitem__)]  # type: ignore[index]
-            results.append(result)
+        probabilities = self.outputs_of(batch)["probabilities"]
+        labels: list[str] = self.labels  # type: ignore[assignment]
+        results: list[dict[str, Any]] = [
+            {"probabilities": dict(zip(labels, row, strict=True))} for row in probabilities.tolist()
+        ]
+        if self.multi_label:
+            for result, row in zip(results, (probabilities >= self.threshold).tolist(), strict=True):
+                result["labels"] = [label for label, chosen in zip(labels, row, strict=True) if chosen]
+        else:
+            for result, best in zip(results, probabilities.argmax(dim=-1).tolist(), strict=True):
+                result["label"] = labels[best]
         return results
