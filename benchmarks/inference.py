@@ -3,7 +3,8 @@ Hugging Face pipeline, and the HTTP server's throughput and latency.
 
 1. Classification (review sentences): ``examples/sentiment.yaml`` (n-grams beside a BiLSTM) and its n-gram encoder
    alone, each fitted briefly, then examples/s of ``Task.predict`` eager, from its ONNX export and from the int8
-   ONNX export, against fastText's ``predict``; test accuracy of each, the int8 export's against eager.
+   ONNX export, against fastText's ``predict`` timed in turns with each; test accuracy of each, the int8
+   export's against eager.
 2. The same-size Transformer: an nlpkit classifier with a 2-layer, 128-wide Transformer encoder against a Hugging
    Face ``pipeline("text-classification")`` over a BERT of the same sizes and vocabulary (its fast tokenizer made
    from the same SentencePiece model), eager and ONNX; goal: ratio >= 2.
@@ -37,7 +38,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Device, emit, fit_config, median_seconds, read_labeled, write_labeled
+from _common import Device, emit, fit_config, interleaved_medians, median_seconds, read_labeled, write_labeled
 from classification import NGRAM
 from data.corpora import conll2003, sentiment_sentences
 from ner import crfsuite_reference, sentences_of
@@ -75,17 +76,26 @@ def accuracy(task: Task, test: list[tuple[str, str]]) -> float:
     return statistics.fmean(p["label"] == label for p, (_, label) in zip(predictions, test, strict=True))
 
 
-def fasttext_speed(train: list[tuple[str, str]], texts: list[str]) -> float:
-    """fastText (word bigrams, 25 epochs: its prediction speed depends little on the settings): examples/s of
-    ``predict`` on ``texts``."""
+def fasttext_predictor(train: list[tuple[str, str]], texts: list[str]) -> Callable[[], object]:
+    """fastText (word bigrams, 25 epochs: its prediction speed depends little on the settings) fitted on ``train``:
+    its ``predict`` on ``texts``, ready to time."""
     import fasttext
 
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.writelines(f"__label__{label} {text.lower()}\n" for text, label in train)
     model = fasttext.train_supervised(handle.name, epoch=25, lr=0.5, wordNgrams=2, verbose=0, thread=1, seed=0)
     Path(handle.name).unlink()
-    lowered = [text.lower() for text in texts]
-    return len(texts) / median_seconds(lambda: model.predict(lowered), repeats=3)
+    return partial(model.predict, [text.lower() for text in texts])
+
+
+def speeds_in_turns(
+    device: Device, run: Callable[[], object], reference: Callable[[], object], count: int
+) -> tuple[float, float]:
+    """Items per second of ``run`` and of ``reference`` (``count`` items each), timed in turns (the median of 5
+    after a warm-up), so that a change in the machine's speed falls on both alike."""
+    with device.autocast():
+        seconds = interleaved_medians([run, reference], repeats=5, sync=device.sync)
+    return count / seconds[0], count / seconds[1]
 
 
 #: the classifiers timed: the example as it is (the hybrid), and its n-gram encoder alone (fastText's model)
@@ -100,14 +110,15 @@ def classification(args: argparse.Namespace, device: Device, directory: Path) ->
     files = {split: write_labeled(directory / f"{split}.jsonl", rows) for split, rows in splits.items()}
     epochs = ["--trainer.max_epochs", "1" if args.tiny else "3"]
     texts = [text for rows in splits.values() for text, _ in rows]  # every sentence, for the speed figures
-    reference = fasttext_speed(splits["train"], texts)
+    fasttext = fasttext_predictor(splits["train"], texts)
     config = {"corpus": "sentiment-sentences", "texts": len(texts), "batch_size": BATCH, **device.config()}
     for index, (model, options) in enumerate(CLASSIFIERS.items()):
         fitted = directory / f"model-{index}"
         best = fit_config(EXAMPLE, files, 0, fitted / "fit", [*options, *epochs, *device.cli()])
         eager_accuracy = None
         for name, task in variants(nlpkit.load(best, map_location=device.name), fitted).items():
-            speed = items_per_second(device, partial(task.predict, texts, batch_size=BATCH), len(texts))
+            run = partial(task.predict, texts, batch_size=BATCH)
+            speed, reference = speeds_in_turns(device, run, fasttext, len(texts))
             emit("inference", "classify_examples_per_s", "examples/s", speed, reference, "fastText predict",
                  model=model, runtime=name, **config)  # fmt: skip
             with device.autocast():
