@@ -256,7 +256,8 @@ class Seq2SeqTask(GenerativeTask):
     """Translation-style generation: a :class:`Seq2SeqTransformer` trained with label-smoothed cross-entropy.
 
     Validation and test report BLEU and chrF of translations made with the ``generation`` settings (greedy by
-    default); predictions are ``{"text": translation, "score": ...}``. Source and target share the tokenizer.
+    default; validation with ``validation_generation`` where given); predictions are ``{"text": translation,
+    "score": ...}``. Source and target share the tokenizer.
 
     :param d_model: width of the encoder and decoder
     :param num_heads: attention heads
@@ -268,6 +269,8 @@ class Seq2SeqTask(GenerativeTask):
     :param label_smoothing: probability mass spread over the vocabulary in the training loss
     :param metrics: registered metric names (default bleu and chrf)
     :param generation: decoding settings for validation, test, ``predict``, ``generate`` and ``stream``
+    :param validation_generation: decoding settings for validation alone (None: ``generation``), so that validation
+        during a fit can decode greedily while test and prediction use beam search
     """
 
     continues_input = False
@@ -285,6 +288,7 @@ class Seq2SeqTask(GenerativeTask):
         label_smoothing: float = 0.1,
         metrics: list[str] | None = None,
         generation: GenerationConfig | None = None,
+        validation_generation: GenerationConfig | None = None,
         **kwargs: Any,
     ) -> None:
         source_encoder = partial(
@@ -299,6 +303,7 @@ class Seq2SeqTask(GenerativeTask):
         super().__init__(source_encoder, metrics=["bleu", "chrf"] if metrics is None else metrics, **kwargs)
         self.hparams.pop("encoder", None)  # rebuilt from the arguments above (the CLI never recorded it)
         self.generation = generation or GenerationConfig(max_new_tokens=min(128, max_length - 1))
+        self.validation_generation = validation_generation
 
     def build(self) -> None:
         """The decoder on top of the source encoder, and the metrics."""
@@ -369,7 +374,9 @@ class Seq2SeqTask(GenerativeTask):
         loss, target = self.loss(batch), batch["target"]
         if self.training:  # the metrics only run on validation and test
             return StepOutput(loss, [], [], len(target))
-        translations = [generation.text for generation in self.generate_batch(batch)]
+        validating = self._trainer is not None and (self.trainer.validating or self.trainer.sanity_checking)
+        config = self.validation_generation if validating else None
+        translations = [generation.text for generation in self.generate_batch(batch, config)]
         return StepOutput(loss, translations, [[text] for text in batch["reference"]], len(target))
 
     def decoder_inputs(self, batch: dict[str, Any]) -> list[list[int]]:

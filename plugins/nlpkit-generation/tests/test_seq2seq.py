@@ -7,6 +7,7 @@ import random
 
 import pytest
 import torch
+from nlpkit_generation.decoding import GenerationConfig
 from nlpkit_generation.paired import PairedData
 from nlpkit_generation.seq2seq import Seq2SeqTask, Seq2SeqTransformer
 from torchmetrics.text import BLEUScore, CHRFScore
@@ -224,6 +225,31 @@ def test_registered_bleu_and_chrf_through_validate_and_beam_search(trained) -> N
     assert [g.text for g in beams] == [pair["target"] for pair in pairs[:10]]
     assert all(g.score >= g.alternatives[0].score for g in beams)
     assert "".join(task.stream(sources[0])) == task.generate(sources[:1])[0].text
+
+
+def test_validation_decodes_with_its_own_settings_and_test_with_generation(trained) -> None:
+    """``validation_generation`` (here: one new token, so chrF collapses) applies to validation alone; test and
+    predict keep decoding with ``generation``."""
+    import pytorch_lightning as pl
+
+    task, data, _, pairs = trained
+    names, paths = task.metric_names, dict(data.paths)
+    task.metric_names, data.paths["test"] = ["chrf"], data.paths["val"]
+    task.build_metrics()
+    task.validation_generation = GenerationConfig(max_new_tokens=1)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    try:
+        validated = trainer.validate(task, datamodule=data, verbose=False)[0]
+        tested = trainer.test(task, datamodule=data, verbose=False)[0]
+        predicted = task.predict([pair["source"] for pair in pairs[:10]])
+    finally:  # the fixture is shared: leave it as it was
+        task.metric_names, task.validation_generation = names, None
+        data.paths.update(paths)
+        task.build_metrics()
+        task.eval()
+    assert validated["val/chrf"] < 0.5
+    assert tested["test/chrf"] == pytest.approx(1.0)
+    assert [p["text"] for p in predicted] == [pair["target"] for pair in pairs[:10]]
 
 
 def test_export_is_refused_naming_why(trained, tmp_path) -> None:
