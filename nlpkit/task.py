@@ -71,8 +71,8 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
 
     :param encoder: the sequence encoder, e.g. ``lstm`` or ``transformer`` with its arguments (None: the task reads
         no text and needs no tokenizer)
-    :param learning_rate: peak AdamW learning rate
-    :param weight_decay: AdamW weight decay (not applied to biases, norms and embeddings)
+    :param learning_rate: peak learning rate
+    :param weight_decay: weight decay (not applied to biases, norms and embeddings)
     :param warmup_steps: linear warm-up steps before cosine decay
     :param warmup_ratio: warm up over this fraction of all training steps instead (so the warm-up scales with the
         data: 0.1 is a common choice for fine-tuning pretrained weights)
@@ -90,6 +90,9 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
     :param language_embeddings: add a learned vector per language (from each text's ``<lang:xx>`` token)
     :param nonfinite_loss: on a NaN or infinite training loss, ``stop`` with an error naming the step (the last
         checkpoint stays as it was) or ``skip`` the batch (counted in ``train/skipped_batches``)
+    :param optimizer: ``adamw``, or ``sgd``: plain SGD without momentum, fastText's, under which only the rows of an
+        embedding table that a batch reads move (AdamW's momentum moves every row a recent batch read); it wants a
+        learning rate near 0.1-1
     """
 
     #: whether the task reads the encoder's next-token head (a causal language model); others drop it
@@ -115,6 +118,7 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         gradual_unfreezing: int = 0,
         language_embeddings: bool = False,
         nonfinite_loss: Literal["stop", "skip"] = "stop",
+        optimizer: Literal["adamw", "sgd"] = "adamw",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -130,6 +134,8 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
                 f"warmup_ratio is a fraction of the training steps in [0, 1) that replaces warmup_steps; got "
                 f"warmup_ratio {warmup_ratio} and warmup_steps {warmup_steps}"
             )
+        if optimizer not in ("adamw", "sgd"):
+            raise ConfigError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
         if nonfinite_loss not in ("stop", "skip"):
             raise ConfigError(f"nonfinite_loss must be 'stop' or 'skip', got {nonfinite_loss!r}")
         if gradual_unfreezing < 0 or (gradual_unfreezing and freeze_encoder):
@@ -353,8 +359,9 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
         ]
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW (fused where torch has the kernel; no decay on biases, norms, embeddings) with linear warm-up then
-        cosine decay per step, over the steps or the time budget (:func:`nlpkit.schedules.warmup_cosine`)."""
+        """AdamW (fused where torch has the kernel) or plain SGD, no decay on biases, norms and embeddings, with
+        linear warm-up then cosine decay per step, over the steps or the time budget
+        (:func:`nlpkit.schedules.warmup_cosine`)."""
         hp = self.hparams
         scales = learning_rate_scales(self, hp.get("layer_decay"))
         groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
@@ -362,15 +369,16 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
             if parameter.requires_grad or hp.get("gradual_unfreezing"):  # gradually unfrozen ones train later
                 decays = parameter.ndim >= 2 and "embedding" not in name
                 groups.setdefault((scales.get(id(parameter), 1.0), decays), []).append(parameter)
-        parameters = [p for params in groups.values() for p in params]
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": params, "lr": hp.learning_rate * scale, "weight_decay": hp.weight_decay if decays else 0.0}
-                for (scale, decays), params in groups.items()
-            ],
-            lr=hp.learning_rate,
-            fused=all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point() for p in parameters) or None,
-        )
+        parameter_groups = [
+            {"params": params, "lr": hp.learning_rate * scale, "weight_decay": hp.weight_decay if decays else 0.0}
+            for (scale, decays), params in groups.items()
+        ]
+        if hp.get("optimizer", "adamw") == "sgd":
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(parameter_groups, lr=hp.learning_rate)
+        else:
+            parameters = [p for params in groups.values() for p in params]
+            fused = all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point() for p in parameters)
+            optimizer = torch.optim.AdamW(parameter_groups, lr=hp.learning_rate, fused=fused or None)
         scheduler = warmup_cosine(
             optimizer, self.trainer, hp.warmup_steps, hp.get("warmup_ratio", 0.0), hp.min_lr_ratio
         )

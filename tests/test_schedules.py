@@ -1,4 +1,5 @@
-"""The learning-rate schedule of every task: warm-up then cosine over the steps, or over the time budget."""
+"""The optimizer and learning-rate schedule of every task: warm-up then cosine over the steps, or over the time
+budget; AdamW or plain SGD."""
 
 from __future__ import annotations
 
@@ -80,3 +81,40 @@ def test_only_a_time_budget_needs_no_step_count_but_a_warmup_ratio_does(data) ->
             TextClassificationTask(encoder=partial(CNNEncoder, embedding_dim=8, num_filters=4), warmup_ratio=0.1),
             data, max_steps=-1, max_epochs=-1, max_time={"seconds": 2}, limit_val_batches=0,
         )  # fmt: skip
+
+
+class UnreadRowsMoved(pl.Callback):
+    """How many token-embedding rows that a step's batch never read changed in that step, and how many it read did."""
+
+    def __init__(self) -> None:
+        self.unread: list[int] = []
+        self.read: list[int] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, batch: dict, *args: object) -> None:
+        self.before = module.encoder.token_embedding.weight.detach().clone()
+        self.batch_rows = batch["tokens"].unique()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: object) -> None:
+        changed = (module.encoder.token_embedding.weight.detach() != self.before).any(dim=1)
+        self.read.append(int(changed[self.batch_rows].sum()))
+        changed[self.batch_rows] = False
+        self.unread.append(int(changed.sum()))
+
+
+@pytest.mark.parametrize(("optimizer", "expected"), [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW)])
+def test_sgd_moves_only_the_embedding_rows_a_batch_reads(data, optimizer, expected) -> None:
+    """fastText's optimiser: under plain SGD a step changes only the rows its batch read; AdamW's momentum goes on
+    moving rows that earlier batches read."""
+    log = UnreadRowsMoved()
+    trainer = fit_tiny(task(optimizer=optimizer), data, max_steps=6, callbacks=[log], limit_val_batches=0)
+    assert type(trainer.optimizers[0]) is expected
+    assert all(count > 0 for count in log.read)  # both learn
+    if optimizer == "sgd":
+        assert log.unread == [0] * 6
+    else:
+        assert log.unread[0] == 0 and max(log.unread[1:]) > 0
+
+
+def test_an_unknown_optimizer_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="optimizer must be 'adamw' or 'sgd', got 'adam'"):
+        task(optimizer="adam")
