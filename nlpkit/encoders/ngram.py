@@ -8,6 +8,9 @@ n-grams of 2 to ``ngrams`` tokens from it (hashed into the rows of ``ngram_embed
 between word n-grams and subwords). The position's state is the mean of its bag. Token n-grams are hashed in
 tensor ops inside the forward (so exports hash as the model does); a piece's character n-grams are fixed by the
 vocabulary, so they are hashed once, when the encoder is built afresh, into a buffer saved with the weights.
+A position's rows of the hashed table are summed by one fused ``embedding_bag``, never gathered into a
+``(B, T, K, D)`` tensor first, except in exports, which gather and then sum (the same figures, as the ONNX parity
+tests check).
 """
 
 from __future__ import annotations
