@@ -91,8 +91,8 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
     :param nonfinite_loss: on a NaN or infinite training loss, ``stop`` with an error naming the step (the last
         checkpoint stays as it was) or ``skip`` the batch (counted in ``train/skipped_batches``)
     :param optimizer: ``adamw``, or ``sgd``: plain SGD without momentum, fastText's, under which only the rows of an
-        embedding table that a batch reads move (AdamW's momentum moves every row a recent batch read); it wants a
-        learning rate near 0.1-1
+        embedding table that a batch reads move (AdamW's momentum moves every row a recent batch read); the loss is a
+        batch mean, so fastText's per-example rates of 0.1-1 become about the batch size times that (3-30 at 32)
     """
 
     #: whether the task reads the encoder's next-token head (a causal language model); others drop it

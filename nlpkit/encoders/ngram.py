@@ -134,9 +134,9 @@ class NGramEncoder(Encoder):
             weights.append(grams >= 0)
         if not ids:
             return None
-        if len(ids) > 1:
-            ids, weights = [torch.cat(ids, dim=2)], [torch.cat(weights, dim=2)]
-        return ids[0], weights[0].to(self.token_embedding.weight.dtype)
+        if len(ids) == 1:
+            return ids[0], weights[0].to(self.token_embedding.weight.dtype)
+        return torch.cat(ids, dim=2), torch.cat(weights, dim=2).to(self.token_embedding.weight.dtype)
 
     def forward(self, tokens: Tensor, mask: Tensor, features: Tensor | None = None) -> Tensor:
         """The mean of each position's bag of n-gram embeddings ``(B, T, dim)`` (then the input ``features`` of an
