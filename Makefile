@@ -36,9 +36,12 @@ pretrained: venv
 test: venv corpora pretrained
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+# ruff, then the import contracts of pyproject.toml's [tool.importlinter]: the core's layers, no circles, plugins
+# independent and importing only the published surface
 lint: venv
 	$(BIN)/ruff check nlpkit plugins tests benchmarks examples docs
 	$(BIN)/ruff format --check nlpkit plugins tests benchmarks examples docs
+	$(BIN)/lint-imports --no-cache
 
 # The site (mkdocs.yml) goes to site/; --strict makes every warning (a broken link or anchor, a docstring griffe
 # cannot parse) an error. The hook reference is regenerated from nlpkit/hookspecs.py first.

@@ -18,8 +18,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from nlpkit.environment import memory_allocator
-from nlpkit.tokenization import Tokenizer
+from nlpkit.cli.environment import memory_allocator
+from nlpkit.models.tokenizers import Tokenizer
 
 
 def median_seconds(
@@ -186,7 +186,7 @@ def write_labeled(path: Path, rows: list[tuple[str, str]]) -> Path:
 def fit_config(config: Path, files: dict[str, Path], seed: int, directory: Path, options: list[str]) -> Path:
     """``nlpkit fit --config config`` on ``files`` (train, val) with ``seed`` and ``options``, as a user runs it;
     the best checkpoint. Its output goes to standard error, so standard output stays JSON lines."""
-    from nlpkit.cli import main as nlpkit_command
+    from nlpkit.cli.main import main as nlpkit_command
 
     argv = ["fit", "--config", str(config), "--data.train_path", str(files["train"]),
             "--data.val_path", str(files["val"]), "--seed_everything", str(seed),

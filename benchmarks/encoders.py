@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import AUTOCAST_DTYPES, Device, emit, median_seconds, synthetic_tokenizer, timed_steps
 from nlpkit_generation.task import CausalLMTask
 
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.encoders.transformer import CausalTransformerEncoder
-from nlpkit.tokenization import Tokenizer
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.encoders.transformer import CausalTransformerEncoder
+from nlpkit.models.tokenizers import Tokenizer
 
 LEARNING_RATE, WEIGHT_DECAY, CLIP = 3e-4, 0.1, 1.0
 

@@ -38,7 +38,7 @@ from data.pretrained import minilm
 from pretrained import accuracy
 
 import nlpkit
-from nlpkit.encoders.pretrained import PretrainedEncoder
+from nlpkit.models.encoders.pretrained import PretrainedEncoder
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sentiment-pretrained.yaml"
 CLIP = 1.0
@@ -132,8 +132,8 @@ def reference_fine_tune(
 
 def same_batches(folder: Path, rows: Rows, labels: list[str], settings: dict[str, Any], steps: int) -> list[dict]:
     """``steps`` training batches of the review sentences in shuffled order, as nlpkit's tokenizer encodes them."""
-    from nlpkit.data import pad
-    from nlpkit.tokenization import Tokenizer
+    from nlpkit import pad
+    from nlpkit.models.tokenizers import Tokenizer
 
     tokenizer = Tokenizer.load(folder, max_length=settings["max_length"])
     order = list(range(len(rows)))

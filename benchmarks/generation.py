@@ -21,7 +21,7 @@ from _common import Device, emit, interleaved_medians, synthetic_tokenizer
 from nlpkit_generation.decoding import GenerationConfig, generate
 from nlpkit_generation.task import CausalLMTask
 
-from nlpkit.encoders.transformer import CausalTransformerEncoder
+from nlpkit.models.encoders.transformer import CausalTransformerEncoder
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,11 +46,11 @@ from nlpkit_classification.task import TextClassificationTask
 from nlpkit_ner.task import TokenClassificationTask
 
 import nlpkit
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.encoders.transformer import TransformerEncoder
-from nlpkit.export import export
-from nlpkit.task import Task
-from nlpkit.tokenization import Tokenizer
+from nlpkit.deploy.export import export
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.encoders.transformer import TransformerEncoder
+from nlpkit.models.tokenizers import Tokenizer
+from nlpkit.training.task import Task
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sentiment.yaml"
 BATCH = 32

@@ -34,7 +34,7 @@ from _kneser_ney import KneserNey
 from data.corpora import wikitext2
 
 import nlpkit
-from nlpkit.data import pad
+from nlpkit import pad
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "language-model.yaml"
 BLOCK_SIZE = 128  # the example's data.block_size

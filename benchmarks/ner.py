@@ -32,11 +32,11 @@ from nlpkit_ner.sample import sample_sentences
 from nlpkit_ner.task import TokenClassificationTask
 from nlpkit_ner.words import write_conll
 
-from nlpkit.cli import main as nlpkit_command
+from nlpkit.cli.main import main as nlpkit_command
 from nlpkit.data.readers import read_records
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.encoders.transformer import TransformerEncoder
-from nlpkit.tokenization import TokenizerOptions
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.encoders.transformer import TransformerEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
 
 BATCH = 32
 

@@ -45,9 +45,9 @@ from nlpkit_pretraining.pairs import SentencePairsData
 from nlpkit_pretraining.sample import topic_sentences
 from nlpkit_pretraining.zero_shot import ZeroShotTask
 
-from nlpkit.data import pad
-from nlpkit.encoders.transformer import TransformerEncoder
-from nlpkit.tokenization import Tokenizer, TokenizerOptions
+from nlpkit import pad
+from nlpkit.models.encoders.transformer import TransformerEncoder
+from nlpkit.models.tokenizers import Tokenizer, TokenizerOptions
 
 #: label -> what the zero-shot classifier compares a definition with
 DESCRIPTIONS = {

@@ -13,6 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, median_seconds
 
+import nlpkit
+
 
 def python(code: str) -> None:
     """Run ``code`` in a fresh interpreter."""
@@ -26,10 +28,10 @@ def main() -> None:
     imported = median_seconds(lambda: python("import nlpkit"), repeats)
     emit("startup", "import_s", "s", imported, bare, "bare interpreter start", False, command="import nlpkit")
     lightning = median_seconds(lambda: python("import pytorch_lightning"), repeats)
-    discovery = median_seconds(lambda: python("from nlpkit.plugins import discover; discover()"), repeats)
+    discovery = median_seconds(lambda: python("from nlpkit.plugin.loader import discover; discover()"), repeats)
     emit(
         "startup", "plugin_discovery_s", "s", discovery, lightning, "import pytorch_lightning alone", False,
-        command="nlpkit.plugins.discover()", plugins=len(__import__("nlpkit.plugins").plugins.discover().info),
+        command="nlpkit.plugin.loader.discover()", plugins=len(nlpkit.get_plugins().info),
     )  # fmt: skip
 
 

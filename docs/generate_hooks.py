@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from nlpkit import hookspecs
+from nlpkit.plugin import hookspecs
 
 TARGET = Path(__file__).with_name("hooks.md")
 

@@ -1,5 +1,5 @@
 """``python -m nlpkit``: the same as the ``nlpkit`` command."""
 
-from nlpkit.cli import console_main
+from nlpkit.cli.main import console_main
 
 console_main()

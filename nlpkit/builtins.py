@@ -5,21 +5,22 @@ It is loaded through the ``nlpkit`` entry point ``core``, exactly like any other
 
 from __future__ import annotations
 
-from nlpkit import commands, metrics
+from nlpkit.cli import commands
 from nlpkit.data.module import TextDataModule
-from nlpkit.heads import LinearHead, MLPHead
-from nlpkit.hookspecs import Register, hookimpl
+from nlpkit.models.heads import LinearHead, MLPHead
+from nlpkit.plugin.hookspecs import Register, hookimpl
+from nlpkit.training import metrics
 
 
 @hookimpl
 def register_encoders(register: Register) -> None:
     """The core's sequence encoders."""
-    from nlpkit.encoders.cnn import CNNEncoder
-    from nlpkit.encoders.concat import ConcatEncoder
-    from nlpkit.encoders.ngram import NGramEncoder
-    from nlpkit.encoders.pretrained import PretrainedEncoder
-    from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder
-    from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
+    from nlpkit.models.encoders.cnn import CNNEncoder
+    from nlpkit.models.encoders.concat import ConcatEncoder
+    from nlpkit.models.encoders.ngram import NGramEncoder
+    from nlpkit.models.encoders.pretrained import PretrainedEncoder
+    from nlpkit.models.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder
+    from nlpkit.models.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
 
     register("rnn", ElmanRNNEncoder)
     register("lstm", LSTMEncoder)
@@ -55,9 +56,9 @@ def register_datasets(register: Register) -> None:
 @hookimpl
 def register_commands(register: Register) -> None:
     """``nlpkit plugins``, ``nlpkit new-plugin``, ``nlpkit export``, ``nlpkit serve`` and ``nlpkit env``."""
-    from nlpkit.deploy import ExportCommand, ServeCommand
-    from nlpkit.environment import EnvCommand
-    from nlpkit.scaffold import NewPluginCommand
+    from nlpkit.cli.deployment import ExportCommand, ServeCommand
+    from nlpkit.cli.environment import EnvCommand
+    from nlpkit.cli.scaffold import NewPluginCommand
 
     register("plugins", commands.PluginsCommand())
     register("new-plugin", NewPluginCommand())

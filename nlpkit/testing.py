@@ -20,7 +20,7 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
-from nlpkit import plugins as plugin_loading
+from nlpkit.plugin import loader as plugin_loading
 
 POSITIVE = ["great", "wonderful", "brilliant", "moving", "funny", "superb", "charming"]
 NEGATIVE = ["awful", "boring", "dull", "terrible", "weak", "clumsy", "tedious"]
@@ -253,7 +253,7 @@ class EncoderContract:
         """Left or right padding (and an all-padding row) leaves every real position's state as it was alone."""
         import torch
 
-        from nlpkit.data.batching import pad
+        from nlpkit.models.padding import pad
 
         encoder = self._encoder()
         sequences = self._sequences([5, 9, 1, 3])
@@ -288,7 +288,7 @@ class EncoderContract:
         encoder = self._encoder()
         if not encoder.is_causal:
             return
-        from nlpkit.data.batching import pad
+        from nlpkit.models.padding import pad
 
         history = self._sequences([5, 1, 3])
         tokens, mask = pad(history, left=True)
@@ -331,7 +331,7 @@ def check_export(
     import torch
 
     import nlpkit
-    from nlpkit.export import batch_of, compare_outputs, export
+    from nlpkit.deploy.export import batch_of, compare_outputs, export
 
     export(task, directory, format)  # type: ignore[arg-type]
     loaded = nlpkit.load(directory)

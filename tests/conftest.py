@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nlpkit.plugins import reset_plugins
+from nlpkit.plugin.loader import reset_plugins
 from nlpkit.testing import write_sentiment_files
 
 TOY_PLUGINS = Path(__file__).parent / "toy_plugins"

@@ -18,10 +18,10 @@ from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.task import TextClassificationTask
 
 import nlpkit
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.errors import CheckpointError
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.tokenizers import Tokenizer, TokenizerOptions
+from nlpkit.plugin.errors import CheckpointError
 from nlpkit.testing import fit_tiny, sentiment_corpus
-from nlpkit.tokenization import Tokenizer, TokenizerOptions
 from tests.conftest import run_nlpkit
 
 ENCODER = partial(LSTMEncoder, embedding_dim=8, hidden_size=8)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import nlpkit
-from nlpkit.cli import main
+from nlpkit.cli.main import main
 from nlpkit.testing import write_sentiment_files
 from tests.conftest import run_nlpkit
 
@@ -100,12 +100,12 @@ def test_yaml_config_with_short_names_and_print_config(tmp_path, sentiment_files
     encoder = "      class_path: transformer\n      init_args: {d_model: 16, num_heads: 2, num_layers: 1}\n"
     config = classification_config(tmp_path, sentiment_files, encoder, "    head: mlp\n    pooling: attention\n")
     printed = print_config("--config", str(config), capsys=capsys)
-    assert "class_path: nlpkit.encoders.transformer.TransformerEncoder" in printed
-    assert "class_path: nlpkit.heads.MLPHead" in printed
+    assert "class_path: nlpkit.TransformerEncoder" in printed  # the published path of the registered class
+    assert "class_path: nlpkit.models.heads.MLPHead" in printed
     assert_ok(run_nlpkit("fit", "--config", str(config), *QUIET, "--trainer.max_steps", "3", cwd=tmp_path))
     gru = '{"class_path": "gru", "init_args": {"hidden_size": 24}}'
     inline = print_config("--config", str(config), "--model.encoder", gru, capsys=capsys)
-    assert "class_path: nlpkit.encoders.rnn.GRUEncoder" in inline and "hidden_size: 24" in inline
+    assert "class_path: nlpkit.GRUEncoder" in inline and "hidden_size: 24" in inline
 
 
 def test_third_party_plugin_extends_a_cli_fit(plugin_site, tmp_path, sentiment_files) -> None:
@@ -184,7 +184,7 @@ def test_import_is_light() -> None:
 
 
 def test_best_checkpoint_has_the_lowest_validation_loss_and_load_takes_it(tmp_path, monkeypatch) -> None:
-    from nlpkit.cli import main
+    from nlpkit.cli.main import main
 
     files = write_sentiment_files(tmp_path / "data", train=200, val=60, label_noise=0.2)
     monkeypatch.chdir(tmp_path)
@@ -207,7 +207,7 @@ def test_best_checkpoint_has_the_lowest_validation_loss_and_load_takes_it(tmp_pa
 
 
 def test_a_run_that_max_steps_ends_mid_epoch_validates_its_final_weights(tmp_path, monkeypatch) -> None:
-    from nlpkit.cli import main
+    from nlpkit.cli.main import main
 
     files = write_sentiment_files(tmp_path / "data", train=100, val=40)  # 4 batches an epoch
     monkeypatch.chdir(tmp_path)
@@ -218,7 +218,7 @@ def test_a_run_that_max_steps_ends_mid_epoch_validates_its_final_weights(tmp_pat
 
 
 def test_early_stopping_ends_a_run_whose_validation_loss_stalls(tmp_path, monkeypatch) -> None:
-    from nlpkit.cli import main
+    from nlpkit.cli.main import main
 
     files = write_sentiment_files(tmp_path / "data", train=100, val=40)
     monkeypatch.chdir(tmp_path)
@@ -229,7 +229,7 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stalls(tmp_path, monkey
 
 
 def test_a_configs_own_early_stopping_replaces_nlpkits(tmp_path, monkeypatch) -> None:
-    from nlpkit.cli import main
+    from nlpkit.cli.main import main
 
     files = write_sentiment_files(tmp_path / "data", train=100, val=40)
     config = tmp_path / "config.yaml"  # one callback, not a list: the Trainer accepts both
@@ -242,7 +242,7 @@ def test_a_configs_own_early_stopping_replaces_nlpkits(tmp_path, monkeypatch) ->
 
 
 def test_a_fresh_fit_leaves_no_checkpoint_of_an_earlier_run(tmp_path, monkeypatch) -> None:
-    from nlpkit.cli import main
+    from nlpkit.cli.main import main
 
     files = write_sentiment_files(tmp_path / "data", train=100, val=40)
     monkeypatch.chdir(tmp_path)
@@ -258,7 +258,7 @@ def test_a_fresh_fit_leaves_no_checkpoint_of_an_earlier_run(tmp_path, monkeypatc
 
 
 def test_several_kept_checkpoints_need_a_filename_placeholder(tmp_path, capsys) -> None:
-    from nlpkit.cli import main
+    from nlpkit.cli.main import main
 
     files = write_sentiment_files(tmp_path / "data", train=40, val=20)
     status = main(["fit", *TINY_MODEL, *tiny_data(files), *QUIET, "--checkpoint.save_top_k", "3"])
@@ -271,7 +271,7 @@ BAG_PLUGIN = """
     from torch import nn
 
     from nlpkit import hookimpl
-    from nlpkit.encoders import Encoder
+    from nlpkit import Encoder
 
 
     class BagEncoder(Encoder):
@@ -306,7 +306,7 @@ def test_a_yaml_concat_composes_a_third_party_encoder_and_reloads(plugin_site, t
     checkpoint = tmp_path / "runs" / "checkpoints" / "last.ckpt"
     encoder = torch.load(checkpoint, weights_only=True)["hyper_parameters"]["encoder"]
     assert [part["class_path"] for part in encoder["init_args"]["encoders"]] == [
-        "nlpkit.encoders.ngram.NGramEncoder", "nlpkit_bag.BagEncoder"
+        "nlpkit.NGramEncoder", "nlpkit_bag.BagEncoder"
     ]  # fmt: skip
     task = nlpkit.load(checkpoint)
     assert task.pool.output_dim == 2 * (8 + 6) and (task.encoder.parts[0].piece_ngrams >= 0).any()

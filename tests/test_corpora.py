@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from nlpkit.data.readers import read_records
-from nlpkit.errors import DataError
+from nlpkit.plugin.errors import DataError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from data import corpora, registry

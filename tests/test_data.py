@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nlpkit.data import BucketBatchSampler, pad, read_records
-from nlpkit.errors import ConfigError, DataError
+from nlpkit import pad, read_records
+from nlpkit.data.batching import BucketBatchSampler
+from nlpkit.plugin.errors import ConfigError, DataError
 
 
 def write(tmp_path, name: str, content: str | bytes):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from nlpkit import hookspecs
+from nlpkit.plugin import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -11,16 +11,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.testing import assert_close
 
-from nlpkit.encoders.base import Encoder
-from nlpkit.encoders.cnn import CNNEncoder
-from nlpkit.encoders.concat import ConcatEncoder
-from nlpkit.encoders.head_loss import head_cross_entropy
-from nlpkit.encoders.linear import linear
-from nlpkit.encoders.ngram import NGramEncoder
-from nlpkit.encoders.pretrained import PretrainedEncoder
-from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder, RecurrentEncoder
-from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
-from nlpkit.plugins import registry
+from nlpkit.models.encoders.base import Encoder
+from nlpkit.models.encoders.cnn import CNNEncoder
+from nlpkit.models.encoders.concat import ConcatEncoder
+from nlpkit.models.encoders.head_loss import head_cross_entropy
+from nlpkit.models.encoders.linear import linear
+from nlpkit.models.encoders.ngram import NGramEncoder
+from nlpkit.models.encoders.pretrained import PretrainedEncoder
+from nlpkit.models.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder, RecurrentEncoder
+from nlpkit.models.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
+from nlpkit.plugin.loader import registry
 from nlpkit.testing import EncoderContract
 
 VOCAB = 23

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from nlpkit.cli import main
-from nlpkit.environment import allocator_hint, memory_allocator
+from nlpkit.cli.environment import allocator_hint, memory_allocator
+from nlpkit.cli.main import main
 
 
 def test_env_describes_this_process(capsys) -> None:

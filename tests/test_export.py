@@ -12,11 +12,11 @@ import torch
 from nlpkit_classification.task import TextClassificationTask
 
 import nlpkit
-from nlpkit.encoders.rnn import GRUEncoder
-from nlpkit.errors import ConfigError, ExportError
-from nlpkit.export import MANIFEST, compare_outputs, export, read_manifest
+from nlpkit.deploy.export import MANIFEST, compare_outputs, export, read_manifest
+from nlpkit.models.encoders.rnn import GRUEncoder
+from nlpkit.models.tokenizers import Tokenizer
+from nlpkit.plugin.errors import ConfigError, ExportError
 from nlpkit.testing import sentiment_corpus
-from nlpkit.tokenization import Tokenizer
 
 
 def test_comparison_reports_nan_and_decoded_mismatches() -> None:
@@ -68,9 +68,9 @@ def test_nlpkit_predict_reads_a_file_with_an_export_alone(tmp_path, monkeypatch,
     """``nlpkit export`` keeps the data settings; ``nlpkit predict --ckpt_path EXPORT`` needs no checkpoint."""
     from nlpkit_classification.data import ClassificationData
 
-    from nlpkit.cli import main
+    from nlpkit.cli.main import main
+    from nlpkit.models.tokenizers import TokenizerOptions
     from nlpkit.testing import fit_tiny, write_sentiment_files
-    from nlpkit.tokenization import TokenizerOptions
 
     files = write_sentiment_files(tmp_path / "data", train=80, val=20)
     task = TextClassificationTask(encoder=partial(GRUEncoder, embedding_dim=8, hidden_size=8))

@@ -15,11 +15,11 @@ import torch
 from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.task import TextClassificationTask
 
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.errors import CheckpointError, ConfigError, TrainingError
-from nlpkit.io import AtomicCheckpointIO, load_checkpoint
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import CheckpointError, ConfigError, TrainingError
 from nlpkit.testing import fit_tiny
-from nlpkit.tokenization import TokenizerOptions
+from nlpkit.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from tests.conftest import TOY_PLUGINS, run_nlpkit
 
 
@@ -95,7 +95,7 @@ def test_ctrl_c_leaves_the_last_good_checkpoint(tmp_path: Path, sentiment_files)
 
 SAVER = """
 import sys, torch
-from nlpkit.io import AtomicCheckpointIO
+from nlpkit.training.checkpoint_io import AtomicCheckpointIO
 io, path, step = AtomicCheckpointIO(), sys.argv[1], 0
 while True:  # ~64 MB checkpoints, each filled with its own step number
     step += 1

@@ -20,7 +20,7 @@ from nlpkit_kg.graph import iter_triples, read_entity_texts
 
 from nlpkit.data import readers
 from nlpkit.data.readers import Format, Record, read_records
-from nlpkit.errors import ConfigError, DataError
+from nlpkit.plugin.errors import ConfigError, DataError
 
 FORMATS: tuple[str, ...] = get_args(Format)
 READERS: dict[str, Callable[[Path], Any]] = {

@@ -18,9 +18,9 @@ from nlpkit_generation.paired import PairedData
 from nlpkit_generation.seq2seq import Seq2SeqTask
 from nlpkit_generation.task import CausalLMTask
 
-from nlpkit.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
+from nlpkit.models.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
 from nlpkit.testing import fit_tiny, story_corpus
-from nlpkit.tokenization import TokenizerOptions
 
 MAX_LENGTH = 16  # learned positions: a 17th token would index past the position table
 TINY = {"d_model": 16, "num_heads": 2, "num_layers": 1, "max_length": MAX_LENGTH, "positions": "learned"}

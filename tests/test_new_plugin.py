@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nlpkit.cli import main
-from nlpkit.errors import ConfigError
-from nlpkit.scaffold import write_plugin
+from nlpkit.cli.main import main
+from nlpkit.cli.scaffold import write_plugin
+from nlpkit.plugin.errors import ConfigError
 from tests.conftest import run_nlpkit
 
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from nlpkit.data.batching import pad
-from nlpkit.encoders.concat import ConcatEncoder
-from nlpkit.encoders.ngram import HASH_MODULUS, HASH_MULTIPLIER, NGramEncoder, string_bucket, token_ngram_buckets
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.errors import ConfigError
+from nlpkit.models.encoders.concat import ConcatEncoder
+from nlpkit.models.encoders.ngram import HASH_MODULUS, HASH_MULTIPLIER, NGramEncoder, string_bucket, token_ngram_buckets
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.padding import pad
+from nlpkit.models.tokenizers import Tokenizer
+from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import sentiment_corpus
-from nlpkit.tokenization import Tokenizer
 
 TEXTS = [text for text, _ in sentiment_corpus(80, seed=1)]
 

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from nlpkit.cli import main
-from nlpkit.errors import NameConflictError, UnknownNameError
-from nlpkit.plugins import PluginWarning, discover, get_plugins
+from nlpkit.cli.main import main
+from nlpkit.plugin.errors import NameConflictError, UnknownNameError
+from nlpkit.plugin.loader import PluginWarning, discover, get_plugins
 
 FIRST_PARTY = {"classification", "generation", "ner", "multilingual", "kg"}
 
@@ -47,7 +47,7 @@ def test_import_failure_is_named_and_the_others_keep_working(plugin_site) -> Non
 def test_a_hook_that_raises_leaves_no_partial_registration(plugin_site) -> None:
     source = """
         from nlpkit import hookimpl
-        from nlpkit.heads import LinearHead
+        from nlpkit.models.heads import LinearHead
 
         @hookimpl
         def register_heads(register):
@@ -65,7 +65,7 @@ def test_a_hook_that_raises_leaves_no_partial_registration(plugin_site) -> None:
 def test_two_plugins_with_one_name_is_an_error_naming_both(plugin_site) -> None:
     source = """
         from nlpkit import hookimpl
-        from nlpkit.heads import MLPHead
+        from nlpkit.models.heads import MLPHead
 
         @hookimpl
         def register_heads(register):
@@ -132,8 +132,8 @@ def test_allowlist_and_denylist(plugin_site, monkeypatch) -> None:
 
 
 def test_registries_are_read_only_after_loading() -> None:
-    from nlpkit.heads import LinearHead
-    from nlpkit.registries import Entry
+    from nlpkit.models.heads import LinearHead
+    from nlpkit.plugin.registries import Entry
 
     with pytest.raises(RuntimeError, match="read-only"):
         get_plugins()["heads"].add(Entry("late", LinearHead, "me"))
@@ -151,24 +151,27 @@ def test_plugins_command_lists_every_plugin_as_json(plugin_site, capsys) -> None
 
 
 def _hook_names() -> set[str]:
-    from nlpkit import hookspecs
+    from nlpkit.plugin import hookspecs
 
     return {name for name, value in vars(hookspecs).items() if hasattr(value, "nlpkit_spec")}
 
 
 def test_every_hook_has_a_registry() -> None:
-    from nlpkit.registries import KINDS
+    from nlpkit.plugin.registries import KINDS
 
     assert _hook_names() == {f"register_{kind}" for kind in KINDS}
 
 
 VALID = {  # for each hook, a registration of the kind it promises
-    "register_encoders": ("from nlpkit.encoders.rnn import LSTMEncoder as Base", "class Thing(Base): pass"),
-    "register_heads": ("from nlpkit.heads import LinearHead as Base", "class Thing(Base): pass"),
+    "register_encoders": ("from nlpkit.models.encoders.rnn import LSTMEncoder as Base", "class Thing(Base): pass"),
+    "register_heads": ("from nlpkit.models.heads import LinearHead as Base", "class Thing(Base): pass"),
     "register_metrics": ("from torchmetrics.classification import MulticlassAccuracy as Base", "Thing = Base"),
-    "register_datasets": ("from nlpkit.data import TextDataModule as Base", "class Thing(Base): pass"),
-    "register_tasks": ("from nlpkit.task import Task as Base", "class Thing(Base): pass"),
-    "register_commands": ("from nlpkit.commands import Command as Base", "class Thing(Base): pass\nThing = Thing()"),
+    "register_datasets": ("from nlpkit import TextDataModule as Base", "class Thing(Base): pass"),
+    "register_tasks": ("from nlpkit import Task as Base", "class Thing(Base): pass"),
+    "register_commands": (
+        "from nlpkit import Command as Base",
+        "class Thing(Base): pass\nThing = Thing()",
+    ),
     "register_word_features": ("", "def Thing(word):\n    return [word[::-1]]"),
 }
 
@@ -197,7 +200,7 @@ def test_every_hook_registers_through_an_installed_plugin(hook, plugin_site) -> 
 @pytest.mark.parametrize(
     ("hook", "definition", "message"),
     [
-        ("register_encoders", "Thing = dict", "encoder 'thing' must be a subclass of Encoder"),
+        ("register_encoders", "Thing = dict", "encoder 'thing' must be a subclass of nlpkit.Encoder"),
         ("register_commands", "class Thing: help = 'x'", "command 'thing' must be an nlpkit.Command instance"),
         ("register_metrics", "Thing = 3", "metric 'thing' must be a callable"),
         ("register_word_features", "Thing = 'x'", "word feature 'thing' must be a callable from a word"),

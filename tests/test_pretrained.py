@@ -13,12 +13,12 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from nlpkit.cli import main
-from nlpkit.data import pad
-from nlpkit.encoders.pretrained import PretrainedEncoder
-from nlpkit.errors import ConfigError
+from nlpkit import pad
+from nlpkit.cli.main import main
+from nlpkit.models.encoders.pretrained import PretrainedEncoder
+from nlpkit.models.tokenizers import Tokenizer
+from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import require_cached, tiny_pretrained_model, write_sentiment_files
-from nlpkit.tokenization import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from data.pretrained import pretrained_dir

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from nlpkit_classification.data import ClassificationData
 
 import nlpkit
-from nlpkit.data import BucketBatchSampler
+from nlpkit.data.batching import BucketBatchSampler
 from nlpkit.testing import sentiment_corpus
 from tests.conftest import run_nlpkit
 

@@ -13,10 +13,10 @@ import torch
 from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.task import TextClassificationTask
 
-from nlpkit.encoders.cnn import CNNEncoder
-from nlpkit.errors import ConfigError
+from nlpkit.models.encoders.cnn import CNNEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import fit_tiny, write_sentiment_files
-from nlpkit.tokenization import TokenizerOptions
 
 PEAK, MIN_RATIO, WARMUP = 1e-2, 0.1, 5
 

@@ -19,11 +19,11 @@ from nlpkit_generation.data import LanguageModelingData
 from nlpkit_generation.task import CausalLMTask
 
 import nlpkit
-from nlpkit.encoders.rnn import GRUEncoder
-from nlpkit.encoders.transformer import CausalTransformerEncoder
-from nlpkit.export import export
+from nlpkit.deploy.export import export
+from nlpkit.models.encoders.rnn import GRUEncoder
+from nlpkit.models.encoders.transformer import CausalTransformerEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
 from nlpkit.testing import ServerProcess, fit_tiny, sentiment_corpus, story_corpus, write_sentiment_files
-from nlpkit.tokenization import TokenizerOptions
 
 TEXTS = [text for text, _ in sentiment_corpus(100, seed=7)]
 

@@ -13,10 +13,10 @@ from nlpkit_classification.task import TextClassificationTask
 from torch.utils.data import DataLoader
 
 from nlpkit.data.streaming import StreamedExamples
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.errors import ConfigError
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import fit_tiny, sentiment_corpus
-from nlpkit.tokenization import TokenizerOptions
 
 
 def numbered(shard: int, shards: int):
@@ -67,7 +67,7 @@ def test_fit_from_a_streamed_file_needs_max_steps(tmp_path: Path) -> None:
 
 PEAK_MEMORY = """
 import json, resource, sys
-from nlpkit.cli import main
+from nlpkit.cli.main import main
 status = main(sys.argv[1:])
 print(json.dumps({"status": status, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """

@@ -13,11 +13,11 @@ from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.task import TextClassificationTask
 
 import nlpkit
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.errors import CheckpointError
-from nlpkit.plugins import get_plugins
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import CheckpointError
+from nlpkit.plugin.loader import get_plugins
 from nlpkit.testing import fit_tiny
-from nlpkit.tokenization import TokenizerOptions
 
 TEXTS = ["the film was brilliant", "the plot was not great", "the acting was dull", "the ending was not boring"]
 
@@ -69,10 +69,10 @@ def test_checkpoint_is_self_contained_plain_data(trained) -> None:
     assert section["plugins"]["classification"] == "0.1.0" and section["plugins"]["core"] == "0.1.0"
     hparams = checkpoint["hyper_parameters"]
     assert hparams["encoder"] == {
-        "class_path": "nlpkit.encoders.rnn.LSTMEncoder",
+        "class_path": "nlpkit.models.encoders.rnn.LSTMEncoder",
         "init_args": task.encoder.spec()["init_args"],
     }
-    assert hparams["head"]["class_path"] == "nlpkit.heads.LinearHead"
+    assert hparams["head"]["class_path"] == "nlpkit.models.heads.LinearHead"
 
 
 def test_load_in_a_fresh_process_predicts_the_same(trained) -> None:
@@ -139,7 +139,7 @@ def test_third_party_head_and_metric_extend_a_fit(plugin_site, sentiment_files) 
 
 
 def test_trains_under_bf16_autocast_and_keeps_fp32_weights(sentiment_files) -> None:
-    from nlpkit.encoders.transformer import TransformerEncoder
+    from nlpkit.models.encoders.transformer import TransformerEncoder
 
     encoder = partial(TransformerEncoder, d_model=32, num_heads=2, num_layers=1, positions="rotary")
     task = TextClassificationTask(encoder=encoder)

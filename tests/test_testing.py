@@ -8,8 +8,8 @@ from functools import partial
 from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.task import TextClassificationTask
 
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.plugins import get_plugins
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.plugin.loader import get_plugins
 from nlpkit.testing import fit_tiny, isolated_plugins, sentiment_corpus
 from tests.conftest import TOY_PLUGINS
 

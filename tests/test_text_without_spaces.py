@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import nlpkit
-from nlpkit.cli import main as nlpkit_command
+from nlpkit.cli.main import main as nlpkit_command
 
 CONFIG = Path(__file__).resolve().parents[1] / "examples" / "sentiment.yaml"
 #: per language: subjects (the last three held out for the test), sentence patterns, and words of each sentiment

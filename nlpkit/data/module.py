@@ -6,21 +6,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from nlpkit.configurable import class_path
 from nlpkit.data.batching import BucketBatchSampler
 from nlpkit.data.readers import Format, Record, iter_records, read_records
 from nlpkit.data.streaming import StreamedExamples
-from nlpkit.errors import ConfigError
-from nlpkit.tokenization import Tokenizer, TokenizerOptions
-from nlpkit.transfer import check_data_tokenizer
+from nlpkit.models.tokenizers import Tokenizer, TokenizerOptions
+from nlpkit.plugin.configurable import class_path
+from nlpkit.plugin.errors import ConfigError
 
 if TYPE_CHECKING:
-    from nlpkit.task import Task
+    from nlpkit.training.task import Task
 
 
 def _language(fields: dict[str, Any]) -> dict[str, Any]:
@@ -34,7 +33,6 @@ def collate_with_language(collate: Any, examples: list[dict[str, Any]]) -> dict[
 
 #: texts a tokenizer is trained on when the training file is streamed (the first ones)
 TOKENIZER_SAMPLE = 200_000
-SPLITS_BY_STAGE = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
 
 
 class TextDataModule(pl.LightningDataModule):
@@ -58,6 +56,16 @@ class TextDataModule(pl.LightningDataModule):
         ``trainer.max_steps`` (and ``trainer.val_check_interval`` in steps); the tokenizer is trained on the
         first ``TOKENIZER_SAMPLE`` texts
     """
+
+    #: the registry its subclasses are registered in (checked by the plugin loader)
+    registry_kind: ClassVar[str] = "datasets"
+    #: the splits each Lightning stage reads
+    stage_splits: ClassVar[dict[str, tuple[str, ...]]] = {
+        "fit": ("train", "val"),
+        "validate": ("val",),
+        "test": ("test",),
+        "predict": ("predict",),
+    }
 
     def __init__(
         self,
@@ -109,6 +117,18 @@ class TextDataModule(pl.LightningDataModule):
         """The label strings of one example (none for unlabelled tasks)."""
         return []
 
+    def task_tokenizer(self, task: Task) -> Tokenizer:
+        """The tokenizer the task already has; a ``tokenizer.path`` that is not the one its pretrained weights
+        (``init_from``, a pretrained encoder) came with is refused."""
+        source = getattr(task, "tokenizer_source", None)
+        path = self.tokenizer_options.path
+        if source and path and Tokenizer.load(path) != task.tokenizer:
+            raise ConfigError(
+                f"data.tokenizer.path {path} is not the tokenizer of {source}: the pretrained weights only "
+                "mean something with their own tokenizer (drop data.tokenizer.path)"
+            )
+        return task.tokenizer
+
     def tokenizer_texts(self, train: Iterable[tuple[Record, dict[str, Any]]]) -> Iterator[str]:
         """The text a new tokenizer is trained on (default: every training text)."""
         return (text for _, fields in train for text in self.texts(fields))
@@ -141,7 +161,7 @@ class TextDataModule(pl.LightningDataModule):
         task = self._task()
         splits = [
             split
-            for split in SPLITS_BY_STAGE[stage]
+            for split in self.stage_splits[stage]
             if not (stage == "fit" and split == "val" and not self.paths["val"])
         ]
         streamed = self.streaming and "train" in splits
@@ -162,8 +182,7 @@ class TextDataModule(pl.LightningDataModule):
             return self.stream_records("train", 0, 1) if train is None and streamed else train
 
         if task is not None and task.tokenizer is not None:
-            check_data_tokenizer(task, self.tokenizer_options)
-            self.tokenizer = task.tokenizer
+            self.tokenizer = self.task_tokenizer(task)
         else:
             texts = self.tokenizer_texts(training_records() or [])
             sample = islice(texts, TOKENIZER_SAMPLE) if streamed else texts

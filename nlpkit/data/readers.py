@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from nlpkit.errors import ConfigError, DataError
+from nlpkit.plugin.errors import ConfigError, DataError
 
 Format = Literal["txt", "jsonl", "csv", "tsv", "conll", "documents"]
 FORMAT_BY_SUFFIX: dict[str, Format] = {

@@ -14,7 +14,7 @@ from typing import Any
 from torch.utils.data import IterableDataset, get_worker_info
 
 from nlpkit.data.batching import BucketBatchSampler
-from nlpkit.errors import ConfigError
+from nlpkit.plugin.errors import ConfigError
 
 #: examples held at once by each worker: shuffled and bucketed together
 BUFFER_SIZE = 8192

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from nlpkit import hookimpl
-from nlpkit.hookspecs import Register
+from nlpkit import Register, hookimpl
 
 
 @hookimpl

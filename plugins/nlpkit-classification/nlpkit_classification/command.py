@@ -6,22 +6,21 @@ import argparse
 import json
 from dataclasses import asdict
 
-from nlpkit.commands import Command, gather_texts, load_task
-from nlpkit.io import atomic_write_bytes
+from nlpkit import CheckpointCommand, atomic_write_bytes
 from nlpkit_classification.explain import METHODS, attribute, render_html
 from nlpkit_classification.task import TextClassificationTask
 
 
-class ExplainCommand(Command):
+class ExplainCommand(CheckpointCommand[TextClassificationTask]):
     """``nlpkit explain --ckpt_path model.ckpt --text "..." [--method gradient_x_input] [--output page.html]``."""
 
     help = "attribute a text classifier's decisions to the pieces of each text (JSON lines and an HTML page)"
+    task_type = TextClassificationTask
+    refusal = "is not a text classifier"
+    checkpoint_help = "a checkpoint of a text classification task"
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """The checkpoint, the texts, the attribution method and where the page goes."""
-        parser.add_argument("--ckpt_path", required=True, help="a checkpoint of a text classification task")
-        parser.add_argument("--text", action="append", default=[], help="a text to explain (repeat for several)")
-        parser.add_argument("--texts_file", help="a text file of texts to explain, one a line")
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        """The attribution method and where the page goes."""
         parser.add_argument(
             "--method", default="integrated_gradients", help=f"attribution method: {' or '.join(METHODS)}"
         )
@@ -30,10 +29,8 @@ class ExplainCommand(Command):
         parser.add_argument("--batch_size", type=int, default=16, help="texts per batch (each runs --steps times)")
         parser.add_argument("--output", default="explanations.html", help="the HTML page to write")
 
-    def run(self, args: argparse.Namespace) -> int:
+    def run_on(self, task: TextClassificationTask, texts: list[str], args: argparse.Namespace) -> int:
         """Explain every text: one JSON line each on stdout, and the HTML page written atomically."""
-        texts = gather_texts(args.text, args.texts_file, "texts")
-        task = load_task(args.ckpt_path, TextClassificationTask, "is not a text classifier")
         explanations = attribute(task, texts, args.method, args.steps, args.target, args.batch_size)
         atomic_write_bytes(args.output, render_html(explanations, texts).encode("utf-8"))
         for text, explanation in zip(texts, explanations, strict=True):

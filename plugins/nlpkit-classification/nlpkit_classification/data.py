@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
-from nlpkit.data import Record, TextDataModule
+from nlpkit import Record, TextDataModule
 
 
 class ClassificationData(TextDataModule):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from nlpkit.errors import ConfigError
+from nlpkit import ConfigError
 
 if TYPE_CHECKING:
     from nlpkit_classification.task import TextClassificationTask

@@ -12,7 +12,7 @@ from rich.table import Table
 from torch import Tensor
 from torchmetrics import CalibrationError, ConfusionMatrix, F1Score, MetricCollection, Precision, Recall
 
-from nlpkit.io import atomic_write_bytes
+from nlpkit import atomic_write_bytes
 
 
 def fit_temperature(logits: Tensor, targets: Tensor, multi_label: bool, iterations: int = 100) -> float:

@@ -9,11 +9,11 @@ import torch
 from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.task import Pool, TextClassificationTask
 
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.errors import DataError
-from nlpkit.plugins import discover
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import DataError
+from nlpkit.plugin.loader import discover
 from nlpkit.testing import fit_tiny, write_sentiment_files
-from nlpkit.tokenization import TokenizerOptions
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,15 @@ import torch
 from nlpkit_classification.task import TextClassificationTask
 
 import nlpkit
-from nlpkit.encoders.cnn import CNNEncoder
-from nlpkit.encoders.concat import ConcatEncoder
-from nlpkit.encoders.ngram import NGramEncoder
-from nlpkit.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder
-from nlpkit.encoders.transformer import TransformerEncoder
-from nlpkit.errors import ExportError
-from nlpkit.export import export
+from nlpkit.deploy.export import export
+from nlpkit.models.encoders.cnn import CNNEncoder
+from nlpkit.models.encoders.concat import ConcatEncoder
+from nlpkit.models.encoders.ngram import NGramEncoder
+from nlpkit.models.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder
+from nlpkit.models.encoders.transformer import TransformerEncoder
+from nlpkit.models.tokenizers import Tokenizer
+from nlpkit.plugin.errors import ExportError
 from nlpkit.testing import check_export, sentiment_corpus
-from nlpkit.tokenization import Tokenizer
 
 TEXTS = [text for text, _ in sentiment_corpus(60, seed=3)]
 NGRAM_PART = partial(NGramEncoder, dim=8, buckets=256, char_ngrams=[2, 4])

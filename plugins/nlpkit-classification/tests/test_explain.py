@@ -19,10 +19,10 @@ from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.explain import METHODS, Explanation, attribute, render_html
 from nlpkit_classification.task import TextClassificationTask
 
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.errors import ConfigError, DataError
+from nlpkit import TokenizerOptions
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.plugin.errors import ConfigError, DataError
 from nlpkit.testing import fit_tiny
-from nlpkit.tokenization import BOS_ID, PAD_ID, TokenizerOptions
 
 FILLER = ["the", "a", "movie", "film", "plot", "story", "actor", "scene", "music"]
 FILLER += ["about", "with", "and", "was", "is", "very", "quite", "rather", "really"]
@@ -118,11 +118,12 @@ def test_integrated_gradients_sum_to_the_logit_difference_from_the_baseline(trai
     texts = [text for text, _, _ in held_out[:20]]
     explanations = attribute(task, texts, steps=64)
     embedding = task.encoder.token_embedding.weight
-    assert torch.count_nonzero(embedding[PAD_ID]) == 0  # so pad ids in place of the pieces are the zero baseline
+    pad_id = task.tokenizer.pad_id
+    assert torch.count_nonzero(embedding[pad_id]) == 0  # so pad ids in place of the pieces are the zero baseline
     differences = []
     for text, explanation in zip(texts, explanations, strict=True):
         tokens = torch.tensor(task.tokenizer.encode([text], add_bos=True))
-        baseline = torch.where(tokens == BOS_ID, tokens, torch.full_like(tokens, PAD_ID))
+        baseline = torch.where(tokens == task.tokenizer.bos_id, tokens, torch.full_like(tokens, task.tokenizer.pad_id))
         mask = torch.ones_like(tokens, dtype=torch.bool)
         with torch.no_grad():
             logits = task(torch.cat([tokens, baseline]), torch.cat([mask, mask]))

@@ -13,10 +13,11 @@ from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.task import TextClassificationTask
 
 import nlpkit
-from nlpkit.encoders.pretrained import PretrainedEncoder
-from nlpkit.errors import ConfigError
-from nlpkit.export import export
-from nlpkit.hf_tokenization import HuggingFaceTokenizer
+from nlpkit.deploy.export import export
+from nlpkit.models.encoders.pretrained import PretrainedEncoder
+from nlpkit.models.tokenizers import Tokenizer, TokenizerOptions
+from nlpkit.models.tokenizers.huggingface import HuggingFaceTokenizer
+from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import (
     ServerProcess,
     check_export,
@@ -25,7 +26,6 @@ from nlpkit.testing import (
     tiny_pretrained_model,
     write_sentiment_files,
 )
-from nlpkit.tokenization import Tokenizer, TokenizerOptions
 
 TEXTS = [text for text, _ in sentiment_corpus(40, seed=5)]
 

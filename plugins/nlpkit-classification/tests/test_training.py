@@ -15,11 +15,11 @@ from nlpkit_classification.task import TextClassificationTask
 from nlpkit_generation.data import LanguageModelingData
 from nlpkit_generation.task import CausalLMTask
 
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.encoders.transformer import TransformerEncoder
-from nlpkit.plugins import get_plugins
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.encoders.transformer import TransformerEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.loader import get_plugins
 from nlpkit.testing import fit_tiny, sentiment_corpus, write_sentiment_files
-from nlpkit.tokenization import TokenizerOptions
 
 ENCODERS = {
     "bilstm": partial(LSTMEncoder, embedding_dim=32, hidden_size=48, bidirectional=True),

@@ -4,8 +4,7 @@ sampling, beam search, streaming) and the ``nlpkit generate`` command."""
 
 from __future__ import annotations
 
-from nlpkit import hookimpl
-from nlpkit.hookspecs import Register
+from nlpkit import Register, hookimpl
 
 
 @hookimpl

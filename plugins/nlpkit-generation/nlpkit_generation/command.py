@@ -9,8 +9,7 @@ import types
 import typing
 from dataclasses import fields
 
-from nlpkit.commands import Command, gather_texts, load_task
-from nlpkit.errors import ConfigError
+from nlpkit import CheckpointCommand, ConfigError
 from nlpkit_generation.decoding import GenerationConfig
 from nlpkit_generation.task import GenerativeTask
 
@@ -26,16 +25,18 @@ def _option_type(annotation: object) -> tuple[type, dict[str, object]]:
     return annotation, {}  # type: ignore[return-value]
 
 
-class GenerateCommand(Command):
+class GenerateCommand(CheckpointCommand[GenerativeTask]):
     """``nlpkit generate --ckpt_path lm.ckpt --prompt "Once upon" [--strategy sample --top_p 0.9 ...]``."""
 
     help = "continue prompts with a trained checkpoint (greedy, sampling, beam search, streaming)"
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """The checkpoint, prompts, output options, and one option per GenerationConfig field."""
-        parser.add_argument("--ckpt_path", required=True, help="a checkpoint of a task that generates")
-        parser.add_argument("--prompt", action="append", default=[], help="a prompt (repeat for several)")
-        parser.add_argument("--prompts_file", help="a text file of prompts, one a line")
+    task_type = GenerativeTask
+    refusal = "cannot generate"
+    input_name = "prompt"
+    checkpoint_help = "a checkpoint of a task that generates"
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        """Output options, and one option per GenerationConfig field."""
         parser.add_argument("--stream", action="store_true", help="print each prompt's text as it is produced")
         parser.add_argument("--json", action="store_true", help="print one JSON object per prompt")
         hints = typing.get_type_hints(GenerationConfig)
@@ -44,11 +45,13 @@ class GenerateCommand(Command):
             parser.add_argument(f"--{field.name}", type=kind, default=None, **extra)  # type: ignore[arg-type]
 
     def run(self, args: argparse.Namespace) -> int:
-        """Load the checkpoint and generate for every prompt."""
-        prompts = gather_texts(args.prompt, args.prompts_file, "prompts")
+        """Refuse contradictory output options before loading anything, then generate."""
         if args.stream and args.json:
             raise ConfigError("--stream prints text as it comes; it cannot be combined with --json")
-        task = load_task(args.ckpt_path, GenerativeTask, "cannot generate")
+        return super().run(args)
+
+    def run_on(self, task: GenerativeTask, prompts: list[str], args: argparse.Namespace) -> int:
+        """Generate for every prompt."""
         echo = task.continues_input  # a language model's output continues the prompt; a translation does not
         options = {f.name: getattr(args, f.name) for f in fields(GenerationConfig) if getattr(args, f.name) is not None}
         if args.stream:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nlpkit.data import Record, TextDataModule
-from nlpkit.errors import ConfigError
+from nlpkit import ConfigError, Record, TextDataModule
 
 
 class LanguageModelingData(TextDataModule):

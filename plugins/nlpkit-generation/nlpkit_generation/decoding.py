@@ -15,8 +15,7 @@ from typing import Any, Literal, Protocol
 import torch
 from torch import Tensor
 
-from nlpkit.errors import ConfigError
-from nlpkit.tokenization import Tokenizer
+from nlpkit import ConfigError, Tokenizer
 
 
 class DecodingState(Protocol):

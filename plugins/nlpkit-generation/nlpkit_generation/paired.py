@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from nlpkit.data import Record, TextDataModule, detect_format, read_records
-from nlpkit.errors import ConfigError, DataError
+from nlpkit import ConfigError, DataError, Record, TextDataModule, detect_format, read_records
 
 
 class PairedData(TextDataModule):

@@ -14,11 +14,17 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.text import Perplexity
 
-from nlpkit.data import Record, pad, unpad
-from nlpkit.encoders import EncoderFactory, LanguageModelHeadMixin
-from nlpkit.encoders.head_loss import head_cross_entropy
-from nlpkit.errors import ConfigError
-from nlpkit.task import StepOutput, Task
+from nlpkit import (
+    ConfigError,
+    EncoderFactory,
+    LanguageModelHeadMixin,
+    Record,
+    StepOutput,
+    Task,
+    head_cross_entropy,
+    pad,
+    unpad,
+)
 from nlpkit_generation.decoding import Generation, GenerationConfig, generate, stream
 
 IGNORE = -100
@@ -154,7 +160,7 @@ class CausalLMTask(GenerativeTask):
 
     def training_output(self, batch: dict[str, Any]) -> StepOutput:
         """:meth:`step`'s loss; in float32 the head and the loss run a block of rows at a time
-        (:func:`~nlpkit.encoders.head_loss.head_cross_entropy`), never holding every token's logits."""
+        (:func:`~nlpkit.models.encoders.head_loss.head_cross_entropy`), never holding every token's logits."""
         weight = self.encoder.lm_head_weight()  # type: ignore[union-attr]
         if weight.dtype != torch.float32 or torch.is_autocast_enabled(weight.device.type):
             return self.step(batch)

@@ -10,12 +10,12 @@ import torch
 from nlpkit_generation.data import LanguageModelingData, pack_blocks
 from nlpkit_generation.task import CausalLMTask
 
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.encoders.transformer import CausalTransformerEncoder
-from nlpkit.errors import ConfigError
-from nlpkit.plugins import discover
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.encoders.transformer import CausalTransformerEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import ConfigError
+from nlpkit.plugin.loader import discover
 from nlpkit.testing import fit_tiny
-from nlpkit.tokenization import TokenizerOptions
 
 CORPUS = [
     "the quick brown fox jumps over the lazy dog",

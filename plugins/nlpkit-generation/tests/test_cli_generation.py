@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from nlpkit.cli import main
+from nlpkit.cli.main import main
 from nlpkit.testing import story_corpus
 
 

@@ -12,11 +12,11 @@ import torch
 from nlpkit_generation.decoding import GenerationConfig, _sampling_filter, repeating_tokens
 from nlpkit_generation.task import IGNORE, CausalLMTask, perplexity
 
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.encoders.transformer import CausalTransformerEncoder
-from nlpkit.errors import ConfigError
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.encoders.transformer import CausalTransformerEncoder
+from nlpkit.models.tokenizers import Tokenizer
+from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import sentiment_corpus
-from nlpkit.tokenization import Tokenizer
 
 PROMPTS = ["the film", "the acting was not", "a"]
 ENCODERS = {
@@ -162,7 +162,7 @@ def test_perplexity_metric_equals_exp_mean_nll_by_hand() -> None:
 def test_generate_command(model, tmp_path, capsys) -> None:
     import pytorch_lightning as pl
 
-    from nlpkit.cli import main
+    from nlpkit.cli.main import main
 
     path = tmp_path / "lm.ckpt"
     trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
@@ -214,7 +214,7 @@ def test_no_repeat_ngram_size_forbids_every_repeated_ngram(model, options) -> No
 
 
 def test_exported_logits_score_texts_as_eager_and_generation_needs_the_checkpoint(model, tmp_path) -> None:
-    from nlpkit.errors import ConfigError
+    from nlpkit.plugin.errors import ConfigError
     from nlpkit.testing import check_export
 
     texts = [text for text, _ in sentiment_corpus(12, seed=4)]

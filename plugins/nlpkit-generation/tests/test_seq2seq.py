@@ -9,14 +9,14 @@ import pytest
 import torch
 from nlpkit_generation.decoding import GenerationConfig
 from nlpkit_generation.paired import PairedData
-from nlpkit_generation.seq2seq import Seq2SeqTask, Seq2SeqTransformer
+from nlpkit_generation.seq2seq import Seq2SeqTask
 from torchmetrics.text import BLEUScore, CHRFScore
 
-from nlpkit.data import pad
-from nlpkit.encoders.transformer import TransformerEncoder
-from nlpkit.errors import ConfigError, DataError
+from nlpkit import Seq2SeqTransformer, pad
+from nlpkit.models.encoders.transformer import TransformerEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import ConfigError, DataError
 from nlpkit.testing import fit_tiny
-from nlpkit.tokenization import TokenizerOptions
 
 WORDS = ["red", "blue", "green", "cat", "dog", "bird", "runs", "sees", "eats", "big", "small", "old"]
 SOURCES = [[2, 5, 6, 7, 8, 3], [2, 9, 3], [2, 10, 11, 12, 13, 14, 15, 16, 3]]  # mixed lengths, <s> ... </s>
@@ -25,7 +25,7 @@ SOURCES = [[2, 5, 6, 7, 8, 3], [2, 9, 3], [2, 10, 11, 12, 13, 14, 15, 16, 3]]  #
 def tiny_model(positions: str = "learned") -> Seq2SeqTransformer:
     torch.manual_seed(0)
     encoder = TransformerEncoder(40, d_model=32, num_heads=4, num_layers=2, max_length=32, positions=positions)
-    return Seq2SeqTransformer(encoder, num_layers=2).eval()
+    return Seq2SeqTransformer(encoder, num_layers=2, bos_id=2).eval()
 
 
 def incremental(model: Seq2SeqTransformer, sources: list[list[int]], prefix: torch.Tensor) -> torch.Tensor:
@@ -253,8 +253,8 @@ def test_validation_decodes_with_its_own_settings_and_test_with_generation(train
 
 
 def test_export_is_refused_naming_why(trained, tmp_path) -> None:
-    from nlpkit.errors import ExportError
-    from nlpkit.export import export
+    from nlpkit.deploy.export import export
+    from nlpkit.plugin.errors import ExportError
 
     with pytest.raises(ExportError, match="seq2seq cannot be exported: it translates by decoding token by token"):
         export(trained[0], tmp_path / "export")

@@ -6,11 +6,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from nlpkit.data import TextDataModule
-from nlpkit.data.module import SPLITS_BY_STAGE
-from nlpkit.errors import ConfigError
-from nlpkit.tokenization import Tokenizer, TokenizerOptions
-from nlpkit.transfer import check_data_tokenizer
+from nlpkit import ConfigError, TextDataModule, Tokenizer, TokenizerOptions
 from nlpkit_kg.graph import Vocabulary, read_entity_texts, read_triple_ids
 from nlpkit_kg.task import LinkPredictionTask
 
@@ -106,7 +102,7 @@ class TriplesData(TextDataModule):
             if split not in ids:
                 ids[split] = read_triple_ids(self.paths[split], task.entities, task.relations)
         task.attach_graph(ids.get("train"), torch.cat([torch.empty(0, 3, dtype=torch.long), *ids.values()]))
-        for split in SPLITS_BY_STAGE[stage]:
+        for split in self.stage_splits[stage]:
             if split == "predict":
                 if not self.paths["predict"]:
                     raise ConfigError("no predict data: set data.predict_path")
@@ -121,8 +117,7 @@ class TriplesData(TextDataModule):
         if task.encoder_factory is None:
             return None
         if task.tokenizer is not None:
-            check_data_tokenizer(task, self.tokenizer_options)
-            return task.tokenizer
+            return self.task_tokenizer(task)
         return Tokenizer.from_options(self.tokenizer_options, texts)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

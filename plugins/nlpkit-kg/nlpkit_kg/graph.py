@@ -15,8 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from nlpkit.data.readers import numbered_lines
-from nlpkit.errors import ConfigError, DataError
+from nlpkit import ConfigError, DataError, numbered_lines
 
 #: what a query file writes in place of the entity to predict
 MISSING = "?"

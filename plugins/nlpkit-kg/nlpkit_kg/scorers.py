@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlpkit.heads import Head
+from nlpkit import Head
 
 #: candidate chunks keep the (queries, candidates, dim) broadcast of distance scorers under this many floats
 BROADCAST_ELEMENTS = 1 << 22

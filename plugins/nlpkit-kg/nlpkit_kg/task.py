@@ -9,11 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlpkit.checkpoints import CHECKPOINT_KEY, nlpkit_section
-from nlpkit.data import Record, pad
-from nlpkit.encoders import EncoderFactory
-from nlpkit.errors import CheckpointError, ConfigError
-from nlpkit.task import StepOutput, Task
+from nlpkit import CheckpointError, ConfigError, EncoderFactory, Record, StepOutput, Task, pad
 from nlpkit_kg.graph import AnswerIndex, Vocabulary, as_queries
 from nlpkit_kg.ranking import filtered_cross_entropy, filtered_ranks
 from nlpkit_kg.scorers import LinkScorer, LinkScorerFactory, RotatE
@@ -373,12 +369,10 @@ class LinkPredictionTask(Task):
         ]
 
     # -- checkpoints -----------------------------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Also store the entity texts, which text-aware entities are rebuilt from."""
-        super().on_save_checkpoint(checkpoint)
-        checkpoint[CHECKPOINT_KEY]["entity_texts"] = self.entity_texts
+    def artifacts(self) -> dict[str, Any]:
+        """The entity texts, which text-aware entities are rebuilt from."""
+        return {"entity_texts": self.entity_texts}
 
-    def bind_checkpoint(self, checkpoint: dict[str, Any], source: object) -> None:
-        """Restore the entity texts, then bind the vocabularies and tokenizer."""
-        self.entity_texts = nlpkit_section(checkpoint, source).get("entity_texts")
-        super().bind_checkpoint(checkpoint, source)
+    def restore_artifacts(self, artifacts: dict[str, Any]) -> None:
+        """Take back the entity texts before the vocabularies and tokenizer are bound."""
+        self.entity_texts = artifacts.get("entity_texts")

@@ -20,11 +20,11 @@ from nlpkit_kg.scorers import ComplEx, DistMult
 from nlpkit_kg.task import LinkPredictionTask, bernoulli_head_probability
 
 import nlpkit
-from nlpkit.cli import main
-from nlpkit.encoders.rnn import GRUEncoder
-from nlpkit.errors import ConfigError, DataError
+from nlpkit.cli.main import main
+from nlpkit.models.encoders.rnn import GRUEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import ConfigError, DataError
 from nlpkit.testing import fit_tiny
-from nlpkit.tokenization import TokenizerOptions
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "kg.yaml"
 

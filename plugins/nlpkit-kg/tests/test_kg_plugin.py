@@ -1,6 +1,6 @@
 """The kg plugin loads through its entry point."""
 
-from nlpkit.plugins import discover
+from nlpkit.plugin.loader import discover
 
 
 def test_plugin_is_discovered_and_loaded() -> None:

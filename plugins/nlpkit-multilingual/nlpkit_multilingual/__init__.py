@@ -3,8 +3,7 @@ per-language metrics and zero-shot transfer (``multilingual`` data), and languag
 
 from __future__ import annotations
 
-from nlpkit import hookimpl
-from nlpkit.hookspecs import Register
+from nlpkit import Register, hookimpl
 
 
 @hookimpl

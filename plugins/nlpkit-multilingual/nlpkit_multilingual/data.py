@@ -7,9 +7,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from nlpkit.data import Record, TextDataModule
-from nlpkit.errors import ConfigError
-from nlpkit.plugins import registry
+from nlpkit import ConfigError, Record, TextDataModule, registry
 
 SPLIT_PATHS = ("train_path", "val_path", "test_path", "predict_path")
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from nlpkit_classification.data import ClassificationData
-from nlpkit_classification.task import Pooling, TextClassificationTask
+from nlpkit_classification.task import TextClassificationTask
 
-from nlpkit.data import Record, read_records
-from nlpkit.encoders import EncoderFactory
-from nlpkit.errors import ConfigError
-from nlpkit.tokenization import TokenizerOptions
+from nlpkit import ConfigError, EncoderFactory, Pooling, Record, TokenizerOptions, read_records
 
 #: The default tokenizer's vocabulary: little above the alphabet of a few scripts, so that most pieces are single
 #: characters or short strings seen in training, and unseen words are made of trained pieces. Data with a larger

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from nlpkit.errors import ConfigError
+from nlpkit import ConfigError
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import torch
 from nlpkit_multilingual.language_id import LanguageIdData, LanguageIdTask
 from nlpkit_multilingual.sample import SAMPLE_LANGUAGES, sample_texts, write_language_files
 
-from nlpkit.encoders.rnn import GRUEncoder
-from nlpkit.errors import ConfigError, DataError
+from nlpkit.models.encoders.rnn import GRUEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import ConfigError, DataError
 from nlpkit.testing import fit_tiny
-from nlpkit.tokenization import TokenizerOptions
 
 HAND_WRITTEN = {
     "en": ["I read a new book today", "we always drink coffee with my friend", "the city is very big at night"],

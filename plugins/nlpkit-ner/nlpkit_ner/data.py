@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from nlpkit.data import Record, TextDataModule
+from nlpkit import Record, TextDataModule
 from nlpkit_ner.tags import Scheme, check_tags, convert, detect_scheme, is_valid, labels_for
 
 

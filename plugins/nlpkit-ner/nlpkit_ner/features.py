@@ -19,8 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from nlpkit.errors import ConfigError
-from nlpkit.plugins import registry
+from nlpkit import ConfigError, registry
 
 AFFIX_LENGTHS = (1, 2, 3, 4)
 #: the value of a neighbour template past either end of the sentence

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from nlpkit.errors import ConfigError
+from nlpkit import ConfigError
 from nlpkit_ner.tags import Scheme, spans, validate_scheme
 
 

@@ -17,7 +17,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from nlpkit.errors import ConfigError
+from nlpkit import ConfigError
 
 Scheme = Literal["iob1", "iob2", "bioes"]
 Span = tuple[str, int, int]

@@ -9,13 +9,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nlpkit.data import Record, pad
-from nlpkit.encoders import EncoderFactory
-from nlpkit.errors import CheckpointError, ConfigError
-from nlpkit.heads import HeadFactory, LinearHead
-from nlpkit.task import StepOutput, Task
-from nlpkit.tokenization import Tokenizer
-from nlpkit.vectors import WordVectors, WordVectorsOptions
+from nlpkit import (
+    CheckpointError,
+    ConfigError,
+    EncoderFactory,
+    HeadFactory,
+    LinearHead,
+    Record,
+    StepOutput,
+    Task,
+    Tokenizer,
+    WordVectors,
+    WordVectorsOptions,
+    pad,
+)
 from nlpkit_ner.chars import CharEncoder, CharFeatures, char_feature_dim, char_ids
 from nlpkit_ner.crf import CRF
 from nlpkit_ner.features import FeatureTemplateOptions, WordFeatures

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlpkit.vectors import WordVectors, lookup
+from nlpkit import WordVectors, vector_row
 
 
 class WordVectorFeatures(nn.Module):
@@ -35,7 +35,7 @@ class WordVectorFeatures(nn.Module):
 
     def ids(self, words: Sequence[str]) -> list[int]:
         """The row of each word (``unknown_row`` for a word the file lacks)."""
-        return [self.unknown_row if (row := lookup(self.rows, word)) is None else row for word in words]
+        return [self.unknown_row if (row := vector_row(self.rows, word)) is None else row for word in words]
 
     def forward(self, ids: Tensor) -> Tensor:
         """``(B, W)`` row ids -> ``(B, W, dim)`` vectors."""

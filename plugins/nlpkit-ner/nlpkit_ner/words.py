@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import TypeVar
 
-from nlpkit.io import atomic_write_bytes
+from nlpkit import atomic_write_bytes
 
 T = TypeVar("T")
 

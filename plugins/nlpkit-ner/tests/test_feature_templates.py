@@ -15,11 +15,11 @@ from nlpkit_ner.metrics import entity_f1
 from nlpkit_ner.task import TokenClassificationTask
 from nlpkit_ner.words import split_words, write_conll
 
-from nlpkit.encoders.ngram import NGramEncoder
-from nlpkit.errors import ConfigError, UnknownNameError
-from nlpkit.plugins import registry
+from nlpkit.models.encoders.ngram import NGramEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import ConfigError, UnknownNameError
+from nlpkit.plugin.loader import registry
 from nlpkit.testing import fit_tiny
-from nlpkit.tokenization import TokenizerOptions
 
 
 def values(template: str, word: str) -> list[str]:

@@ -14,10 +14,10 @@ from nlpkit_ner.task import TokenClassificationTask
 from nlpkit_ner.words import stitch, windows, write_conll
 
 import nlpkit
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.errors import ConfigError
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import fit_tiny
-from nlpkit.tokenization import TokenizerOptions
 
 MAX_LENGTH = 16  # pieces, <s> included: about ten words of the sample sentences
 ENCODER = partial(LSTMEncoder, embedding_dim=32, hidden_size=32, bidirectional=True)

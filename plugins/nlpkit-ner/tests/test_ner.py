@@ -12,13 +12,13 @@ from nlpkit_ner.task import TokenClassificationTask
 from nlpkit_ner.words import split_words, write_conll
 
 import nlpkit
-from nlpkit.data import read_records
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.encoders.transformer import TransformerEncoder
-from nlpkit.errors import DataError
-from nlpkit.plugins import discover
+from nlpkit import read_records
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.encoders.transformer import TransformerEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import DataError
+from nlpkit.plugin.loader import discover
 from nlpkit.testing import fit_tiny
-from nlpkit.tokenization import TokenizerOptions
 
 ENCODERS = {
     "bilstm-crf": (partial(LSTMEncoder, embedding_dim=48, hidden_size=64, bidirectional=True), True),

@@ -8,11 +8,11 @@ import pytest
 import torch
 from nlpkit_ner.task import TokenClassificationTask
 
-from nlpkit.encoders.ngram import NGramEncoder
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.encoders.transformer import TransformerEncoder
+from nlpkit.models.encoders.ngram import NGramEncoder
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.encoders.transformer import TransformerEncoder
+from nlpkit.models.tokenizers import Tokenizer
 from nlpkit.testing import check_export, sentiment_corpus
-from nlpkit.tokenization import Tokenizer
 
 TEXTS = [text for text, _ in sentiment_corpus(80, seed=5)]
 LABELS = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "E-LOC", "S-LOC"]
@@ -60,7 +60,7 @@ def test_exported_tags_and_entities_equal_eager(encoder, options, format, tmp_pa
 def test_viterbi_paths_differ_from_per_word_argmax_here(tmp_path) -> None:
     """The CRF test above would not notice a graph that took each word's argmax: here the two disagree."""
     task = tagger(partial(LSTMEncoder, embedding_dim=16, hidden_size=16, bidirectional=True))
-    from nlpkit.export import batch_of
+    from nlpkit.deploy.export import batch_of
 
     with torch.inference_mode():
         batch = batch_of(task, TEXTS[:20])

@@ -4,8 +4,7 @@ BART denoising of the encoder-decoder (``denoising``), contrastive sentence embe
 
 from __future__ import annotations
 
-from nlpkit import hookimpl
-from nlpkit.hookspecs import Register
+from nlpkit import Register, hookimpl
 
 
 @hookimpl

@@ -10,31 +10,34 @@ from pathlib import Path
 
 import numpy as np
 
-from nlpkit.commands import Command, gather_texts
-from nlpkit.io import atomic_write_bytes
+from nlpkit import CheckpointCommand, atomic_write_bytes
 from nlpkit_pretraining.contrastive import load_embedder
+from nlpkit_pretraining.embedding import Embedder
 
 
-class EmbedCommand(Command):
+class EmbedCommand(CheckpointCommand[Embedder]):
     """``nlpkit embed --ckpt_path simcse.ckpt --texts_file texts.txt --output vectors.npy``."""
 
     help = "embed texts with a contrastive or masked-lm checkpoint or a Hugging Face model folder (JSON lines, or .npy)"
+    task_type = Embedder
+    refusal = "has no sentence vectors"
+    checkpoint_help = (
+        "a contrastive or masked-lm checkpoint, or a Hugging Face model folder (a sentence-transformers model)"
+    )
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """The checkpoint, the texts, where to write and how."""
-        parser.add_argument("--ckpt_path", required=True, help="a contrastive or masked-lm checkpoint, or a Hugging "
-                            "Face model folder (a sentence-transformers model)")  # fmt: skip
-        parser.add_argument("--text", action="append", default=[], help="a text (repeat for several)")
-        parser.add_argument("--texts_file", help="a text file of texts, one a line")
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        """Where to write and how."""
         parser.add_argument("--output", help="a .npy file (float32 array, one row per text) or a .jsonl file; "
                             "default: JSON lines on standard output")  # fmt: skip
         parser.add_argument("--batch_size", type=int, default=64)
         parser.add_argument("--no_normalize", action="store_true", help="keep the pooled vectors' lengths")
 
-    def run(self, args: argparse.Namespace) -> int:
+    def load_task(self, path: str) -> Embedder:
+        """An nlpkit checkpoint with sentence vectors, or a Hugging Face model folder."""
+        return load_embedder(path)
+
+    def run_on(self, task: Embedder, texts: list[str], args: argparse.Namespace) -> int:
         """Embed every text and write the vectors in input order."""
-        texts = gather_texts(args.text, args.texts_file, "texts")
-        task = load_embedder(args.ckpt_path)
         vectors = task.embed(texts, batch_size=args.batch_size, normalize=not args.no_normalize)
         if args.output and Path(args.output).suffix == ".npy":
             buffer = io.BytesIO()

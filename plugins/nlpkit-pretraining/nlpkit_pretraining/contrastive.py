@@ -13,15 +13,20 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from nlpkit_classification.task import Pool, Pooling
 from torch import nn
 
-from nlpkit.commands import load_task
-from nlpkit.data import Record, pad
-from nlpkit.encoders import EncoderFactory
-from nlpkit.encoders.pretrained import PretrainedEncoder, is_model_folder
-from nlpkit.errors import ConfigError
-from nlpkit.task import StepOutput
+from nlpkit import (
+    ConfigError,
+    EncoderFactory,
+    Pool,
+    Pooling,
+    PretrainedEncoder,
+    Record,
+    StepOutput,
+    is_model_folder,
+    load,
+    pad,
+)
 from nlpkit_pretraining.embedding import Embedder
 
 
@@ -128,4 +133,7 @@ def load_embedder(path: str) -> Embedder:
         task = ContrastiveTask(encoder=partial(PretrainedEncoder, path=path))
         task.bind(task.tokenizer, None)
         return task.eval()
-    return load_task(path, Embedder, "has no sentence vectors")
+    task = load(path)
+    if not isinstance(task, Embedder):
+        raise ConfigError(f"{path}: a {type(task).__name__} checkpoint has no sentence vectors")
+    return task

@@ -8,9 +8,7 @@ from typing import Any
 
 from nlpkit_generation.seq2seq import Seq2SeqTask
 
-from nlpkit.data import Record
-from nlpkit.errors import ConfigError
-from nlpkit.task import StepOutput
+from nlpkit import ConfigError, Record, StepOutput
 from nlpkit_pretraining.noising import infill, permute
 
 #: where a text splits into sentences: after . ! ? and a space, or after a full-width 。！？

@@ -9,12 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from nlpkit_classification.task import Pool
 from torch import Tensor
 from torchmetrics import Metric
 
-from nlpkit.errors import ConfigError
-from nlpkit.task import Task
+from nlpkit import ConfigError, Pool, Task
 
 
 class Embedder(Task):

@@ -7,13 +7,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from nlpkit_classification.task import Pool, Pooling
 from torch import Tensor, nn
 
-from nlpkit.data import Record, pad
-from nlpkit.encoders import EncoderFactory
-from nlpkit.errors import ConfigError
-from nlpkit.task import StepOutput
+from nlpkit import ConfigError, EncoderFactory, Pool, Pooling, Record, StepOutput, pad
 from nlpkit_pretraining.embedding import Embedder
 from nlpkit_pretraining.noising import IGNORE, Masker, MaskingOptions, MaskUnit
 

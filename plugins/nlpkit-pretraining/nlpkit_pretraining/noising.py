@@ -15,8 +15,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from nlpkit.errors import ConfigError
-from nlpkit.tokenization import Tokenizer
+from nlpkit import ConfigError, Tokenizer
 
 IGNORE = -100
 MaskUnit = Literal["token", "whole-word", "span"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from nlpkit.data import Record, TextDataModule
+from nlpkit import Record, TextDataModule
 
 
 class SentencePairsData(TextDataModule):

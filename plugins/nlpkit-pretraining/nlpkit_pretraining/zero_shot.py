@@ -13,10 +13,7 @@ import torch.nn.functional as F
 from nlpkit_generation.task import CausalLMTask
 from torch import Tensor
 
-from nlpkit.data import Record
-from nlpkit.encoders.pretrained import is_model_folder
-from nlpkit.errors import ConfigError
-from nlpkit.task import StepOutput, Task
+from nlpkit import ConfigError, Record, StepOutput, Task, is_model_folder
 from nlpkit_pretraining.contrastive import load_embedder
 from nlpkit_pretraining.embedding import Embedder
 
@@ -37,7 +34,7 @@ def _descriptions(labels: dict[str, str] | list[str]) -> dict[str, str]:
 
 def load_scorer(path: str) -> Task:
     """The model a zero-shot classifier asks: a causal LM or sentence-embedding checkpoint, or a model folder."""
-    from nlpkit.api import load
+    from nlpkit import load
 
     return load_embedder(path) if is_model_folder(path) else load(path)
 

@@ -12,9 +12,9 @@ import torch
 from nlpkit_generation.data import LanguageModelingData
 from nlpkit_pretraining.masked_lm import MaskedLMTask
 
-from nlpkit.encoders.transformer import TransformerEncoder
+from nlpkit.models.encoders.transformer import TransformerEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
 from nlpkit.testing import fit_tiny
-from nlpkit.tokenization import TokenizerOptions
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 ENCODER = partial(TransformerEncoder, d_model=32, num_heads=2, num_layers=2, dim_feedforward=64, max_length=64)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import nlpkit
-from nlpkit.cli import main
+from nlpkit.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[3]
 

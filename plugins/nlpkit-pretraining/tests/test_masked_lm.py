@@ -10,8 +10,8 @@ import torch
 from nlpkit_pretraining.masked_lm import MaskedLMTask
 
 import nlpkit
-from nlpkit.encoders.rnn import GRUEncoder, LSTMEncoder
-from nlpkit.errors import ConfigError
+from nlpkit.models.encoders.rnn import GRUEncoder, LSTMEncoder
+from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import fit_tiny
 
 
@@ -68,7 +68,7 @@ def test_streamed_training_file(encoder, prose_data) -> None:
 
 
 def test_exported_from_the_command_line_fills_masks_as_the_checkpoint(mlm_checkpoint, tmp_path, capsys) -> None:
-    from nlpkit.cli import main
+    from nlpkit.cli.main import main
 
     task, path = mlm_checkpoint
     assert main(["export", str(path), "--out", str(tmp_path / "mlm")]) == 0
@@ -83,7 +83,7 @@ def test_exported_from_the_command_line_fills_masks_as_the_checkpoint(mlm_checkp
 
 
 def test_served_embeddings_of_an_export_equal_embed(mlm_checkpoint, tmp_path) -> None:
-    from nlpkit.export import export
+    from nlpkit.deploy.export import export
     from nlpkit.testing import ServerProcess
 
     task, _ = mlm_checkpoint

@@ -27,12 +27,12 @@ from nlpkit_pretraining.contrastive import ContrastiveTask
 from nlpkit_pretraining.denoising import DenoisingTask
 from nlpkit_pretraining.pairs import SentencePairsData
 
-from nlpkit.cli import main
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.encoders.transformer import TransformerEncoder
-from nlpkit.errors import CheckpointError, ConfigError
+from nlpkit.cli.main import main
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.encoders.transformer import TransformerEncoder
+from nlpkit.models.tokenizers import Tokenizer, TokenizerOptions
+from nlpkit.plugin.errors import CheckpointError, ConfigError
 from nlpkit.testing import fit_tiny, write_sentiment_files
-from nlpkit.tokenization import Tokenizer, TokenizerOptions
 
 Downstream = Callable[[Path, Any, str], tuple[Any, Any]]
 

@@ -16,11 +16,11 @@ from nlpkit_pretraining.pairs import SentencePairsData
 from nlpkit_pretraining.sample import topic_sentences
 from nlpkit_pretraining.zero_shot import ZeroShotTask
 
-from nlpkit.cli import main
-from nlpkit.encoders.rnn import LSTMEncoder
-from nlpkit.errors import ConfigError
+from nlpkit.cli.main import main
+from nlpkit.models.encoders.rnn import LSTMEncoder
+from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import fit_tiny
-from nlpkit.tokenization import TokenizerOptions
 
 LABELS = {"sport": "sport", "food": "food", "music": "music"}
 

@@ -1,0 +1,1 @@
+"""The ``nlpkit`` command: the LightningCLI for fit/validate/test/predict and the built-in commands."""

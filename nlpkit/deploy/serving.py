@@ -1,0 +1,325 @@
+"""``nlpkit serve``: a trained checkpoint or an export behind an HTTP API (FastAPI on uvicorn).
+
+Requests are validated and tokenized on the server's worker threads; the model runs on one thread of its own,
+where :class:`MicroBatcher` gathers the examples of concurrent requests into length-sorted batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nlpkit.deploy.limits import ServerLimits
+from nlpkit.deploy.loading import load
+from nlpkit.plugin.errors import NlpkitError
+from nlpkit.plugin.loader import plugin_versions, registry
+from nlpkit.plugin.version import __version__
+from nlpkit.training.task import Task
+
+#: what the model runs on a collated batch: ``task.predict_batch``, or generation with given settings
+BatchFunction = Callable[[dict[str, Any]], list[Any]]
+
+
+@dataclass
+class _Pending:
+    examples: list[dict[str, Any]]
+    future: asyncio.Future[list[Any]]
+    function: BatchFunction
+    key: str  # requests batch together when their keys are equal (the same function and settings)
+
+
+class MicroBatcher:
+    """Runs the examples of concurrent requests batched on one model thread: ``/predict`` requests together, and
+    ``/generate`` requests with the same settings together."""
+
+    def __init__(self, task: Task, limits: ServerLimits) -> None:
+        self.task = task
+        self.limits = limits
+        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlpkit-model")
+        self.batches = 0  # model batches run so far (the /metadata figures)
+        self.examples = 0
+
+    async def run_examples(
+        self, examples: list[dict[str, Any]], function: BatchFunction | None = None, key: str = "predict"
+    ) -> list[Any]:
+        """``function`` (default ``task.predict_batch``) of one request's encoded examples, in order."""
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Pending(examples, future, function or self.task.predict_batch, key))
+        return await future
+
+    async def run(self) -> None:
+        """Gather requests until ``max_batch`` examples or ``max_wait_ms`` after the first, then run them."""
+        loop = asyncio.get_running_loop()
+        while True:
+            group = [await self.queue.get()]
+            count = len(group[0].examples)
+            deadline = loop.time() + self.limits.max_wait_ms / 1000
+            while count < self.limits.max_batch and (left := deadline - loop.time()) > 0:
+                try:
+                    group.append(await asyncio.wait_for(self.queue.get(), left))
+                except TimeoutError:
+                    break
+                count += len(group[-1].examples)
+            kinds: dict[str, list[_Pending]] = {}
+            for pending in group:
+                kinds.setdefault(pending.key, []).append(pending)
+            for same in kinds.values():
+                await self._answer(same)
+
+    async def _answer(self, group: list[_Pending]) -> None:
+        """Run a group of requests of one kind together and give each its results (or the error)."""
+        examples = [example for pending in group for example in pending.examples]
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self.model_thread, self._run, examples, group[0].function)
+        except Exception as error:  # the requests of this batch fail with it; the server goes on
+            for pending in group:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            return
+        start = 0
+        for pending in group:
+            end = start + len(pending.examples)
+            if not pending.future.done():  # a client that went away leaves a cancelled future
+                pending.future.set_result(results[start:end])
+            start = end
+
+    def _run(self, examples: list[dict[str, Any]], function: BatchFunction) -> list[Any]:
+        """``function`` of ``examples`` in order, through the task's own batching loop (length-sorted batches within
+        the token budget)."""
+
+        def counted(batch: dict[str, Any]) -> list[Any]:
+            self.batches += 1
+            return function(batch)
+
+        results = self.task.run_examples(examples, counted, self.limits.max_batch, self.limits.max_tokens)
+        self.examples += len(examples)
+        return results
+
+    def call(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Run ``function(*args)`` on the model thread (embeddings, which are not micro-batched)."""
+        return asyncio.get_running_loop().run_in_executor(self.model_thread, function, *args)
+
+
+# -- request bodies: each field validated, errors name it -------------------------------------------------------
+class InputsBody(BaseModel):
+    """``/predict`` and ``/embed``: the inputs (texts, or dicts of a task's fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[str | dict[str, Any]] = Field(min_length=1)
+
+
+class GenerateBody(BaseModel):
+    """``/generate``: prompts, streaming, and generation options that override the model's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[str] = Field(min_length=1)
+    stream: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+Body = TypeVar("Body", bound=BaseModel)
+#: how pydantic names the members of an input's type in an error's location, and what the message says instead
+_UNION_MEMBERS = {"str", "dict[str,any]"}
+_ONE_INPUT = "an input is a text or an object of the task's fields"
+
+
+def _over_limits(items: list[Any], limits: ServerLimits) -> str | None:
+    """What in a request's inputs is over the limits (naming the field), if anything."""
+    if len(items) > limits.max_inputs:
+        return f"inputs: {len(items)} inputs; at most {limits.max_inputs} per request"
+    for index, item in enumerate(items):
+        values = [("", item)] if isinstance(item, str) else [(f".{k}", v) for k, v in item.items()]
+        for suffix, value in values:
+            if isinstance(value, str) and len(value) > limits.max_text_chars:
+                return f"inputs.{index}{suffix}: a text of {len(value)} characters; at most {limits.max_text_chars}"
+    return None
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class RequestError(Exception):
+    """A request the server refuses: its HTTP status and one line naming what is wrong."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def read_body(request: Request, model: type[Body], limits: ServerLimits) -> Body:
+    """The request's JSON body as ``model`` (whatever its content type): 413 when over ``max_body_bytes``, 400 when
+    not JSON, 422 naming the first invalid field (``inputs.3``)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.max_body_bytes:
+        raise RequestError(413, f"request body of {declared} bytes; at most {limits.max_body_bytes}")
+    raw = await request.body()
+    if len(raw) > limits.max_body_bytes:
+        raise RequestError(413, f"request body of {len(raw)} bytes; at most {limits.max_body_bytes}")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        if problem["type"] == "json_invalid":
+            raise RequestError(400, f"the request body is not valid JSON ({problem['msg']})") from None
+        where = ".".join(str(part) for part in problem["loc"] if part not in _UNION_MEMBERS) or "body"
+        message = _ONE_INPUT if _UNION_MEMBERS & set(problem["loc"]) else problem["msg"]
+        raise RequestError(422, f"{where}: {message}") from None
+
+
+def create_app(task: Task, limits: ServerLimits | None = None, source: str = "") -> FastAPI:
+    """The ASGI app serving ``task``: ``/predict``, ``/generate`` and ``/embed`` where the task has them,
+    ``/health`` and ``/metadata``."""
+    limits = limits or ServerLimits()
+    batcher = MicroBatcher(task, limits)
+    generation = getattr(task, "generation", None)
+    generates = is_dataclass(generation) and callable(getattr(task, "generate_batch", None))
+    generation_options = {f.name for f in fields(generation)} if generates else set()  # type: ignore[arg-type]
+    draining = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = asyncio.create_task(batcher.run())
+        try:
+            yield
+        finally:  # uvicorn has let the requests in flight finish
+            draining.set()
+            worker.cancel()
+            batcher.model_thread.shutdown(wait=True)
+
+    app = FastAPI(title="nlpkit", version=__version__, lifespan=lifespan)
+
+    @app.exception_handler(RequestError)
+    async def _refused(request: Request, error: RequestError) -> JSONResponse:
+        return _error(error.status, str(error))
+
+    @app.exception_handler(NlpkitError)
+    async def _invalid_input(request: Request, error: NlpkitError) -> JSONResponse:
+        return _error(422, str(error))  # an input the task cannot read (a KG query of unknown entities, say)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        """200 while serving; 503 once shutting down."""
+        if draining.is_set():
+            return _error(503, "shutting down")
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metadata")
+    async def metadata() -> dict[str, Any]:
+        """The task, its labels, the runtime and the plugin versions."""
+        return {
+            "task": registry("tasks").name_of(type(task)),
+            "task_class": type(task).__qualname__,
+            "source": source,
+            "runtime": type(task.runtime).__name__ if task.runtime is not None else "eager",
+            "labels": task.labels,
+            "endpoints": endpoints,
+            "limits": asdict(limits),
+            "batches": {"run": batcher.batches, "examples": batcher.examples},
+            "nlpkit_version": __version__,
+            "plugins": plugin_versions(),
+        }
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Any:
+        """``{"inputs": [...]}`` -> ``{"predictions": [...]}``, one per input, in order."""
+        body = await read_body(request, InputsBody, limits)
+        if problem := _over_limits(body.inputs, limits):
+            return _error(422, problem)
+        examples = await run_in_threadpool(_encode, task, body.inputs)
+        return {"predictions": await batcher.run_examples(examples)}
+
+    endpoints = ["/predict", "/health", "/metadata"]
+    if generation_options:
+        endpoints.append("/generate")
+
+        @app.post("/generate")
+        async def generate(request: Request) -> Any:
+            """``{"inputs": [...], "options": {...}}`` -> ``{"generations": [...]}``; with ``"stream": true``
+            (one input), server-sent events: ``data: {"text": piece}`` per piece, then ``event: done``."""
+            body = await read_body(request, GenerateBody, limits)
+            unknown = sorted(set(body.options) - generation_options)
+            if unknown:
+                known = ", ".join(sorted(generation_options))
+                return _error(422, f"options.{unknown[0]}: not a generation option (they are {known})")
+            if problem := _over_limits(body.inputs, limits):
+                return _error(422, problem)
+            try:
+                settings = generation.replace(**body.options)  # type: ignore[union-attr]
+            except (TypeError, ValueError) as error:  # a value of the wrong type, or one that cannot work
+                raise RequestError(422, f"options: {error}") from None
+            if body.stream:
+                if len(body.inputs) != 1:
+                    return _error(422, "inputs: stream one input at a time")
+                pieces = task.stream(body.inputs[0], settings)  # type: ignore[attr-defined]
+                return StreamingResponse(_events(pieces), media_type="text/event-stream")
+            examples = await run_in_threadpool(_encode, task, body.inputs)
+            function = partial(task.generate_batch, config=settings)  # type: ignore[attr-defined]
+            generations = await batcher.run_examples(examples, function, key=repr(settings))
+            return {"generations": [generation.to_dict() for generation in generations]}
+
+    if callable(getattr(task, "embed", None)):
+        endpoints.append("/embed")
+
+        @app.post("/embed")
+        async def embed(request: Request) -> Any:
+            """``{"inputs": [texts]}`` -> ``{"embeddings": [[...], ...]}``, unit-length vectors."""
+            body = await read_body(request, InputsBody, limits)
+            if not all(isinstance(text, str) for text in body.inputs):
+                return _error(422, "inputs: /embed takes texts")
+            if problem := _over_limits(body.inputs, limits):
+                return _error(422, problem)
+            vectors = await batcher.call(task.embed, body.inputs)  # type: ignore[attr-defined]
+            return {"embeddings": vectors.tolist()}
+
+    return app
+
+
+def _encode(task: Task, items: list[Any]) -> list[dict[str, Any]]:
+    """The task's encoded examples of a request's inputs, in one batched call (on a worker thread, off the model
+    thread); an input the task cannot read is a 422 naming it."""
+    try:
+        return task.encode_many(items)
+    except (KeyError, TypeError, ValueError) as error:  # ConfigError too; find the input to name
+        failure = error
+    for index, item in enumerate(items):
+        try:
+            task.encode(task.input_fields(item), labeled=False)
+        except KeyError as error:
+            raise RequestError(422, f"inputs.{index}: missing field {error}") from None
+        except (TypeError, ValueError) as error:  # the task's own message
+            raise RequestError(422, f"inputs.{index}: {error}") from None
+    raise RequestError(422, f"inputs: {failure}") from None
+
+
+async def _events(pieces: Iterator[str]) -> AsyncIterator[str]:
+    """Server-sent events of a generation's pieces, produced on a worker thread."""
+    started = time.perf_counter()
+    async for piece in iterate_in_threadpool(pieces):
+        yield f"data: {json.dumps({'text': piece}, ensure_ascii=False)}\n\n"
+    yield f"event: done\ndata: {json.dumps({'seconds': round(time.perf_counter() - started, 4)})}\n\n"
+
+
+def serve(path: str, host: str = "127.0.0.1", port: int = 8080, limits: ServerLimits | None = None) -> None:
+    """Load ``path`` (a checkpoint, a run directory or an export) and serve it until SIGINT or SIGTERM, when the
+    requests in flight finish first."""
+    import uvicorn
+
+    task = load(path)
+    app = create_app(task, limits, source=path)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)

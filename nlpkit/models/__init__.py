@@ -1,0 +1,1 @@
+"""Models: tokenizers (SentencePiece, Hugging Face), encoders, heads and word vectors."""

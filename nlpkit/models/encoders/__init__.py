@@ -1,0 +1,1 @@
+"""Sequence encoders: the interface and the core's implementations."""

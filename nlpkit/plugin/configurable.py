@@ -1,0 +1,65 @@
+"""Modules that remember the arguments they were built with, so a checkpoint can rebuild them."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import asdict, is_dataclass
+from typing import Any, ClassVar
+
+
+def class_path(cls: type) -> str:
+    """The import path of a class (``module.QualifiedName``), as configs and checkpoints name it."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def names_class(path: str, cls: type) -> bool:
+    """Whether the class path ``path`` names ``cls``: its defining module's path, or a shorter one it is published
+    under (jsonargparse writes ``nlpkit.LSTMEncoder`` for a class ``nlpkit`` exports)."""
+    if path == class_path(cls):
+        return True
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name, None) is cls
+    except ImportError:
+        return False
+
+
+class Configurable:
+    """Mixin recording a module's constructor arguments in ``init_args``.
+
+    ``injected_args`` names the leading arguments that the owning task supplies at build time (an encoder's
+    ``vocab_size``, a head's ``input_dim``); they are left out of :meth:`spec`, which is the jsonargparse
+    ``{"class_path", "init_args"}`` form that ``Callable[..., Module]`` arguments accept.
+    """
+
+    injected_args: ClassVar[tuple[str, ...]] = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__new__(cls)
+        try:
+            bound = inspect.signature(cls.__init__).bind(obj, *args, **kwargs)
+        except TypeError:
+            if args or kwargs:
+                raise
+            return obj  # copy.deepcopy and pickle make the object bare, then restore its __dict__ (init_args too)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        arguments.pop(next(iter(arguments)))  # self
+        for name, parameter in inspect.signature(cls.__init__).parameters.items():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                arguments.update(arguments.pop(name))
+        # nn.Module.__setattr__ is not ready before __init__, so write the instance dict directly
+        obj.__dict__["init_args"] = arguments
+        return obj
+
+    def spec(self) -> dict[str, Any]:
+        """The class path and the non-injected constructor arguments, as plain data (options given as dataclasses
+        as dicts)."""
+        cls = type(self)
+        init_args = {
+            k: asdict(v) if is_dataclass(v) and not isinstance(v, type) else v
+            for k, v in self.init_args.items()  # type: ignore[attr-defined]
+            if k not in self.injected_args
+        }
+        return {"class_path": class_path(cls), "init_args": init_args}

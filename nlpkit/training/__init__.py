@@ -1,0 +1,2 @@
+"""Training: the Task (a LightningModule), transfer from pretrained weights, callbacks, checkpoints, metrics and
+schedules."""

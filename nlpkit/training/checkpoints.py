@@ -1,0 +1,134 @@
+"""What an nlpkit checkpoint holds beyond Lightning's: its nlpkit section, plain hyperparameters, and the checks
+made when one is written or read."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from nlpkit.models.tokenizers import Tokenizer
+from nlpkit.plugin.configurable import Configurable, class_path
+from nlpkit.plugin.errors import CheckpointError, NlpkitError
+from nlpkit.plugin.loader import plugin_versions, registry
+
+if TYPE_CHECKING:
+    from nlpkit.training.task import Task
+
+CHECKPOINT_KEY = "nlpkit"
+CHECKPOINT_FORMAT = 1
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _is_plain(item) for key, item in value.items())
+    return False
+
+
+def nlpkit_section_of(task: Task) -> dict[str, Any]:
+    """The checkpoint section a task writes: its class and name, tokenizer, labels and the plugin versions."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "task_class": class_path(type(task)),
+        "task": registry("tasks").name_of(type(task)),
+        "tokenizer": task.tokenizer.to_bytes() if task.tokenizer else None,
+        "max_length": task.tokenizer.max_length if task.tokenizer else None,
+        "labels": task.labels,
+        "artifacts": task.artifacts(),
+        "plugins": plugin_versions(),
+    }
+
+
+def plain_hyperparameters(task: Task) -> dict[str, Any]:
+    """The task's hyperparameters as plain data (built modules as their class path and arguments), so a checkpoint
+    loads with ``weights_only=True`` and rebuilds the task from nothing else."""
+    hparams: dict[str, Any] = {"_class_path": class_path(type(task))}
+    for name, value in task.hparams.items():
+        if name.startswith("_"):
+            continue
+        module = getattr(task, name, None)  # a factory argument's built module has the argument's name
+        if not _is_plain(value) and isinstance(module, Configurable):
+            value = module.spec()
+        elif is_dataclass(value) and not isinstance(value, type):
+            value = asdict(value)
+        if not _is_plain(value):
+            raise CheckpointError(f"hyperparameter '{name}' is not plain data ({type(value).__name__})")
+        hparams[name] = value
+    hparams["init_from"] = None  # the weights are in this checkpoint: loading it needs no other file
+    hparams["_instantiator"] = "pytorch_lightning.cli.instantiate_module"
+    return hparams
+
+
+def refuse_nonfinite(state_dict: dict[str, Any]) -> None:
+    """A CheckpointError naming the first floating-point tensor that holds a NaN or an infinity."""
+    for name, value in state_dict.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all():
+            raise CheckpointError(f"refusing to save a checkpoint whose weights are not finite ({name})")
+
+
+def refuse_other_shapes(own: dict[str, Tensor], saved: dict[str, Any], source: object) -> None:
+    """A CheckpointError when a saved tensor's shape differs from the model's (a tokenizer or labels that do not
+    fit the weights)."""
+    for key, value in saved.items():
+        if key in own and not torch.is_tensor(value):
+            raise CheckpointError(f"{source}: weights {key} are a {type(value).__name__}, not a tensor")
+        if key in own and own[key].shape != value.shape:
+            raise CheckpointError(
+                f"{source}: weights {key} are {tuple(value.shape)}, but the model its tokenizer, labels and "
+                f"hyperparameters build has {tuple(own[key].shape)}"
+            )
+
+
+def nlpkit_section(checkpoint: dict[str, Any], source: object) -> dict[str, Any]:
+    """The checkpoint's nlpkit section (tokenizer, labels, task, versions), or a CheckpointError."""
+    section = checkpoint.get(CHECKPOINT_KEY)
+    if not isinstance(section, dict) or "tokenizer" not in section:
+        raise CheckpointError(f"{source}: not an nlpkit checkpoint (no '{CHECKPOINT_KEY}' section)")
+    return section
+
+
+def checkpoint_tokenizer(section: dict[str, Any], source: object) -> Tokenizer | None:
+    """The tokenizer of a checkpoint's nlpkit section (None for a task that reads no text), checked."""
+    if section["tokenizer"] is None:
+        return None
+    try:
+        return Tokenizer.from_bytes(section["tokenizer"], max_length=section.get("max_length") or 512)
+    except NlpkitError as error:
+        raise CheckpointError(f"{source}: unusable tokenizer: {error}") from error
+
+
+def task_class_of(section: dict[str, Any], source: object) -> type[Task]:
+    """The registered task class a checkpoint's nlpkit section (or an export's manifest) names."""
+    tasks = registry("tasks")
+    name = section.get("task")
+    if name:
+        return tasks[name]
+    task_class = next((e.obj for e in tasks.entries() if class_path(e.obj) == section.get("task_class")), None)
+    if task_class is None:
+        raise CheckpointError(f"{source}: task {section.get('task_class')} is not registered by any loaded plugin")
+    return task_class
+
+
+def build_task(section: dict[str, Any], hyperparameters: dict[str, Any], source: object) -> Task:
+    """An unbound task of the class ``section`` names (a checkpoint's nlpkit section or an export's manifest),
+    built from its plain ``hyperparameters``."""
+    from pytorch_lightning.cli import instantiate_module
+
+    config = {key: value for key, value in hyperparameters.items() if key != "_instantiator"}
+    return instantiate_module(task_class_of(section, source), config)
+
+
+def task_from_checkpoint(checkpoint: dict[str, Any], source: object) -> Task:
+    """The task a checkpoint read into memory holds: built from its hyperparameters, bound to its tokenizer and
+    labels, with its weights."""
+    task = build_task(nlpkit_section(checkpoint, source), checkpoint.get("hyper_parameters") or {}, source)
+    task.restore(checkpoint, source)
+    task.datamodule_hparams = checkpoint.get("datamodule_hyper_parameters")
+    return task
