@@ -44,7 +44,7 @@ lint: venv
 	$(BIN)/lint-imports --no-cache
 
 # The site (mkdocs.yml) goes to site/; --strict makes every warning (a broken link or anchor, a docstring griffe
-# cannot parse) an error. The hook reference is regenerated from nlpkit/hookspecs.py first.
+# cannot parse) an error. The hook reference is regenerated from nlpkit/plugin/hookspecs.py first.
 docs: venv
 	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[docs]"
 	$(BIN)/python docs/generate_hooks.py

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+import nlpkit
 from nlpkit.plugin import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,16 @@ def test_hook_reference_is_generated_from_the_hookspecs() -> None:
     assert (DOCS / "hooks.md").read_text(encoding="utf-8") == _generator().render(), (
         "docs/hooks.md is stale: run `python docs/generate_hooks.py`"
     )
+
+
+def test_the_hook_contract_names_only_published_classes() -> None:
+    """A plugin author reads the contract: every class it points to is importable from ``nlpkit`` itself."""
+    text = inspect.getsource(hookspecs)
+    names = re.findall(r":class:`~?([\w.]+)`", text)
+    assert names, "the contract cross-references its classes"
+    for name in names:
+        assert name.startswith("nlpkit.") and name.count(".") == 1, f"{name} is not a published name"
+        assert hasattr(nlpkit, name.split(".")[1]), name
 
 
 def test_every_hook_has_a_versioned_section() -> None:

@@ -43,8 +43,7 @@ PLUGIN = '''\
 from __future__ import annotations
 
 import torch
-from nlpkit import Head, hookimpl
-from nlpkit.plugin.hookspecs import Register
+from nlpkit import Head, Register, hookimpl
 from torch import Tensor, nn
 from torchmetrics import Metric
 
@@ -133,8 +132,7 @@ def test_the_error_rate_counts_wrong_predictions() -> None:
 
 
 def test_a_classifier_fits_with_the_head_and_metric(tmp_path) -> None:
-    from nlpkit.models.encoders.rnn import LSTMEncoder
-    from nlpkit.models.tokenizers import TokenizerOptions
+    from nlpkit import LSTMEncoder, TokenizerOptions
     from nlpkit_classification.data import ClassificationData
     from nlpkit_classification.task import TextClassificationTask
 

@@ -8,9 +8,14 @@ or removed; new behaviour gets a new hook.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import pluggy
+
+if TYPE_CHECKING:
+    from torchmetrics import Metric
+
+    from nlpkit import Command, Encoder, Head, Task, TextDataModule
 
 PROJECT_NAME = "nlpkit"
 
@@ -18,13 +23,20 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 #: Decorate a plugin's hook implementations with this marker.
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
-#: ``register(name, obj)``: what every hook receives.
-Register = Callable[[str, Any], None]
+Registered = TypeVar("Registered", contravariant=True)
+
+
+class Register(Protocol[Registered]):
+    """``register(name, obj)``: what every hook receives; ``obj`` is what the hook's kind promises (an encoder
+    class for ``register_encoders``, and so on). The core records the plugin that registered each name."""
+
+    def __call__(self, name: str, obj: Registered, /) -> None:
+        """Register ``obj`` under ``name``."""
 
 
 @hookspec
-def register_encoders(register: Register) -> None:
-    """Register sequence encoders: subclasses of :class:`nlpkit.models.encoders.Encoder`.
+def register_encoders(register: Register[type[Encoder]]) -> None:
+    """Register sequence encoders: subclasses of :class:`nlpkit.Encoder`.
 
     :param register: call ``register(name, encoder_class)``; ``name`` is what a config writes as
         ``encoder: NAME``. The class takes ``vocab_size`` as its first argument.
@@ -34,21 +46,21 @@ def register_encoders(register: Register) -> None:
 
 
 @hookspec
-def register_heads(register: Register) -> None:
-    """Register output heads: subclasses of :class:`nlpkit.models.heads.Head`.
+def register_heads(register: Register[type[Head]]) -> None:
+    """Register output heads: subclasses of :class:`nlpkit.Head`.
 
     :param register: call ``register(name, head_class)``; the class takes ``input_dim`` and
         ``num_outputs`` as its first two arguments and maps features ``(..., input_dim)`` to
         logits ``(..., num_outputs)``. A family of heads with another interface names the arguments
-        its task injects in ``injected_args`` (the kg plugin's link scorers take ``num_relations``);
-        a task accepts only the heads of the family it knows.
+        its task injects in ``injected_args`` (a link scorer that takes ``num_relations``, say); a task
+        accepts only the heads of the family it knows.
 
     *Since 0.1.*
     """
 
 
 @hookspec
-def register_metrics(register: Register) -> None:
+def register_metrics(register: Register[Callable[..., Metric]]) -> None:
     """Register metrics: callables returning a ``torchmetrics.Metric``.
 
     :param register: call ``register(name, factory)``; tasks build the metric with keyword arguments
@@ -60,8 +72,8 @@ def register_metrics(register: Register) -> None:
 
 
 @hookspec
-def register_datasets(register: Register) -> None:
-    """Register data modules: subclasses of :class:`nlpkit.data.TextDataModule`.
+def register_datasets(register: Register[type[TextDataModule]]) -> None:
+    """Register data modules: subclasses of :class:`nlpkit.TextDataModule`.
 
     :param register: call ``register(name, datamodule_class)``; ``name`` is what a config writes
         as ``data: NAME``.
@@ -71,7 +83,7 @@ def register_datasets(register: Register) -> None:
 
 
 @hookspec
-def register_tasks(register: Register) -> None:
+def register_tasks(register: Register[type[Task]]) -> None:
     """Register tasks: subclasses of :class:`nlpkit.Task` (a LightningModule).
 
     :param register: call ``register(name, task_class)``; ``name`` is what a config writes as
@@ -82,10 +94,10 @@ def register_tasks(register: Register) -> None:
 
 
 @hookspec
-def register_commands(register: Register) -> None:
+def register_commands(register: Register[Command]) -> None:
     """Register extra ``nlpkit`` subcommands beside fit/validate/test/predict.
 
-    :param register: call ``register(name, command)`` with an :class:`nlpkit.cli.commands.Command`;
+    :param register: call ``register(name, command)`` with an :class:`nlpkit.Command` instance;
         ``nlpkit NAME ...`` then runs it.
 
     *Since 0.1.*
@@ -93,9 +105,9 @@ def register_commands(register: Register) -> None:
 
 
 @hookspec
-def register_word_features(register: Register) -> None:
-    """Register word-feature templates: what a tagger (``token-classification``'s ``feature_templates``) reads of
-    every word besides its pieces, as sklearn-crfsuite's feature functions do.
+def register_word_features(register: Register[Callable[[str], list[str]]]) -> None:
+    """Register word-feature templates: what a tagging task reads of every word besides its pieces, as
+    sklearn-crfsuite's feature functions do.
 
     :param register: call ``register(name, template)``; ``template(word)`` returns the word's values as a list
         of strings (none, one or several: ``["ing", "ng", "g"]``), each hashed with the template's name and the

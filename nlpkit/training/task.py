@@ -39,8 +39,7 @@ from nlpkit.training.transfer import Pretrained, learning_rate_scales, unfreeze_
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pytorch_lightning\.cli")
 
-#: devices where torch's fused AdamW kernel runs (one kernel for every parameter: 5x faster than the foreach one
-#: on a 2-core CPU for a 5M-parameter Transformer)
+#: devices where torch's fused AdamW kernel runs (one kernel for every parameter; docs/performance.md has its speed)
 FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 
 #: What a task learns from its training data: a label list, or named vocabularies (a graph's entities and relations)
@@ -208,6 +207,20 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
     def is_built(self) -> bool:
         """Whether the modules exist (after :meth:`bind`)."""
         return self._built
+
+    @property
+    def label_names(self) -> list[str]:
+        """The labels of a task with one label set (a class per text, a tag per token), typed as such."""
+        if not isinstance(self.labels, list):
+            raise ConfigError(f"{type(self).__name__} has no label list (labels: {self.labels!r})")
+        return self.labels
+
+    @property
+    def text_tokenizer(self) -> Tokenizer:
+        """The tokenizer of a task that reads text, typed as such."""
+        if self.tokenizer is None:
+            raise ConfigError(f"{type(self).__name__} has no tokenizer: it has not been trained or loaded yet")
+        return self.tokenizer
 
     def bind(self, tokenizer: Tokenizer | None, labels: Labels, fresh: bool = True) -> None:
         """Attach the tokenizer and labels and build the modules; a second call must agree with the first.

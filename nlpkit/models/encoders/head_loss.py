@@ -3,9 +3,8 @@
 ``F.cross_entropy(hidden @ weight.T, targets)`` holds every row's logits (rows x vocabulary floats, 64 MB for 2,048
 tokens of an 8,000-piece vocabulary), then their gradient. :func:`head_cross_entropy` forms the logits of
 ``chunk_rows`` rows at a time, turns them into their gradient in place and folds that into the gradients of the
-hidden states and the weight at once, so the backward pass only scales what the forward pass kept. On the
-project's 2-core CPU the head and loss of that example, forward and backward, took 199 and 211 ms in 512-row
-blocks against 243 and 219 ms with the full logits, in two rounds (``docs/benchmarks.md``).
+hidden states and the weight at once, so the backward pass only scales what the forward pass kept (its speed is in
+docs/performance.md).
 """
 
 from __future__ import annotations

@@ -3,12 +3,8 @@
 Without autograd, a projection on the CPU runs through oneDNN on a copy of the weight reordered into oneDNN's
 blocked layout (``torch.ops.mkldnn``'s packed linear, also used by ``torch.compile``'s CPU freezing; where a torch
 build lacks it, ``F.linear`` runs). Decoding multiplies a few rows by every weight, so its time goes to
-reading the weights. Against ``F.linear``, which calls MKL on ``nn.Linear``'s ``(out, in)`` weight, a sweep of
-inputs 256-3,072 and outputs up to 32,000 with the weights out of cache (torch 2.13, this project's 2-core AMD
-EPYC machine; ``docs/benchmarks.md``) measured the packed copy
-
-- 1.1-7.7x faster from 1 to 32 rows (a decoding step), the most between 2 and 8 rows;
-- 0.96-2.2x at 128 rows and 1.2-1.7x at 512 and 2,048 rows (a prompt, an encoder's batch).
+reading the weights, and the packed copy reads them faster than ``F.linear`` (MKL on ``nn.Linear``'s ``(out, in)``
+weight) does: docs/performance.md has the measured speed-ups.
 
 :func:`linear` keeps one packed copy per weight and uses it only for float32 on the CPU without autograd, while
 oneDNN is enabled, and never while tracing, exporting or compiling. The copy is made again when the weight's

@@ -63,7 +63,7 @@ def attribute(
             scores = _path_scores(task, tokens.clone(), mask.clone(), alphas.to(tokens.device), targets.clone())
         results = []
         for index, label_id, row in zip(batch["index"].tolist(), targets.tolist(), scores, strict=True):
-            pieces = task.tokenizer.pieces(texts[index])[: len(row)]  # type: ignore[union-attr]
+            pieces = task.text_tokenizer.pieces(texts[index])[: len(row)]
             results.append(Explanation(labels[label_id], pieces, row))
         return results
 
@@ -76,18 +76,19 @@ def _path_scores(
     """Per text piece: its embedding times the target logit's gradient averaged over the path points ``alphas``."""
     steps = len(alphas)
     seen: dict[str, Tensor] = {}
-    tokenizer = task.tokenizer
-    framing = torch.tensor(sorted({0, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id}), device=tokens.device)  # type: ignore[union-attr]
+    tokenizer = task.text_tokenizer
+    framing = torch.tensor(sorted({tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id}), device=tokens.device)
 
     def scale_pieces(module: nn.Module, args: tuple[Tensor, ...], output: Tensor) -> Tensor:
         ids = args[0]  # the encoder may reorder columns (packing), so find the pieces in what it embeds
         embedded = output.detach()
-        seen["is_piece"] = ~torch.isin(ids, framing)  # not padding (0), nor the start or end of the input
+        seen["is_piece"] = ~torch.isin(ids, framing)  # not padding, nor the start or end of the input
         seen["pieces"] = embedded * seen["is_piece"][..., None]
         seen["scaled"] = (seen["pieces"] * alphas.repeat(len(ids) // steps)[:, None, None]).requires_grad_()
         return seen["scaled"] + (embedded - seen["pieces"])
 
-    handle = task.encoder.token_embedding.register_forward_hook(scale_pieces)  # type: ignore[union-attr]
+    assert task.encoder is not None, "a loaded classifier has its encoder"
+    handle = task.encoder.token_embedding.register_forward_hook(scale_pieces)
     try:
         # cuDNN computes RNN gradients in training mode only; the native kernels work in eval mode
         with torch.backends.cudnn.flags(enabled=False):

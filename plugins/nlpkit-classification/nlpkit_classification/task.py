@@ -82,18 +82,18 @@ class TextClassificationTask(Task):
         if labeled:
             return super().encode_many(items, labeled)
         texts = [self.input_fields(item)["text"] for item in items]
-        return [{"tokens": tokens, "length": len(tokens)} for tokens in self.tokenizer.encode_inputs(texts)]  # type: ignore[union-attr]
+        return [{"tokens": tokens, "length": len(tokens)} for tokens in self.text_tokenizer.encode_inputs(texts)]
 
     def encode(self, fields: dict[str, Any], labeled: bool, record: Record | None = None) -> dict[str, Any]:
         """Ids of the text as the encoder reads it (``<s> text``, ``[CLS] text [SEP]``), and the label id (or the set's
         multi-hot vector) when labelled."""
         if not labeled:
             return self.encode_many([fields])[0]
-        tokens = self.tokenizer.encode_inputs([fields["text"]])[0]  # type: ignore[union-attr]
+        tokens = self.text_tokenizer.encode_inputs([fields["text"]])[0]
         example: dict[str, Any] = {"tokens": tokens, "length": len(tokens)}
         labels = fields["labels"]
         if self.multi_label:
-            example["label"] = [float(label in labels) for label in self.labels]  # type: ignore[union-attr]
+            example["label"] = [float(label in labels) for label in self.label_names]
         elif len(labels) != 1:
             message = f"expected one label, found {len(labels)} (set model.multi_label for sets of labels)"
             raise record.error(message) if record else ConfigError(message)
@@ -138,7 +138,8 @@ class TextClassificationTask(Task):
     # -- calibration and the test report ------------------------------------------------------------------
     def evaluated(self, stage: str, output: StepOutput) -> None:
         """Keep validation logits for calibration; update the test report and calibration errors."""
-        logits, targets = output.outputs.detach(), output.targets  # type: ignore[union-attr]
+        assert output.outputs is not None, "step() returns the logits as outputs"
+        logits, targets = output.outputs.detach(), output.targets
         if stage == "val":
             self._validation.append((logits.cpu(), targets.cpu()))
             return
@@ -166,12 +167,12 @@ class TextClassificationTask(Task):
         before, after = float(self.test_ece_uncalibrated.compute()), float(self.test_ece.compute())
         self.log_dict({"test/ece_uncalibrated": before, "test/ece": after, "test/temperature": self.temperature})
         for name in ("precision", "recall", "f1"):
-            for label, value in zip(self.labels, values[name], strict=True):  # type: ignore[arg-type]
+            for label, value in zip(self.label_names, values[name], strict=True):
                 self.log(f"test/{name}/{label}", value)
         if self.trainer.is_global_zero:
-            print_report(self.labels, values, (before, after))  # type: ignore[arg-type]
+            print_report(self.label_names, values, (before, after))
             directory = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-            save_confusion_matrix(self.test_report["confusion"], self.labels, directory / "confusion_matrix.png")  # type: ignore[arg-type]
+            save_confusion_matrix(self.test_report["confusion"], self.label_names, directory / "confusion_matrix.png")
         for metric in (self.test_report, self.test_ece, self.test_ece_uncalibrated):
             metric.reset()
 
@@ -204,7 +205,7 @@ class TextClassificationTask(Task):
     def predict_batch(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         """The label (or label set) and the calibrated probability of every label."""
         probabilities = self.outputs_of(batch)["probabilities"]
-        labels: list[str] = self.labels  # type: ignore[assignment]
+        labels = self.label_names
         results: list[dict[str, Any]] = [
             {"probabilities": dict(zip(labels, row, strict=True))} for row in probabilities.tolist()
         ]

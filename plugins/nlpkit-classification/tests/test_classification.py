@@ -9,9 +9,7 @@ import torch
 from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.task import Pool, TextClassificationTask
 
-from nlpkit.models.encoders.rnn import LSTMEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
-from nlpkit.plugin.errors import DataError
+from nlpkit import DataError, LSTMEncoder, TokenizerOptions
 from nlpkit.plugin.loader import discover
 from nlpkit.testing import fit_tiny, write_sentiment_files
 

@@ -9,14 +9,18 @@ import torch
 from nlpkit_classification.task import TextClassificationTask
 
 import nlpkit
+from nlpkit import (
+    CNNEncoder,
+    ConcatEncoder,
+    ElmanRNNEncoder,
+    ExportError,
+    GRUEncoder,
+    LSTMEncoder,
+    NGramEncoder,
+    Tokenizer,
+    TransformerEncoder,
+)
 from nlpkit.deploy.export import export
-from nlpkit.models.encoders.cnn import CNNEncoder
-from nlpkit.models.encoders.concat import ConcatEncoder
-from nlpkit.models.encoders.ngram import NGramEncoder
-from nlpkit.models.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder
-from nlpkit.models.encoders.transformer import TransformerEncoder
-from nlpkit.models.tokenizers import Tokenizer
-from nlpkit.plugin.errors import ExportError
 from nlpkit.testing import check_export, sentiment_corpus
 
 TEXTS = [text for text, _ in sentiment_corpus(60, seed=3)]

@@ -19,9 +19,7 @@ from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.explain import METHODS, Explanation, attribute, render_html
 from nlpkit_classification.task import TextClassificationTask
 
-from nlpkit import TokenizerOptions
-from nlpkit.models.encoders.rnn import LSTMEncoder
-from nlpkit.plugin.errors import ConfigError, DataError
+from nlpkit import ConfigError, DataError, LSTMEncoder, TokenizerOptions
 from nlpkit.testing import fit_tiny
 
 FILLER = ["the", "a", "movie", "film", "plot", "story", "actor", "scene", "music"]

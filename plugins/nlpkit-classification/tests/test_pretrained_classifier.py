@@ -13,11 +13,9 @@ from nlpkit_classification.data import ClassificationData
 from nlpkit_classification.task import TextClassificationTask
 
 import nlpkit
+from nlpkit import ConfigError, PretrainedEncoder, Tokenizer, TokenizerOptions
 from nlpkit.deploy.export import export
-from nlpkit.models.encoders.pretrained import PretrainedEncoder
-from nlpkit.models.tokenizers import Tokenizer, TokenizerOptions
 from nlpkit.models.tokenizers.huggingface import HuggingFaceTokenizer
-from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import (
     ServerProcess,
     check_export,

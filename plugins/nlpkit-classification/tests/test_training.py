@@ -15,10 +15,7 @@ from nlpkit_classification.task import TextClassificationTask
 from nlpkit_generation.data import LanguageModelingData
 from nlpkit_generation.task import CausalLMTask
 
-from nlpkit.models.encoders.rnn import LSTMEncoder
-from nlpkit.models.encoders.transformer import TransformerEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
-from nlpkit.plugin.loader import get_plugins
+from nlpkit import LSTMEncoder, TokenizerOptions, TransformerEncoder, get_plugins
 from nlpkit.testing import fit_tiny, sentiment_corpus, write_sentiment_files
 
 ENCODERS = {

@@ -10,10 +10,7 @@ import torch
 from nlpkit_generation.data import LanguageModelingData, pack_blocks
 from nlpkit_generation.task import CausalLMTask
 
-from nlpkit.models.encoders.rnn import LSTMEncoder
-from nlpkit.models.encoders.transformer import CausalTransformerEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
-from nlpkit.plugin.errors import ConfigError
+from nlpkit import CausalTransformerEncoder, ConfigError, LSTMEncoder, TokenizerOptions
 from nlpkit.plugin.loader import discover
 from nlpkit.testing import fit_tiny
 

@@ -12,10 +12,7 @@ import torch
 from nlpkit_generation.decoding import GenerationConfig, _sampling_filter, repeating_tokens
 from nlpkit_generation.task import IGNORE, CausalLMTask, perplexity
 
-from nlpkit.models.encoders.rnn import LSTMEncoder
-from nlpkit.models.encoders.transformer import CausalTransformerEncoder
-from nlpkit.models.tokenizers import Tokenizer
-from nlpkit.plugin.errors import ConfigError
+from nlpkit import CausalTransformerEncoder, ConfigError, LSTMEncoder, Tokenizer
 from nlpkit.testing import sentiment_corpus
 
 PROMPTS = ["the film", "the acting was not", "a"]
@@ -214,7 +211,7 @@ def test_no_repeat_ngram_size_forbids_every_repeated_ngram(model, options) -> No
 
 
 def test_exported_logits_score_texts_as_eager_and_generation_needs_the_checkpoint(model, tmp_path) -> None:
-    from nlpkit.plugin.errors import ConfigError
+    from nlpkit import ConfigError
     from nlpkit.testing import check_export
 
     texts = [text for text, _ in sentiment_corpus(12, seed=4)]

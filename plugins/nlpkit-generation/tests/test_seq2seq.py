@@ -12,10 +12,7 @@ from nlpkit_generation.paired import PairedData
 from nlpkit_generation.seq2seq import Seq2SeqTask
 from torchmetrics.text import BLEUScore, CHRFScore
 
-from nlpkit import Seq2SeqTransformer, pad
-from nlpkit.models.encoders.transformer import TransformerEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
-from nlpkit.plugin.errors import ConfigError, DataError
+from nlpkit import ConfigError, DataError, Seq2SeqTransformer, TokenizerOptions, TransformerEncoder, pad
 from nlpkit.testing import fit_tiny
 
 WORDS = ["red", "blue", "green", "cat", "dog", "bird", "runs", "sees", "eats", "big", "small", "old"]
@@ -253,8 +250,8 @@ def test_validation_decodes_with_its_own_settings_and_test_with_generation(train
 
 
 def test_export_is_refused_naming_why(trained, tmp_path) -> None:
+    from nlpkit import ExportError
     from nlpkit.deploy.export import export
-    from nlpkit.plugin.errors import ExportError
 
     with pytest.raises(ExportError, match="seq2seq cannot be exported: it translates by decoding token by token"):
         export(trained[0], tmp_path / "export")

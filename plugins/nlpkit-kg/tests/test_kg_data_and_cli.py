@@ -20,10 +20,8 @@ from nlpkit_kg.scorers import ComplEx, DistMult
 from nlpkit_kg.task import LinkPredictionTask, bernoulli_head_probability
 
 import nlpkit
+from nlpkit import ConfigError, DataError, GRUEncoder, TokenizerOptions
 from nlpkit.cli.main import main
-from nlpkit.models.encoders.rnn import GRUEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
-from nlpkit.plugin.errors import ConfigError, DataError
 from nlpkit.testing import fit_tiny
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "kg.yaml"

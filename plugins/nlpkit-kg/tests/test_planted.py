@@ -12,9 +12,7 @@ from nlpkit_kg.sample import write_planted_graph
 from nlpkit_kg.scorers import ComplEx, DistMult, RotatE, TransE
 from nlpkit_kg.task import LinkPredictionTask
 
-from nlpkit.models.encoders.pretrained import PretrainedEncoder
-from nlpkit.models.encoders.rnn import GRUEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit import GRUEncoder, PretrainedEncoder, TokenizerOptions
 from nlpkit.testing import fit_tiny, tiny_pretrained_model
 
 # what each model can infer (RotatE paper, table 2) and, for DistMult, the antisymmetric case it must fail

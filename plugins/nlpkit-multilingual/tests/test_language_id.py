@@ -13,9 +13,7 @@ import torch
 from nlpkit_multilingual.language_id import LanguageIdData, LanguageIdTask
 from nlpkit_multilingual.sample import SAMPLE_LANGUAGES, sample_texts, write_language_files
 
-from nlpkit.models.encoders.rnn import GRUEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
-from nlpkit.plugin.errors import ConfigError, DataError
+from nlpkit import ConfigError, DataError, GRUEncoder, TokenizerOptions
 from nlpkit.testing import fit_tiny
 
 HAND_WRITTEN = {

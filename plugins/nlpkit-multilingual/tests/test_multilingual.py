@@ -12,10 +12,8 @@ from nlpkit_classification.task import TextClassificationTask
 from nlpkit_multilingual.data import MultilingualData, sampling_probabilities
 from nlpkit_multilingual.sentiment import write_multilingual_sentiment
 
+from nlpkit import ConfigError, LSTMEncoder, TokenizerOptions
 from nlpkit.data.batching import BucketBatchSampler
-from nlpkit.models.encoders.rnn import LSTMEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
-from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import fit_tiny
 
 SIZES = {"en": 400, "de": 200, "es": 100, "ru": 40}  # ru: a small language, in Cyrillic
@@ -156,7 +154,7 @@ def test_language_embeddings_add_one_learned_vector_per_language(languages) -> N
 def test_language_embeddings_need_language_tokens_and_refuse_step_by_step_decoding() -> None:
     from nlpkit_generation.task import CausalLMTask
 
-    from nlpkit.models.tokenizers import Tokenizer
+    from nlpkit import Tokenizer
 
     texts = ["<lang:en> the film was great", "<lang:de> der Film war toll"] * 20
     tagged = Tokenizer.train(texts, vocab_size=60, special_tokens=["<lang:en>", "<lang:de>"])

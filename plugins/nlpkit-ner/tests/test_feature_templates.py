@@ -15,10 +15,8 @@ from nlpkit_ner.metrics import entity_f1
 from nlpkit_ner.task import TokenClassificationTask
 from nlpkit_ner.words import split_words, write_conll
 
-from nlpkit.models.encoders.ngram import NGramEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit import NGramEncoder, TokenizerOptions, registry
 from nlpkit.plugin.errors import ConfigError, UnknownNameError
-from nlpkit.plugin.loader import registry
 from nlpkit.testing import fit_tiny
 
 

@@ -14,9 +14,7 @@ from nlpkit_ner.task import TokenClassificationTask
 from nlpkit_ner.words import stitch, windows, write_conll
 
 import nlpkit
-from nlpkit.models.encoders.rnn import LSTMEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
-from nlpkit.plugin.errors import ConfigError
+from nlpkit import ConfigError, LSTMEncoder, TokenizerOptions
 from nlpkit.testing import fit_tiny
 
 MAX_LENGTH = 16  # pieces, <s> included: about ten words of the sample sentences

@@ -12,11 +12,7 @@ from nlpkit_ner.task import TokenClassificationTask
 from nlpkit_ner.words import split_words, write_conll
 
 import nlpkit
-from nlpkit import read_records
-from nlpkit.models.encoders.rnn import LSTMEncoder
-from nlpkit.models.encoders.transformer import TransformerEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
-from nlpkit.plugin.errors import DataError
+from nlpkit import DataError, LSTMEncoder, TokenizerOptions, TransformerEncoder, read_records
 from nlpkit.plugin.loader import discover
 from nlpkit.testing import fit_tiny
 

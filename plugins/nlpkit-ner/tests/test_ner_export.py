@@ -8,10 +8,7 @@ import pytest
 import torch
 from nlpkit_ner.task import TokenClassificationTask
 
-from nlpkit.models.encoders.ngram import NGramEncoder
-from nlpkit.models.encoders.rnn import LSTMEncoder
-from nlpkit.models.encoders.transformer import TransformerEncoder
-from nlpkit.models.tokenizers import Tokenizer
+from nlpkit import LSTMEncoder, NGramEncoder, Tokenizer, TransformerEncoder
 from nlpkit.testing import check_export, sentiment_corpus
 
 TEXTS = [text for text, _ in sentiment_corpus(80, seed=5)]

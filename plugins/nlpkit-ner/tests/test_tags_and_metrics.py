@@ -31,7 +31,7 @@ from nlpkit_ner.tags import (
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.scheme import IOB1, IOB2, IOBES, Tokens
 
-from nlpkit.plugin.errors import ConfigError
+from nlpkit import ConfigError
 
 TYPES = ["LOC", "ORG", "PER"]
 SCHEMES = ["iob1", "iob2", "bioes"]

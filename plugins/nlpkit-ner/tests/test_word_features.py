@@ -15,12 +15,8 @@ from nlpkit_ner.task import TokenClassificationTask, pool_words
 from nlpkit_ner.words import write_conll
 
 import nlpkit
+from nlpkit import CheckpointError, ConfigError, Encoder, LSTMEncoder, PretrainedEncoder, TokenizerOptions
 from nlpkit.deploy.export import batch_of
-from nlpkit.models.encoders.base import Encoder
-from nlpkit.models.encoders.pretrained import PretrainedEncoder
-from nlpkit.models.encoders.rnn import LSTMEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
-from nlpkit.plugin.errors import CheckpointError, ConfigError
 from nlpkit.testing import check_export, fit_tiny, tiny_pretrained_model
 
 BILSTM = partial(LSTMEncoder, embedding_dim=16, hidden_size=16, bidirectional=True)

@@ -12,8 +12,7 @@ import torch
 from nlpkit_generation.data import LanguageModelingData
 from nlpkit_pretraining.masked_lm import MaskedLMTask
 
-from nlpkit.models.encoders.transformer import TransformerEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
+from nlpkit import TokenizerOptions, TransformerEncoder
 from nlpkit.testing import fit_tiny
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"

@@ -14,10 +14,8 @@ from nlpkit_pretraining.pairs import SentencePairsData
 from nlpkit_pretraining.sample import SUBJECTS, paraphrase_pairs
 
 import nlpkit
+from nlpkit import ConfigError, GRUEncoder, TokenizerOptions
 from nlpkit.cli.main import main
-from nlpkit.models.encoders.rnn import GRUEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
-from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import fit_tiny
 
 ENCODER = partial(GRUEncoder, embedding_dim=32, hidden_size=32, bidirectional=True, dropout=0.1)

@@ -10,8 +10,7 @@ import torch
 from nlpkit_pretraining.masked_lm import MaskedLMTask
 
 import nlpkit
-from nlpkit.models.encoders.rnn import GRUEncoder, LSTMEncoder
-from nlpkit.plugin.errors import ConfigError
+from nlpkit import ConfigError, GRUEncoder, LSTMEncoder
 from nlpkit.testing import fit_tiny
 
 

@@ -7,9 +7,7 @@ import torch
 from nlpkit_pretraining.noising import IGNORE, Masker, MaskingOptions, infill, permute
 from nlpkit_pretraining.sample import paraphrase_pairs, topic_sentences
 
-from nlpkit import pad
-from nlpkit.models.tokenizers import Tokenizer
-from nlpkit.plugin.errors import ConfigError
+from nlpkit import ConfigError, Tokenizer, pad
 
 TEXTS = [text for pair in paraphrase_pairs(300) for text in pair] + [text for text, _ in topic_sentences(300)]
 

@@ -14,8 +14,7 @@ from nlpkit_pretraining.masked_lm import MaskedLMTask
 from nlpkit_pretraining.pairs import SentencePairsData
 from nlpkit_pretraining.zero_shot import ZeroShotTask
 
-from nlpkit import pad
-from nlpkit.models.encoders.pretrained import PretrainedEncoder
+from nlpkit import PretrainedEncoder, pad
 from nlpkit.testing import fit_tiny, tiny_pretrained_model
 
 transformers = pytest.importorskip("transformers")

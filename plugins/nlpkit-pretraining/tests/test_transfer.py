@@ -27,11 +27,8 @@ from nlpkit_pretraining.contrastive import ContrastiveTask
 from nlpkit_pretraining.denoising import DenoisingTask
 from nlpkit_pretraining.pairs import SentencePairsData
 
+from nlpkit import CheckpointError, ConfigError, LSTMEncoder, Tokenizer, TokenizerOptions, TransformerEncoder
 from nlpkit.cli.main import main
-from nlpkit.models.encoders.rnn import LSTMEncoder
-from nlpkit.models.encoders.transformer import TransformerEncoder
-from nlpkit.models.tokenizers import Tokenizer, TokenizerOptions
-from nlpkit.plugin.errors import CheckpointError, ConfigError
 from nlpkit.testing import fit_tiny, write_sentiment_files
 
 Downstream = Callable[[Path, Any, str], tuple[Any, Any]]

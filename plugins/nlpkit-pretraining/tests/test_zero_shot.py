@@ -16,10 +16,8 @@ from nlpkit_pretraining.pairs import SentencePairsData
 from nlpkit_pretraining.sample import topic_sentences
 from nlpkit_pretraining.zero_shot import ZeroShotTask
 
+from nlpkit import ConfigError, LSTMEncoder, TokenizerOptions
 from nlpkit.cli.main import main
-from nlpkit.models.encoders.rnn import LSTMEncoder
-from nlpkit.models.tokenizers import TokenizerOptions
-from nlpkit.plugin.errors import ConfigError
 from nlpkit.testing import fit_tiny
 
 LABELS = {"sport": "sport", "food": "food", "music": "music"}
