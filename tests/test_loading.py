@@ -84,3 +84,17 @@ def test_export_reads_the_checkpoint_once(trained, monkeypatch, tmp_path) -> Non
     reads = Reads(monkeypatch)
     assert main(["export", str(checkpoint), "--out", str(tmp_path / "export")]) == 0
     assert reads.files[str(checkpoint)] == 1
+
+
+def test_a_checkpoint_naming_the_modules_of_an_earlier_release_still_loads(trained, tmp_path, capsys) -> None:
+    checkpoint, files = trained
+    saved = torch.load(checkpoint, weights_only=True)
+    hparams = saved["hyper_parameters"]
+    assert hparams["encoder"]["class_path"].endswith("LSTMEncoder")
+    hparams["encoder"]["class_path"] = "nlpkit.encoders.rnn.LSTMEncoder"  # where 0.1 kept its encoders and heads
+    hparams["head"]["class_path"] = "nlpkit.heads.LinearHead"
+    legacy = tmp_path / "legacy.ckpt"
+    torch.save(saved, legacy)
+    assert nlpkit.load(legacy).predict(TEXTS) == nlpkit.load(checkpoint).predict(TEXTS)
+    assert main(["predict", "--ckpt_path", str(legacy), "--data.predict_path", str(files["predict"]), *QUIET]) == 0
+    assert len([line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]) == 4

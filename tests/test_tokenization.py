@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nlpkit.models.tokenizers import Tokenizer, TokenizerOptions
-from nlpkit.models.tokenizers.base import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from nlpkit.models.tokenizers.sentencepiece import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from nlpkit.plugin.errors import CheckpointError, ConfigError, DataError
 from nlpkit.testing import sentiment_corpus
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nlpkit.cli.short_names import install_loader, rewrite_argv
+from nlpkit.plugin.configurable import current_class_paths
 from nlpkit.plugin.errors import ConfigError, NlpkitError, UnknownNameError
 from nlpkit.plugin.loader import Plugins, get_plugins
 
@@ -44,7 +45,7 @@ def _ckpt_config(argv: list[str]) -> tuple[list[str], dict[str, Any] | None]:
         checkpoint = configs = load_checkpoint(path)
     injected = []
     for key, section in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
-        hparams = dict(configs.get(section) or {})
+        hparams = current_class_paths(dict(configs.get(section) or {}))
         hparams.pop("_instantiator", None)
         hparams.pop("init_from", None)
         class_path = hparams.pop("_class_path", None)

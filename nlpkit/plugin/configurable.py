@@ -13,6 +13,28 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+#: the modules classes lived in before the core was layered into folders; checkpoints and exports written then name
+#: their encoders and heads by these paths
+MOVED_MODULES = {"nlpkit.encoders.": "nlpkit.models.encoders.", "nlpkit.heads.": "nlpkit.models.heads."}
+
+
+def current_class_paths(node: Any) -> Any:
+    """Plain config data (hyperparameters) with the class paths of classes that have moved rewritten to where
+    they live now, so a checkpoint of an earlier release still loads."""
+    if isinstance(node, list):
+        return [current_class_paths(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    updated = {}
+    for key, value in node.items():
+        if key in ("class_path", "_class_path") and isinstance(value, str):
+            old = next((prefix for prefix in MOVED_MODULES if value.startswith(prefix)), None)
+            updated[key] = MOVED_MODULES[old] + value[len(old) :] if old else value
+        else:
+            updated[key] = current_class_paths(value)
+    return updated
+
+
 def names_class(path: str, cls: type) -> bool:
     """Whether the class path ``path`` names ``cls``: its defining module's path, or a shorter one it is published
     under (jsonargparse writes ``nlpkit.LSTMEncoder`` for a class ``nlpkit`` exports)."""

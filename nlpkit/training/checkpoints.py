@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from nlpkit.models.tokenizers import Tokenizer
-from nlpkit.plugin.configurable import Configurable, class_path
+from nlpkit.plugin.configurable import Configurable, class_path, current_class_paths
 from nlpkit.plugin.errors import CheckpointError, NlpkitError
 from nlpkit.plugin.loader import plugin_versions, registry
 
@@ -121,7 +121,7 @@ def build_task(section: dict[str, Any], hyperparameters: dict[str, Any], source:
     built from its plain ``hyperparameters``."""
     from pytorch_lightning.cli import instantiate_module
 
-    config = {key: value for key, value in hyperparameters.items() if key != "_instantiator"}
+    config = {key: value for key, value in current_class_paths(hyperparameters).items() if key != "_instantiator"}
     return instantiate_module(task_class_of(section, source), config)
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor, nn
 
 from nlpkit.models.tokenizers import Tokenizer
-from nlpkit.plugin.configurable import names_class
+from nlpkit.plugin.configurable import current_class_paths, names_class
 from nlpkit.plugin.errors import CheckpointError, ConfigError
 from nlpkit.training.checkpoint_io import load_checkpoint
 from nlpkit.training.checkpoints import checkpoint_tokenizer, nlpkit_section
@@ -50,7 +50,7 @@ class Pretrained:
         if tokenizer is None:
             raise CheckpointError(f"init_from {path}: its model reads no text, so it has no encoder to start from")
         encoder = (checkpoint.get("hyper_parameters") or {}).get("encoder")
-        encoder_class = encoder.get("class_path") if isinstance(encoder, dict) else None
+        encoder_class = current_class_paths(encoder).get("class_path") if isinstance(encoder, dict) else None
         task = section.get("task") or _short(str(section.get("task_class")))
         return cls(str(path), tokenizer, dict(checkpoint.get("state_dict") or {}), encoder_class, task)
 

@@ -18,8 +18,6 @@ from nlpkit.plugin.errors import CheckpointError, ConfigError, DataError
 from nlpkit.plugin.files import atomic_write_bytes
 
 PAD, UNK, BOS, EOS, MASK = "<pad>", "<unk>", "<s>", "</s>", "<mask>"
-#: the special ids of every SentencePiece model nlpkit trains (a Hugging Face tokenizer has its own)
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 ModelType = Literal["unigram", "bpe", "word"]
 

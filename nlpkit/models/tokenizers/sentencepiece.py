@@ -11,19 +11,18 @@ from collections.abc import Iterable, Sequence
 import sentencepiece as spm
 
 from nlpkit.models.tokenizers.base import (
-    BOS_ID,
-    EOS_ID,
     MASK,
-    PAD_ID,
     TRAINING_LINE_CHARS,
     UNK,
-    UNK_ID,
     ModelType,
     Tokenizer,
     _check_max_length,
     training_lines,
 )
 from nlpkit.plugin.errors import CheckpointError, ConfigError
+
+#: the special ids of every SentencePiece model nlpkit trains (a Hugging Face tokenizer has its own)
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 _ALPHABET_TOO_LARGE = re.compile(r"Vocabulary size is smaller than required_chars\. \d+ vs (\d+)")
 
