@@ -1,5 +1,5 @@
-"""What an nlpkit checkpoint holds beyond Lightning's: its nlpkit section, plain hyperparameters, and the checks
-made when one is written or read."""
+"""What an nlpkit checkpoint holds beyond Lightning's (its nlpkit section, plain hyperparameters), the checks
+made when one is written or read, and the route that rebuilds a task from one."""
 
 from __future__ import annotations
 
@@ -132,3 +132,48 @@ def task_from_checkpoint(checkpoint: dict[str, Any], source: object) -> Task:
     task.restore(checkpoint, source)
     task.datamodule_hparams = checkpoint.get("datamodule_hyper_parameters")
     return task
+
+
+class SelfContainedCheckpoints:
+    """Mixin of :class:`nlpkit.Task`: checkpoints that carry the tokenizer, labels and plain hyperparameters, and
+    the one route that restores a task from one read into memory."""
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store tokenizer, labels and plugin versions; keep hyperparameters plain data (``weights_only`` loads)."""
+        if not self.is_built:
+            raise CheckpointError("cannot save a task that was never built")
+        refuse_nonfinite(checkpoint["state_dict"])
+        checkpoint[CHECKPOINT_KEY] = nlpkit_section_of(self)
+        checkpoint["hyper_parameters"] = plain_hyperparameters(self)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Lightning's restore (resuming ``fit``): check the checkpoint is this task's, rebuild the modules from its
+        tokenizer and labels and check the shapes; Lightning then loads the weights."""
+        self.bind_checkpoint(checkpoint, "checkpoint")
+        self._saved_weights(checkpoint, "checkpoint")
+
+    def restore(self, checkpoint: dict[str, Any], source: object) -> None:
+        """Bind to a checkpoint already read into memory and load its weights: the one load route of
+        ``nlpkit.load`` and ``nlpkit validate/test/predict --ckpt_path`` (the file read once, its tokenizer parsed
+        once)."""
+        self.bind_checkpoint(checkpoint, source)
+        self.load_state_dict(self._saved_weights(checkpoint, source))
+
+    def _saved_weights(self, checkpoint: dict[str, Any], source: object) -> dict[str, Any]:
+        saved = checkpoint.get("state_dict", {})
+        if getattr(self.encoder, "lm_head_removed", False):  # saved before tasks dropped the unused head
+            for key in [key for key in saved if key.startswith("encoder.lm_head.")]:
+                del saved[key]
+        refuse_other_shapes(self.state_dict(), saved, source)
+        return saved
+
+    def bind_checkpoint(self, checkpoint: dict[str, Any], source: object) -> None:
+        """:meth:`bind` with a checkpoint's tokenizer and labels, after checking this task made it."""
+        section = nlpkit_section(checkpoint, source)
+        if section.get("task_class") != class_path(type(self)):
+            raise CheckpointError(
+                f"{source}: made by task {section.get('task') or section.get('task_class')}, "
+                f"not by {registry('tasks').name_of(type(self)) or type(self).__name__}"
+            )
+        self.restore_artifacts(section.get("artifacts") or {})
+        self.bind(checkpoint_tokenizer(section, source), section["labels"], fresh=False)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -13,24 +12,15 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from nlpkit.data.batching import token_budget_batches
 from nlpkit.data.readers import Record
 from nlpkit.models.encoders.base import Encoder, EncoderFactory, LanguageModelHeadMixin, factory_tokenizer
 from nlpkit.models.tokenizers import Tokenizer
-from nlpkit.plugin.configurable import class_path
 from nlpkit.plugin.errors import CheckpointError, ConfigError, TrainingError
 from nlpkit.plugin.loader import registry
-from nlpkit.training.checkpoints import (
-    CHECKPOINT_KEY,
-    checkpoint_tokenizer,
-    nlpkit_section,
-    nlpkit_section_of,
-    plain_hyperparameters,
-    refuse_nonfinite,
-    refuse_other_shapes,
-)
+from nlpkit.training.checkpoints import SelfContainedCheckpoints
 from nlpkit.training.inference import Inference
 from nlpkit.training.languages import LanguageEmbeddings, PerLanguageMetrics
+from nlpkit.training.prediction import Prediction
 from nlpkit.training.schedules import warmup_cosine
 from nlpkit.training.transfer import Pretrained, learning_rate_scales, unfreeze_top
 
@@ -57,7 +47,7 @@ class StepOutput:
     outputs: Tensor | None = None  # the raw model outputs (logits), for tasks that evaluate more than metrics
 
 
-class Task(Inference, PerLanguageMetrics, pl.LightningModule):
+class Task(Inference, Prediction, SelfContainedCheckpoints, PerLanguageMetrics, pl.LightningModule):
     """Base of every task: an encoder, the task's own layers, a loss and torchmetrics metrics.
 
     The modules are built once the tokenizer and labels are known (:meth:`bind`, called by the data module
@@ -399,101 +389,3 @@ class Task(Inference, PerLanguageMetrics, pl.LightningModule):
             optimizer, self.trainer, hp.warmup_steps, hp.get("warmup_ratio", 0.0), hp.min_lr_ratio
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    # -- prediction from Python ------------------------------------------------------------------------
-    def predict(self, inputs: Sequence[Any], batch_size: int = 32, max_tokens: int | None = 8192) -> list[Any]:
-        """Predict a list of inputs (texts, or dicts of fields), batched by length; results keep input order.
-
-        A batch holds at most ``batch_size`` inputs and, padding included, ``max_tokens`` tokens (None: no limit).
-        """
-        return self.map_batches(inputs, self.predict_batch, batch_size, max_tokens=max_tokens)
-
-    def map_batches(
-        self,
-        inputs: Sequence[Any],
-        function: Callable[[dict[str, Any]], list[Any]],
-        batch_size: int,
-        labeled: bool = False,
-        max_tokens: int | None = None,
-    ) -> list[Any]:
-        """``function`` over length-sorted batches of the encoded ``inputs`` in eval mode; results in input order."""
-        if not self.is_built:
-            raise ConfigError("this task has not been trained or loaded yet")
-        return self.run_examples(self.encode_many(inputs, labeled), function, batch_size, max_tokens)
-
-    @torch.inference_mode()
-    def run_examples(
-        self,
-        examples: Sequence[dict[str, Any]],
-        function: Callable[[dict[str, Any]], list[Any]],
-        batch_size: int,
-        max_tokens: int | None = None,
-    ) -> list[Any]:
-        """``function`` over length-sorted batches of encoded ``examples`` (at most ``batch_size`` examples and, padding
-        included, ``max_tokens`` tokens each), in eval and inference mode; results in the examples' order. The one
-        batching loop of :meth:`predict` and of ``nlpkit serve``'s micro-batches."""
-        results: list[Any] = [None] * len(examples)
-        with self.evaluating():
-            for indices in token_budget_batches([e["length"] for e in examples], batch_size, max_tokens):
-                batch_results = self.run_batch([examples[i] for i in indices], indices, function)
-                for i, result in zip(indices, batch_results, strict=True):
-                    results[i] = result
-        return results
-
-    def run_batch(
-        self, examples: list[dict[str, Any]], indices: Sequence[int], function: Callable[[dict[str, Any]], list[Any]]
-    ) -> list[Any]:
-        """Collate encoded ``examples`` (tagged with ``indices``), move them to the model's device, run ``function``."""
-        batch = self.collate([{**example, "index": i} for example, i in zip(examples, indices, strict=True)])
-        return function(self.transfer_batch_to_device(batch, self.device, 0))
-
-    @contextmanager
-    def evaluating(self) -> Iterator[None]:
-        """Eval mode for the duration, then the previous mode again."""
-        was_training = self.training
-        self.eval()
-        try:
-            yield
-        finally:
-            self.train(was_training)
-
-    # -- checkpoints -----------------------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store tokenizer, labels and plugin versions; keep hyperparameters plain data (``weights_only`` loads)."""
-        if not self.is_built:
-            raise CheckpointError("cannot save a task that was never built")
-        refuse_nonfinite(checkpoint["state_dict"])
-        checkpoint[CHECKPOINT_KEY] = nlpkit_section_of(self)
-        checkpoint["hyper_parameters"] = plain_hyperparameters(self)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Lightning's restore (resuming ``fit``): check the checkpoint is this task's, rebuild the modules from its
-        tokenizer and labels and check the shapes; Lightning then loads the weights."""
-        self.bind_checkpoint(checkpoint, "checkpoint")
-        self._saved_weights(checkpoint, "checkpoint")
-
-    def restore(self, checkpoint: dict[str, Any], source: object) -> None:
-        """Bind to a checkpoint already read into memory and load its weights: the one load route of
-        ``nlpkit.load`` and ``nlpkit validate/test/predict --ckpt_path`` (the file read once, its tokenizer parsed
-        once)."""
-        self.bind_checkpoint(checkpoint, source)
-        self.load_state_dict(self._saved_weights(checkpoint, source))
-
-    def _saved_weights(self, checkpoint: dict[str, Any], source: object) -> dict[str, Any]:
-        saved = checkpoint.get("state_dict", {})
-        if getattr(self.encoder, "lm_head_removed", False):  # saved before tasks dropped the unused head
-            for key in [key for key in saved if key.startswith("encoder.lm_head.")]:
-                del saved[key]
-        refuse_other_shapes(self.state_dict(), saved, source)
-        return saved
-
-    def bind_checkpoint(self, checkpoint: dict[str, Any], source: object) -> None:
-        """:meth:`bind` with a checkpoint's tokenizer and labels, after checking this task made it."""
-        section = nlpkit_section(checkpoint, source)
-        if section.get("task_class") != class_path(type(self)):
-            raise CheckpointError(
-                f"{source}: made by task {section.get('task') or section.get('task_class')}, "
-                f"not by {registry('tasks').name_of(type(self)) or type(self).__name__}"
-            )
-        self.restore_artifacts(section.get("artifacts") or {})
-        self.bind(checkpoint_tokenizer(section, source), section["labels"], fresh=False)

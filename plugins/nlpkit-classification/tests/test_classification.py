@@ -7,9 +7,9 @@ from functools import partial
 import pytest
 import torch
 from nlpkit_classification.data import ClassificationData
-from nlpkit_classification.task import Pool, TextClassificationTask
+from nlpkit_classification.task import TextClassificationTask
 
-from nlpkit import DataError, LSTMEncoder, TokenizerOptions
+from nlpkit import DataError, LSTMEncoder, Pool, TokenizerOptions
 from nlpkit.plugin.loader import discover
 from nlpkit.testing import fit_tiny, write_sentiment_files
 
