@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
             config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, **options)
 
             def ours(prompts: torch.Tensor = prompts, config: GenerationConfig = config) -> None:
-                generate(task, prompts.tolist(), config, tokenizer)
+                with task.evaluating():  # what Task.generate runs in: eval mode and a packed-inference span
+                    generate(task, prompts.tolist(), config, tokenizer)
 
             def theirs(prompts: torch.Tensor = prompts, beams: int = beams) -> None:
                 with torch.inference_mode():

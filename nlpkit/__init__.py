@@ -34,6 +34,7 @@ _EXPORTS = {
     "EncoderFactory": "nlpkit.models.encoders.base",
     "LanguageModelHeadMixin": "nlpkit.models.encoders.base",
     "head_cross_entropy": "nlpkit.models.encoders.head_loss",
+    "packed_inference": "nlpkit.models.encoders.linear",
     "PretrainedEncoder": "nlpkit.models.encoders.pretrained",
     "TransformerEncoder": "nlpkit.models.encoders.transformer",
     "CausalTransformerEncoder": "nlpkit.models.encoders.transformer",
@@ -121,6 +122,7 @@ __all__ = [
     "is_model_folder",
     "load",
     "numbered_lines",
+    "packed_inference",
     "pad",
     "read_records",
     "registry",
@@ -137,6 +139,7 @@ if TYPE_CHECKING:
     from nlpkit.models.encoders.cnn import CNNEncoder
     from nlpkit.models.encoders.concat import ConcatEncoder
     from nlpkit.models.encoders.head_loss import head_cross_entropy
+    from nlpkit.models.encoders.linear import packed_inference
     from nlpkit.models.encoders.ngram import NGramEncoder
     from nlpkit.models.encoders.pretrained import PretrainedEncoder, is_model_folder
     from nlpkit.models.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder

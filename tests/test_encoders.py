@@ -15,7 +15,7 @@ from nlpkit.models.encoders.base import Encoder
 from nlpkit.models.encoders.cnn import CNNEncoder
 from nlpkit.models.encoders.concat import ConcatEncoder
 from nlpkit.models.encoders.head_loss import head_cross_entropy
-from nlpkit.models.encoders.linear import linear
+from nlpkit.models.encoders.linear import _HAS_ONEDNN_LINEAR, _uses_packed, linear, packed_inference
 from nlpkit.models.encoders.ngram import NGramEncoder
 from nlpkit.models.encoders.pretrained import PretrainedEncoder
 from nlpkit.models.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder, RecurrentEncoder
@@ -296,27 +296,83 @@ def test_cache_reorder_among_beams_moves_only_what_the_beams_do_not_share() -> N
     assert_close(model.step(generated[2], None, beams), model.step(generated[2], None, plain))
 
 
-def test_inference_linear_follows_changes_to_the_weight() -> None:
-    torch.manual_seed(0)
-    layer = nn.Linear(8, 40)  # float32 inference: the product runs on the packed copy
+def _edit_in_place_through_data(layer: nn.Linear) -> None:
+    layer.weight.data.mul_(-2)  # EMA and pruning code: bumps no version counter
+
+
+def _round_trip_through_half(layer: nn.Linear) -> None:
+    layer.half().float()  # the weight may come back at the same address and version
+
+
+def _load_state_dict(layer: nn.Linear) -> None:
+    layer.load_state_dict({"weight": torch.randn(40, 8), "bias": torch.randn(40)})
+
+
+def _move_to_double_and_back(layer: nn.Linear) -> None:
+    layer.double()
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    layer.float()
+
+
+def _fused_optimizer_step(layer: nn.Linear) -> None:
     optimizer = torch.optim.AdamW(layer.parameters(), lr=0.1, fused=True)  # updates without bumping versions
+    layer(torch.randn(3, 8)).square().sum().backward()
+    optimizer.step()
+
+
+def _train_and_edit(layer: nn.Linear) -> None:
+    layer.train()
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(40, 8))
+    layer.eval()
+
+
+def _new_storage(layer: nn.Linear) -> None:
+    layer.weight.data = torch.randn(40, 8)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        _edit_in_place_through_data,
+        _round_trip_through_half,
+        _load_state_dict,
+        _move_to_double_and_back,
+        _fused_optimizer_step,
+        _train_and_edit,
+        _new_storage,
+    ],
+)
+def test_packed_inference_never_uses_a_stale_weight(edit) -> None:
+    torch.manual_seed(0)
+    layer = nn.Linear(8, 40).eval()
     x = torch.randn(2, 1, 8)
 
-    def matches_plain_linear() -> None:
-        with torch.inference_mode():
-            assert_close(linear(x, layer.weight, layer.bias), F.linear(x, layer.weight, layer.bias))
-            assert_close(linear(x[:1, 0], layer.weight), F.linear(x[:1, 0], layer.weight))
+    def inference() -> Tensor:
+        with packed_inference(), torch.inference_mode():
+            packed = linear(x, layer.weight, layer.bias)
+            assert _uses_packed(x, layer.weight) == _HAS_ONEDNN_LINEAR  # the span does pack (where torch can)
+        with torch.no_grad():
+            assert (packed - F.linear(x, layer.weight, layer.bias)).abs().max() < 1e-6
+        return packed
 
-    matches_plain_linear()
-    with torch.no_grad():
-        layer.weight.mul_(-2)  # a loaded checkpoint changes the weight in place
-    matches_plain_linear()
-    layer(x).square().sum().backward()
-    optimizer.step()
-    matches_plain_linear()
-    layer.weight.data = torch.randn(40, 8)  # new storage
-    matches_plain_linear()
-    assert linear(x, layer.weight, layer.bias).requires_grad  # with autograd on: nn.Linear's own product
+    before = inference()
+    edit(layer)
+    assert not torch.allclose(inference(), before)  # the edit changed the function, and inference saw it
+
+
+def test_projections_pack_only_inside_a_span_and_spans_nest() -> None:
+    weight, x = torch.randn(40, 8), torch.randn(2, 8)
+    with torch.inference_mode():
+        assert not _uses_packed(x, weight)  # outside a span: F.linear, nothing kept
+        with packed_inference():
+            with packed_inference():
+                linear(x, weight)
+            assert _uses_packed(x, weight) == _HAS_ONEDNN_LINEAR  # the inner span's end drops nothing
+        assert not _uses_packed(x, weight)
+    with packed_inference():
+        assert linear(x, weight.requires_grad_()).requires_grad  # with autograd on: nn.Linear's own product
 
 
 @pytest.mark.parametrize("weight_trains", [True, False])

@@ -4,12 +4,13 @@ batching loop of ``Task.predict`` and ``nlpkit serve``."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
 
 from nlpkit.data.batching import token_budget_batches
+from nlpkit.models.encoders.linear import packed_inference
 from nlpkit.plugin.errors import ConfigError
 
 
@@ -65,10 +66,28 @@ class Prediction:
 
     @contextmanager
     def evaluating(self) -> Iterator[None]:
-        """Eval mode for the duration, then the previous mode again."""
+        """Eval mode and a :func:`packed_inference` span for the duration, then the previous mode again: what every
+        inference entry point runs in."""
         was_training = self.training
         self.eval()
         try:
-            yield
+            with packed_inference():
+                yield
         finally:
             self.train(was_training)
+
+    # Lightning's validation, test and predict loops run in a span too (the weights do not change inside one)
+    def _open_span(self) -> None:
+        """Open a :func:`packed_inference` span for one of Lightning's evaluation loops."""
+        self._span = ExitStack()
+        self._span.enter_context(packed_inference())
+
+    def _close_span(self) -> None:
+        """Close the loop's span, dropping its packed weights."""
+        span = getattr(self, "_span", None)
+        if span is not None:
+            span.close()
+            self._span = None
+
+    on_validation_start = on_test_start = on_predict_start = _open_span
+    on_validation_end = on_test_end = on_predict_end = _close_span

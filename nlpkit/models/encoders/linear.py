@@ -6,42 +6,53 @@ build lacks it, ``F.linear`` runs). Decoding multiplies a few rows by every weig
 reading the weights, and the packed copy reads them faster than ``F.linear`` (MKL on ``nn.Linear``'s ``(out, in)``
 weight) does: docs/performance.md has the measured speed-ups.
 
-:func:`linear` keeps one packed copy per weight and uses it only for float32 on the CPU without autograd, while
-oneDNN is enabled, and never while tracing, exporting or compiling. The copy is made again when the weight's
-storage or version counter changes (``load_state_dict``, in-place ops) and dropped after every optimizer step,
-since fused optimizers update weights without bumping their version counter.
+:func:`linear` uses a packed copy only inside :func:`packed_inference`, a span that every inference entry point
+opens (``Task.evaluating``: ``predict``, generation, embedding, the server's batches; Lightning's validation, test
+and predict loops), for float32 on the CPU without autograd, while oneDNN is enabled, and never while tracing,
+exporting or compiling. A weight is packed on its first use in the span (again if an in-place op bumps its version
+there), and every copy is dropped when the thread's outermost span ends. So an edit between two inference calls,
+whatever its path (``weight.data.mul_``, ``load_state_dict``, ``.to()``, ``half().float()``, an optimizer step,
+a new storage), can never meet a stale copy.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.optim import Optimizer
-from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.weak import WeakIdKeyDictionary
 
-_packed = WeakIdKeyDictionary()  # weight -> ((data_ptr, version), its oneDNN-packed copy)
+_spans = threading.local()  # per thread: depth (open spans) and packs (weight -> ((data_ptr, version), packed))
 _HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and all(
     hasattr(torch.ops.mkldnn, op) for op in ("_reorder_linear_weight", "_linear_pointwise")
 )
 
 
-def _drop_stepped_weights(optimizer: Optimizer, args: object, kwargs: object) -> None:
-    """Forget the packed copies of the weights an optimizer step just changed."""
-    if _packed:
-        for group in optimizer.param_groups:
-            for parameter in group["params"]:
-                _packed.pop(parameter, None)
-
-
-register_optimizer_step_post_hook(_drop_stepped_weights)
+@contextmanager
+def packed_inference() -> Iterator[None]:
+    """A span of inference in which float32 CPU projections may run on packed weights (see the module's docstring);
+    the packs are dropped when the thread's outermost span ends. Spans nest."""
+    depth = getattr(_spans, "depth", 0)
+    if depth == 0:
+        _spans.packs = WeakIdKeyDictionary()
+    _spans.depth = depth + 1
+    try:
+        yield
+    finally:
+        _spans.depth = depth
+        if depth == 0:
+            del _spans.packs
 
 
 def _uses_packed(x: Tensor, weight: Tensor) -> bool:
     """Whether ``x @ weight.T`` runs through oneDNN on the packed copy (see the module's docstring)."""
     return (
         _HAS_ONEDNN_LINEAR
+        and getattr(_spans, "depth", 0) > 0
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and not torch.is_grad_enabled()
@@ -56,17 +67,19 @@ def _uses_packed(x: Tensor, weight: Tensor) -> bool:
 
 
 def packed_weight(weight: Tensor) -> Tensor:
-    """``weight`` reordered for oneDNN's linear, made again when its storage or version counter changes."""
+    """``weight`` reordered for oneDNN's linear, kept for the open span (made again when its storage or version
+    counter changes within it)."""
     stamp = (weight.data_ptr(), weight._version)
-    held = _packed.get(weight)
+    held = _spans.packs.get(weight)
     if held is None or held[0] != stamp:
         held = (stamp, torch.ops.mkldnn._reorder_linear_weight(weight.detach()))
-        _packed[weight] = held
+        _spans.packs[weight] = held
     return held[1]
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``F.linear(x, weight, bias)``, through oneDNN on the packed weight for float32 CPU inference."""
+    """``F.linear(x, weight, bias)``, through oneDNN on the packed weight for float32 CPU inference inside a
+    :func:`packed_inference` span."""
     if not _uses_packed(x, weight):
         return F.linear(x, weight, bias)
     return torch.ops.mkldnn._linear_pointwise(x, packed_weight(weight), bias, "none", [], "")
