@@ -3,7 +3,9 @@ bad requests answered with 4xx naming the field, streamed generation, and a grac
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +22,8 @@ from nlpkit_generation.task import CausalLMTask
 
 import nlpkit
 from nlpkit.deploy.export import export
+from nlpkit.deploy.limits import ServerLimits
+from nlpkit.deploy.serving import MicroBatcher
 from nlpkit.models.encoders.rnn import GRUEncoder
 from nlpkit.models.encoders.transformer import CausalTransformerEncoder
 from nlpkit.models.tokenizers import TokenizerOptions
@@ -73,6 +77,34 @@ def test_100_concurrent_clients_are_micro_batched_and_each_gets_its_own_answer(s
     assert batches < 50, f"{batches} model batches for 100 concurrent requests: not micro-batched"
 
 
+def test_a_request_that_fails_its_micro_batch_fails_alone(classifier) -> None:
+    """Three concurrent requests share one model batch; the one whose examples make the batch raise gets the error,
+    the other two their predictions, equal to the model's own."""
+    task = nlpkit.load(classifier[0])
+    requests = [["a great film"], ["poison pill"], ["dull and slow", "fine"]]
+    poison = task.encode_many(requests[1])[0]["tokens"]
+
+    def predict_unless_poisoned(batch: dict[str, Any]) -> list[Any]:
+        if any(row[: len(poison)].tolist() == poison for row in batch["tokens"]):
+            raise ValueError("this input breaks the model")
+        return task.predict_batch(batch)
+
+    batcher = MicroBatcher(task, ServerLimits(max_wait_ms=200))
+
+    async def serve_three() -> list[Any]:
+        runner = asyncio.create_task(batcher.run())
+        try:
+            asks = [batcher.run_examples(task.encode_many(texts), predict_unless_poisoned) for texts in requests]
+            return await asyncio.gather(*asks, return_exceptions=True)
+        finally:
+            runner.cancel()
+
+    good, failed, other = asyncio.run(serve_three())
+    assert batcher.batches == 4  # the three together, which raised, then each alone
+    assert isinstance(failed, ValueError) and "breaks the model" in str(failed)
+    assert good == task.predict(requests[0]) and other == task.predict(requests[2])
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
@@ -111,6 +143,22 @@ def test_shutdown_lets_the_request_in_flight_finish(server) -> None:
     server.stop()
     client.join(timeout=30)
     assert answer and answer[0][0] == 200 and len(answer[0][1]["predictions"]) == 3
+
+
+def test_after_sigterm_health_says_503_while_requests_are_still_answered_then_the_port_closes(classifier) -> None:
+    server = ServerProcess(classifier[1], "--drain_s", "2")
+    try:
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert server.get("/health") == (503, {"error": "shutting down"})
+        status, body = server.post("/predict", {"inputs": TEXTS[:2]})  # a load balancer's last requests
+        assert status == 200 and len(body["predictions"]) == 2
+        assert server.process.wait(timeout=30) == -signal.SIGTERM, server.stderr()
+        with pytest.raises(OSError):  # the port is closed
+            server.get("/health")
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
 
 
 def test_generation_streams_the_same_text_it_returns_whole(tmp_path) -> None:

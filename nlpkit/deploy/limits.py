@@ -15,6 +15,8 @@ class ServerLimits:
     :param max_inputs: the most inputs in one request
     :param max_text_chars: the longest text of an input, in characters
     :param max_body_bytes: the largest request body
+    :param drain_s: after SIGTERM, how long ``/health`` answers 503 while requests are still served, before the
+        port closes
     """
 
     max_batch: int = 64
@@ -23,3 +25,4 @@ class ServerLimits:
     max_inputs: int = 256
     max_text_chars: int = 20_000
     max_body_bytes: int = 2**20
+    drain_s: float = 1.0

@@ -15,8 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from functools import partial
+from types import FrameType
 from typing import Any, TypeVar
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -86,10 +88,13 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         try:
             results = await loop.run_in_executor(self.model_thread, self._run, examples, group[0].function)
-        except Exception as error:  # the requests of this batch fail with it; the server goes on
-            for pending in group:
-                if not pending.future.done():
-                    pending.future.set_exception(error)
+        except Exception as error:
+            if len(group) == 1:  # the request fails with its own error; the server goes on
+                if not group[0].future.done():
+                    group[0].future.set_exception(error)
+                return
+            for pending in group:  # each alone, so only a request that fails by itself gets an error
+                await self._answer([pending])
             return
         start = 0
         for pending in group:
@@ -198,11 +203,11 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
         try:
             yield
         finally:  # uvicorn has let the requests in flight finish
-            draining.set()
             worker.cancel()
             batcher.model_thread.shutdown(wait=True)
 
     app = FastAPI(title="nlpkit", version=__version__, lifespan=lifespan)
+    app.state.draining = draining  # set by the server on SIGTERM, for the drain window (DrainingServer)
 
     @app.exception_handler(RequestError)
     async def _refused(request: Request, error: RequestError) -> JSONResponse:
@@ -315,11 +320,28 @@ async def _events(pieces: Iterator[str]) -> AsyncIterator[str]:
     yield f"event: done\ndata: {json.dumps({'seconds': round(time.perf_counter() - started, 4)})}\n\n"
 
 
-def serve(path: str, host: str = "127.0.0.1", port: int = 8080, limits: ServerLimits | None = None) -> None:
-    """Load ``path`` (a checkpoint, a run directory or an export) and serve it until SIGINT or SIGTERM, when the
-    requests in flight finish first."""
-    import uvicorn
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, whose first SIGTERM or SIGINT drains before it stops: for ``drain_s`` seconds ``/health``
+    answers 503 (so a load balancer stops sending) while every request is still answered; then uvicorn's own
+    graceful shutdown closes the port and lets the requests in flight finish. A second signal stops at once."""
 
-    task = load(path)
-    app = create_app(task, limits, source=path)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    def __init__(self, config: uvicorn.Config, draining: threading.Event, drain_s: float) -> None:
+        super().__init__(config)
+        self.draining, self.drain_s = draining, drain_s
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Drain first; stop when already draining."""
+        if self.draining.is_set():
+            super().handle_exit(sig, frame)
+            return
+        self.draining.set()
+        threading.Timer(self.drain_s, super().handle_exit, (sig, frame)).start()
+
+
+def serve(path: str, host: str = "127.0.0.1", port: int = 8080, limits: ServerLimits | None = None) -> None:
+    """Load ``path`` (a checkpoint, a run directory or an export) and serve it until SIGINT or SIGTERM, when it
+    drains for ``limits.drain_s`` seconds and the requests in flight finish first."""
+    limits = limits or ServerLimits()
+    app = create_app(load(path), limits, source=path)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    DrainingServer(config, app.state.draining, limits.drain_s).run()
