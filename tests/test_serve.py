@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -75,6 +76,21 @@ def test_100_concurrent_clients_are_micro_batched_and_each_gets_its_own_answer(s
     assert [body["predictions"][0]["label"] for _, body in answers] == labels
     batches = server.get("/metadata")[1]["batches"]["run"] - batches_before
     assert batches < 50, f"{batches} model batches for 100 concurrent requests: not micro-batched"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_before_it_ends(server) -> None:
+    """A chunked body declares no length: the server stops reading at ``--max_body_bytes`` and answers 413 while the
+    client is still sending, instead of reading the whole body into memory first."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b'{"inputs": ["' + b"a" * 30_000  # over the fixture's 20,000 bytes, and the body never ends
+        connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        response = connection.recv(4096)
+    assert response.startswith(b"HTTP/1.1 413"), response[:200]
+    assert server.get("/health")[0] == 200
 
 
 def test_a_request_that_fails_its_micro_batch_fails_alone(classifier) -> None:

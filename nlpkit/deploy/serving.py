@@ -173,9 +173,13 @@ async def read_body(request: Request, model: type[Body], limits: ServerLimits) -
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise RequestError(413, f"request body of {declared} bytes; at most {limits.max_body_bytes}")
-    raw = await request.body()
-    if len(raw) > limits.max_body_bytes:
-        raise RequestError(413, f"request body of {len(raw)} bytes; at most {limits.max_body_bytes}")
+    chunks, size = [], 0
+    async for chunk in request.stream():  # a chunked body has no length to check first: stop reading at the limit
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise RequestError(413, f"request body over {limits.max_body_bytes} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:
