@@ -212,5 +212,10 @@ def test_generation_streams_the_same_text_it_returns_whole(tmp_path) -> None:
         assert status == 422 and "only applies to strategy 'sample'" in error["error"]
         status, error = server.post("/generate", {"inputs": ["a"], "options": {"max_new_tokens": "many"}})
         assert status == 422 and error["error"].startswith("options: ")
+        costly = {"strategy": "beam", "num_beams": 4000, "max_new_tokens": 10}  # held the model thread for 18 s
+        status, error = server.post("/generate", {"inputs": ["a"], "options": costly})
+        assert (status, error["error"]) == (422, "options.num_beams: at most 8 on this server, not 4000")
+        status, error = server.post("/generate", {"inputs": ["a"], "options": {"max_new_tokens": 100_000}})
+        assert (status, error["error"]) == (422, "options.max_new_tokens: at most 512 on this server, not 100000")
     finally:
         server.stop()

@@ -167,6 +167,21 @@ class RequestError(Exception):
         self.status = status
 
 
+def _over_generation_limits(settings: Any, limits: ServerLimits) -> str | None:
+    """What in a request's generation settings costs more than the server allows (naming the option), if anything:
+    one request must not hold the model thread for long."""
+    caps = {
+        "num_beams": limits.max_beams,
+        "num_return_sequences": limits.max_return_sequences,
+        "max_new_tokens": limits.max_new_tokens,
+    }
+    for name, cap in caps.items():
+        value = getattr(settings, name, None)
+        if value is not None and value > cap:
+            return f"options.{name}: at most {cap} on this server, not {value}"
+    return None
+
+
 async def read_body(request: Request, model: type[Body], limits: ServerLimits) -> Body:
     """The request's JSON body as ``model`` (whatever its content type): 413 when over ``max_body_bytes``, 400 when
     not JSON, 422 naming the first invalid field (``inputs.3``)."""
@@ -272,6 +287,8 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
                 settings = generation.replace(**body.options)  # type: ignore[union-attr]
             except (TypeError, ValueError) as error:  # a value of the wrong type, or one that cannot work
                 raise RequestError(422, f"options: {error}") from None
+            if problem := _over_generation_limits(settings, limits):
+                return _error(422, problem)
             if body.stream:
                 if len(body.inputs) != 1:
                     return _error(422, "inputs: stream one input at a time")
