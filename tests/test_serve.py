@@ -24,7 +24,7 @@ from nlpkit_generation.task import CausalLMTask
 import nlpkit
 from nlpkit.deploy.export import export
 from nlpkit.deploy.limits import ServerLimits
-from nlpkit.deploy.serving import MicroBatcher
+from nlpkit.deploy.serving import MicroBatcher, RequestError
 from nlpkit.models.encoders.rnn import GRUEncoder
 from nlpkit.models.encoders.transformer import CausalTransformerEncoder
 from nlpkit.models.tokenizers import TokenizerOptions
@@ -91,6 +91,28 @@ def test_a_chunked_body_over_the_limit_is_refused_before_it_ends(server) -> None
         response = connection.recv(4096)
     assert response.startswith(b"HTTP/1.1 413"), response[:200]
     assert server.get("/health")[0] == 200
+
+
+def test_a_full_queue_refuses_with_503_and_retry_after(classifier) -> None:
+    """With ``max_queued`` examples waiting (the model thread busy), another request is refused at once instead of
+    queued; once the queue drains, requests are served again."""
+    task = nlpkit.load(classifier[0])
+    batcher = MicroBatcher(task, ServerLimits(max_queued=3))
+
+    async def overload() -> tuple[Any, list[Any]]:
+        waiting = asyncio.create_task(batcher.run_examples(task.encode_many(TEXTS[:3])))  # nothing runs them yet
+        await asyncio.sleep(0)
+        with pytest.raises(RequestError) as refused:
+            await batcher.run_examples(task.encode_many(TEXTS[3:4]))
+        runner = asyncio.create_task(batcher.run())
+        try:
+            return refused.value, [await waiting, await batcher.run_examples(task.encode_many(TEXTS[3:4]))]
+        finally:
+            runner.cancel()
+
+    refusal, answers = asyncio.run(overload())
+    assert (refusal.status, refusal.retry_after) == (503, 1) and "at capacity" in str(refusal)
+    assert answers == [task.predict(TEXTS[:3]), task.predict(TEXTS[3:4])]
 
 
 def test_a_request_that_fails_its_micro_batch_fails_alone(classifier) -> None:

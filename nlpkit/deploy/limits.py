@@ -15,6 +15,7 @@ class ServerLimits:
     :param max_inputs: the most inputs in one request
     :param max_text_chars: the longest text of an input, in characters
     :param max_body_bytes: the largest request body
+    :param max_queued: the most examples waiting for the model; a request beyond is refused (503, ``Retry-After``)
     :param max_beams: the most beams a ``/generate`` request may ask for (``num_beams``)
     :param max_return_sequences: the most generations per input a request may ask for
     :param max_new_tokens: the most tokens a request may ask to generate per input
@@ -28,6 +29,7 @@ class ServerLimits:
     max_inputs: int = 256
     max_text_chars: int = 20_000
     max_body_bytes: int = 2**20
+    max_queued: int = 4096
     max_beams: int = 8
     max_return_sequences: int = 8
     max_new_tokens: int = 512

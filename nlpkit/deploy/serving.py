@@ -54,11 +54,16 @@ class MicroBatcher:
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlpkit-model")
         self.batches = 0  # model batches run so far (the /metadata figures)
         self.examples = 0
+        self.queued = 0  # examples in the queue, not yet gathered into a batch
 
     async def run_examples(
         self, examples: list[dict[str, Any]], function: BatchFunction | None = None, key: str = "predict"
     ) -> list[Any]:
-        """``function`` (default ``task.predict_batch``) of one request's encoded examples, in order."""
+        """``function`` (default ``task.predict_batch``) of one request's encoded examples, in order; a 503 with
+        ``Retry-After`` when ``max_queued`` examples already wait, so overload is refused instead of queued."""
+        if self.queued + len(examples) > self.limits.max_queued:
+            raise RequestError(503, f"the server is at capacity ({self.queued} examples waiting); retry", 1)
+        self.queued += len(examples)
         future = asyncio.get_running_loop().create_future()
         await self.queue.put(_Pending(examples, future, function or self.task.predict_batch, key))
         return await future
@@ -68,6 +73,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             group = [await self.queue.get()]
+            self.queued -= len(group[0].examples)
             count = len(group[0].examples)
             deadline = loop.time() + self.limits.max_wait_ms / 1000
             while count < self.limits.max_batch and (left := deadline - loop.time()) > 0:
@@ -75,6 +81,7 @@ class MicroBatcher:
                     group.append(await asyncio.wait_for(self.queue.get(), left))
                 except TimeoutError:
                     break
+                self.queued -= len(group[-1].examples)
                 count += len(group[-1].examples)
             kinds: dict[str, list[_Pending]] = {}
             for pending in group:
@@ -162,9 +169,9 @@ def _error(status: int, message: str) -> JSONResponse:
 class RequestError(Exception):
     """A request the server refuses: its HTTP status and one line naming what is wrong."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.status, self.retry_after = status, retry_after
 
 
 def _over_generation_limits(settings: Any, limits: ServerLimits) -> str | None:
@@ -230,7 +237,10 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
 
     @app.exception_handler(RequestError)
     async def _refused(request: Request, error: RequestError) -> JSONResponse:
-        return _error(error.status, str(error))
+        response = _error(error.status, str(error))
+        if error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @app.exception_handler(NlpkitError)
     async def _invalid_input(request: Request, error: NlpkitError) -> JSONResponse:
