@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import pytest
@@ -391,3 +392,21 @@ def test_head_cross_entropy_equals_cross_entropy_of_the_full_logits(weight_train
         assert_close(got, want)
     nothing = torch.full((23,), -100)
     assert head_cross_entropy(hidden, weight, nothing).isnan()  # as F.cross_entropy: a mean over no target
+
+
+def test_a_span_ended_on_another_thread_closes_the_one_it_began_on() -> None:
+    """A generator that opens a span may be resumed, and end, on another thread (a server's worker threads)."""
+    weight, x = torch.randn(40, 8), torch.randn(2, 8)
+
+    def spanning() -> Iterator[None]:
+        with packed_inference():
+            yield
+
+    steps = spanning()
+    next(steps)  # begun on this thread
+    with torch.inference_mode():
+        assert _uses_packed(x, weight) == _HAS_ONEDNN_LINEAR
+    with ThreadPoolExecutor(max_workers=1) as other:
+        other.submit(next, steps, None).result()  # ended there, without an error
+    with torch.inference_mode():
+        assert not _uses_packed(x, weight)

@@ -4,7 +4,7 @@ batching loop of ``Task.predict`` and ``nlpkit serve``."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -65,13 +65,14 @@ class Prediction:
         return function(self.transfer_batch_to_device(batch, self.device, 0))
 
     @contextmanager
-    def evaluating(self) -> Iterator[None]:
-        """Eval mode and a :func:`packed_inference` span for the duration, then the previous mode again: what every
-        inference entry point runs in."""
+    def evaluating(self, packed: bool = True) -> Iterator[None]:
+        """Eval mode and (unless not ``packed``) a :func:`packed_inference` span for the duration, then the previous
+        mode again: what every inference entry point runs in. A generator that yields inside passes
+        ``packed=False``: a span held across its yields would outlive the call and its thread."""
         was_training = self.training
         self.eval()
         try:
-            with packed_inference():
+            with packed_inference() if packed else nullcontext():
                 yield
         finally:
             self.train(was_training)

@@ -20,13 +20,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.weak import WeakIdKeyDictionary
 
-_spans = threading.local()  # per thread: depth (open spans) and packs (weight -> ((data_ptr, version), packed))
+
+@dataclass
+class _Span:
+    depth: int = 0  # spans open on the thread
+    packs: WeakIdKeyDictionary = field(default_factory=WeakIdKeyDictionary)  # weight -> ((data_ptr, version), copy)
+
+
+_spans: dict[int, _Span] = {}  # thread id -> its open span
 _HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and all(
     hasattr(torch.ops.mkldnn, op) for op in ("_reorder_linear_weight", "_linear_pointwise")
 )
@@ -36,23 +44,22 @@ _HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and all(
 def packed_inference() -> Iterator[None]:
     """A span of inference in which float32 CPU projections may run on packed weights (see the module's docstring);
     the packs are dropped when the thread's outermost span ends. Spans nest."""
-    depth = getattr(_spans, "depth", 0)
-    if depth == 0:
-        _spans.packs = WeakIdKeyDictionary()
-    _spans.depth = depth + 1
+    thread = threading.get_ident()  # a generator may end on another thread than it began on: close this one's
+    span = _spans.setdefault(thread, _Span())
+    span.depth += 1
     try:
         yield
     finally:
-        _spans.depth = depth
-        if depth == 0:
-            del _spans.packs
+        span.depth -= 1
+        if span.depth == 0:
+            del _spans[thread]
 
 
 def _uses_packed(x: Tensor, weight: Tensor) -> bool:
     """Whether ``x @ weight.T`` runs through oneDNN on the packed copy (see the module's docstring)."""
     return (
         _HAS_ONEDNN_LINEAR
-        and getattr(_spans, "depth", 0) > 0
+        and threading.get_ident() in _spans
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and not torch.is_grad_enabled()
@@ -70,10 +77,11 @@ def packed_weight(weight: Tensor) -> Tensor:
     """``weight`` reordered for oneDNN's linear, kept for the open span (made again when its storage or version
     counter changes within it)."""
     stamp = (weight.data_ptr(), weight._version)
-    held = _spans.packs.get(weight)
+    packs = _spans[threading.get_ident()].packs
+    held = packs.get(weight)
     if held is None or held[0] != stamp:
         held = (stamp, torch.ops.mkldnn._reorder_linear_weight(weight.detach()))
-        _spans.packs[weight] = held
+        packs[weight] = held
     return held[1]
 
 

@@ -82,7 +82,7 @@ class GenerativeTask(Task):
         self.require_weights("generation (decoding with a KV cache)")
         settings = (config or self.generation).replace(**options)
         batch = self.collate([{**self.encode(self.input_fields(item), labeled=False), "index": 0}])
-        with self.evaluating():
+        with self.evaluating(packed=False):  # its projections run unpacked: a span must not outlive a yield
             inputs = self.decoder_inputs(self.transfer_batch_to_device(batch, self.device, 0))[0]
             yield from stream(self, inputs, settings, self.tokenizer, self.continues_input)  # type: ignore[arg-type]
 
