@@ -123,41 +123,29 @@ class Tokenizer(ABC):
         """Train on ``texts``: SentencePiece (``unigram``, ``bpe``) or a word vocabulary (``word``). The vocabulary
         shrinks below ``vocab_size`` if the text is too small for it; a SentencePiece model grows to hold every
         character kept by ``character_coverage`` (thousands, in Chinese or Japanese)."""
-        backend = next(backend for backend in Tokenizer.backends if model_type in backend.model_types)
-        return backend.learn(
-            texts, vocab_size, model_type, character_coverage, byte_fallback, special_tokens, max_length, lowercase
+        options = TokenizerOptions(
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            byte_fallback=byte_fallback,
+            special_tokens=list(special_tokens),
+            max_length=max_length,
+            lowercase=lowercase,
         )
+        return Tokenizer.from_options(options, texts)
 
     @classmethod
-    def learn(
-        cls,
-        texts: Iterable[str],
-        vocab_size: int,
-        model_type: ModelType,
-        character_coverage: float,
-        byte_fallback: bool,
-        special_tokens: Sequence[str],
-        max_length: int,
-        lowercase: bool,
-    ) -> Tokenizer:
-        """The backend's training, with :meth:`train`'s arguments (a backend that trains overrides this)."""
+    def learn(cls, texts: Iterable[str], options: TokenizerOptions) -> Tokenizer:
+        """The backend's training on ``texts`` with ``options`` (a backend that trains overrides this)."""
         raise NotImplementedError
 
     @staticmethod
     def from_options(options: TokenizerOptions, texts: Iterable[str]) -> Tokenizer:
-        """Load ``options.path`` if set, else train on ``texts`` with the options."""
+        """Load ``options.path`` if set, else train on ``texts`` with the backend of ``options.model_type``."""
         if options.path:
             return Tokenizer.load(options.path, max_length=options.max_length)
-        return Tokenizer.train(
-            texts,
-            vocab_size=options.vocab_size,
-            model_type=options.model_type,
-            character_coverage=options.character_coverage,
-            byte_fallback=options.byte_fallback,
-            special_tokens=options.special_tokens,
-            max_length=options.max_length,
-            lowercase=options.lowercase,
-        )
+        backend = next(backend for backend in Tokenizer.backends if options.model_type in backend.model_types)
+        return backend.learn(texts, options)
 
     def with_max_length(self, max_length: int) -> Tokenizer:
         """The same tokenizer, cutting inputs at ``max_length`` ids."""

@@ -19,8 +19,8 @@ from nlpkit.models.tokenizers.base import (
     MASK,
     PAD,
     UNK,
-    ModelType,
     Tokenizer,
+    TokenizerOptions,
     _check_max_length,
     training_lines,
 )
@@ -179,17 +179,7 @@ class HuggingFaceTokenizer(Tokenizer):
         return data.lstrip().startswith(b"{")
 
     @classmethod
-    def learn(
-        cls,
-        texts: Iterable[str],
-        vocab_size: int,
-        model_type: ModelType,
-        character_coverage: float,
-        byte_fallback: bool,
-        special_tokens: Sequence[str],
-        max_length: int,
-        lowercase: bool,
-    ) -> HuggingFaceTokenizer:
+    def learn(cls, texts: Iterable[str], options: TokenizerOptions) -> HuggingFaceTokenizer:
         """A word vocabulary of the ``vocab_size`` most frequent words of ``texts`` (ties in first-seen order), split at
         spaces and punctuation, every CJK ideograph a word of its own (BERT's normalizer and pre-tokenizer: a run of
         kana stays one word), after NFKC (and case folding with ``lowercase``); ``<pad>``, ``<unk>``, ``<s>``, ``</s>``,
@@ -200,14 +190,16 @@ class HuggingFaceTokenizer(Tokenizer):
         lines = list(training_lines(texts))
         if not lines:
             raise ConfigError("cannot train a tokenizer: the training text is empty")
-        specials = [PAD, UNK, BOS, EOS, MASK, *special_tokens]
+        specials = [PAD, UNK, BOS, EOS, MASK, *options.special_tokens]
         tokenizer = library.Tokenizer(models.WordLevel(unk_token=UNK))
         split_ideographs = normalizers.BertNormalizer(
-            handle_chinese_chars=True, strip_accents=False, lowercase=lowercase
+            handle_chinese_chars=True, strip_accents=False, lowercase=options.lowercase
         )
         tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), split_ideographs])
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=True)  # joins words with spaces, tidies punctuation
-        trainer = trainers.WordLevelTrainer(vocab_size=max(vocab_size, len(specials) + 1), special_tokens=specials)
+        trainer = trainers.WordLevelTrainer(
+            vocab_size=max(options.vocab_size, len(specials) + 1), special_tokens=specials
+        )
         tokenizer.train_from_iterator(lines, trainer=trainer)
-        return cls(tokenizer.to_str().encode("utf-8"), max_length)
+        return cls(tokenizer.to_str().encode("utf-8"), options.max_length)

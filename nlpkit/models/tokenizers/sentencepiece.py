@@ -14,8 +14,8 @@ from nlpkit.models.tokenizers.base import (
     MASK,
     TRAINING_LINE_CHARS,
     UNK,
-    ModelType,
     Tokenizer,
+    TokenizerOptions,
     _check_max_length,
     training_lines,
 )
@@ -27,30 +27,22 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 _ALPHABET_TOO_LARGE = re.compile(r"Vocabulary size is smaller than required_chars\. \d+ vs (\d+)")
 
 
-def _train_sentencepiece(
-    sentences: list[str],
-    vocab_size: int,
-    model_type: str,
-    character_coverage: float,
-    byte_fallback: bool,
-    special_tokens: Sequence[str],
-    lowercase: bool,
-) -> bytes:
+def _train_sentencepiece(sentences: list[str], vocab_size: int, options: TokenizerOptions) -> bytes:
     """One SentencePiece training run with nlpkit's special ids; the serialized model."""
     buffer = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=buffer,
         vocab_size=vocab_size,
-        model_type=model_type,
-        character_coverage=character_coverage,
-        byte_fallback=byte_fallback,
+        model_type=options.model_type,
+        character_coverage=options.character_coverage,
+        byte_fallback=options.byte_fallback,
         pad_id=PAD_ID,
         unk_id=UNK_ID,
         bos_id=BOS_ID,
         eos_id=EOS_ID,
-        user_defined_symbols=[MASK, *special_tokens],
-        normalization_rule_name="nmt_nfkc_cf" if lowercase else "nmt_nfkc",
+        user_defined_symbols=[MASK, *options.special_tokens],
+        normalization_rule_name="nmt_nfkc_cf" if options.lowercase else "nmt_nfkc",
         hard_vocab_limit=False,
         train_extremely_large_corpus=False,
         num_threads=min(4, os.cpu_count() or 1),
@@ -90,33 +82,22 @@ class SentencePieceTokenizer(Tokenizer):
         return not data.lstrip().startswith(b"{")
 
     @classmethod
-    def learn(
-        cls,
-        texts: Iterable[str],
-        vocab_size: int,
-        model_type: ModelType,
-        character_coverage: float,
-        byte_fallback: bool,
-        special_tokens: Sequence[str],
-        max_length: int,
-        lowercase: bool,
-    ) -> SentencePieceTokenizer:
+    def learn(cls, texts: Iterable[str], options: TokenizerOptions) -> SentencePieceTokenizer:
         """Train a SentencePiece model on ``texts`` (see :meth:`Tokenizer.train`)."""
         sentences = list(training_lines(texts))
         if not sentences:
             raise ConfigError("cannot train a tokenizer: the training text is empty")
-        options = (model_type, character_coverage, byte_fallback, special_tokens, lowercase)
         try:
             try:
-                model = _train_sentencepiece(sentences, vocab_size, *options)
+                model = _train_sentencepiece(sentences, options.vocab_size, options)
             except RuntimeError as error:
                 alphabet = _ALPHABET_TOO_LARGE.search(str(error))
                 if alphabet is None:
                     raise
-                model = _train_sentencepiece(sentences, int(alphabet.group(1)), *options)  # a piece per character
+                model = _train_sentencepiece(sentences, int(alphabet.group(1)), options)  # a piece per character
         except RuntimeError as error:
             raise ConfigError(f"SentencePiece training failed: {str(error).strip()}") from error
-        return cls(model, max_length=max_length)
+        return cls(model, max_length=options.max_length)
 
     def to_bytes(self) -> bytes:
         """The serialized SentencePiece model."""
