@@ -38,13 +38,16 @@ def current_class_paths(node: Any) -> Any:
 def names_class(path: str, cls: type) -> bool:
     """Whether the class path ``path`` names ``cls``: its defining module's path, or a shorter one it is published
     under (jsonargparse writes ``nlpkit.LSTMEncoder`` for a class ``nlpkit`` exports)."""
-    if path == class_path(cls):
-        return True
+    return path == class_path(cls) or named_class(path) is cls
+
+
+def named_class(path: str) -> Any:
+    """What the import path ``module.name`` names (None when the module or the name is not there)."""
     module, _, name = path.rpartition(".")
     try:
-        return getattr(importlib.import_module(module), name, None) is cls
+        return getattr(importlib.import_module(module), name, None)
     except ImportError:
-        return False
+        return None
 
 
 class Configurable:

@@ -3,19 +3,24 @@ layer-wise learning-rate decay or gradual unfreezing.
 
 A task copies the weights under its ``transfer_prefixes`` (``encoder.`` for most tasks; a seq2seq model also takes
 its decoder). What it copies must fit exactly: the same encoder kind, every weight present with the same shape,
-or one line saying what differs, never a silent partial load.
+or one line saying what differs, never a silent partial load. The encoder's settings must match too: two
+encoders with the same weights' shapes compute other functions when a setting that shapes no weight differs (the
+heads, the positions, the activation); only the ``tunable_args`` an encoder declares (dropout, word vectors to
+start from, the longest input) may be set anew.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
+from nlpkit.models.encoders.base import Encoder
 from nlpkit.models.tokenizers import Tokenizer
-from nlpkit.plugin.configurable import current_class_paths, names_class
+from nlpkit.plugin.configurable import current_class_paths, named_class, names_class
 from nlpkit.plugin.errors import CheckpointError, ConfigError
 from nlpkit.training.checkpoint_io import load_checkpoint
 from nlpkit.training.checkpoints import checkpoint_tokenizer, nlpkit_section
@@ -31,6 +36,51 @@ def _short(class_path: str) -> str:
     return class_path.rsplit(".", 1)[-1]
 
 
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _is_spec(node: Any) -> bool:
+    return isinstance(node, dict) and isinstance(node.get("class_path"), str)
+
+
+def function_settings(spec: dict[str, Any]) -> dict[str, Any]:
+    """An encoder spec's arguments that change the function its weights compute: every constructor argument, the
+    class's defaults filled in where the spec leaves one out, less the injected and the ``tunable_args``."""
+    cls = named_class(spec["class_path"])
+    given = dict(spec.get("init_args") or {})
+    if not (isinstance(cls, type) and issubclass(cls, Encoder)):
+        return given
+    settings: dict[str, Any] = {}
+    for name, parameter in list(inspect.signature(cls.__init__).parameters.items())[1:]:
+        if name in cls.injected_args or name in cls.tunable_args or parameter.kind is parameter.VAR_KEYWORD:
+            continue
+        if name in given or parameter.default is not parameter.empty:
+            settings[name] = given.get(name, parameter.default)
+    return settings
+
+
+def first_difference(theirs: Any, ours: Any, name: str) -> str | None:
+    """Where two encoder specs (or values within them) first differ, as ``name is X there and Y here``, in the
+    constructors' argument order; None when they build the same function."""
+    if _is_spec(theirs) and _is_spec(ours):
+        their_class, our_class = named_class(theirs["class_path"]), named_class(ours["class_path"])
+        if their_class is None or their_class is not our_class:
+            return f"{name} is a {_short(theirs['class_path'])} there and a {_short(ours['class_path'])} here"
+        theirs, ours = function_settings(theirs), function_settings(ours)
+    theirs, ours = _plain(theirs), _plain(ours)
+    if isinstance(theirs, dict) and isinstance(ours, dict):
+        # a setting only one side names is one a release added or dropped: its default holds, so it is not compared
+        pairs = [(key, theirs[key], ours[key]) for key in ours if key in theirs]
+        return next((found for key, a, b in pairs if (found := first_difference(a, b, f"{name}.{key}"))), None)
+    if isinstance(theirs, list) and isinstance(ours, list) and len(theirs) == len(ours):
+        items = enumerate(zip(theirs, ours, strict=True))
+        return next((found for i, (a, b) in items if (found := first_difference(a, b, f"{name}[{i}]"))), None)
+    return None if theirs == ours else f"{name} is {theirs!r} there and {ours!r} here"
+
+
 @dataclass
 class Pretrained:
     """What ``init_from`` takes from a checkpoint: its tokenizer, its weights, and which encoder made them."""
@@ -38,7 +88,7 @@ class Pretrained:
     path: str
     tokenizer: Tokenizer
     state: dict[str, Tensor]
-    encoder_class: str | None  # class path of the checkpoint's encoder, when its hyperparameters name one
+    encoder: dict[str, Any] | None  # the checkpoint's encoder spec, when its hyperparameters hold one
     task: str
 
     @classmethod
@@ -49,24 +99,28 @@ class Pretrained:
         tokenizer = checkpoint_tokenizer(section, path)
         if tokenizer is None:
             raise CheckpointError(f"init_from {path}: its model reads no text, so it has no encoder to start from")
-        encoder = (checkpoint.get("hyper_parameters") or {}).get("encoder")
-        encoder_class = current_class_paths(encoder).get("class_path") if isinstance(encoder, dict) else None
+        encoder = current_class_paths((checkpoint.get("hyper_parameters") or {}).get("encoder"))
         task = section.get("task") or _short(str(section.get("task_class")))
-        return cls(str(path), tokenizer, dict(checkpoint.get("state_dict") or {}), encoder_class, task)
+        spec = encoder if _is_spec(encoder) else None
+        return cls(str(path), tokenizer, dict(checkpoint.get("state_dict") or {}), spec, task)
 
     def load_into(self, task: Task, prefixes: tuple[str, ...]) -> None:
         """Copy the weights under ``prefixes`` into the built ``task``.
 
-        Refuses, in one line, another encoder kind, and a weight that is missing on either side or has another
-        shape (another width, depth or vocabulary).
+        Refuses, in one line, another encoder kind, a setting of the encoder that changes its function (named),
+        and a weight that is missing on either side or has another shape (another width, depth or vocabulary).
         """
         where = f"init_from {self.path} ({self.task})"
         ours = type(task.encoder)
-        if self.encoder_class is not None and not names_class(self.encoder_class, ours):
+        if self.encoder is not None and not names_class(self.encoder["class_path"], ours):
             raise CheckpointError(
-                f"{where}: its encoder is a {_short(self.encoder_class)}, this model's a {ours.__name__}; "
+                f"{where}: its encoder is a {_short(self.encoder['class_path'])}, this model's a {ours.__name__}; "
                 "fine-tune the encoder kind that was pretrained"
             )
+        if self.encoder is not None and isinstance(task.encoder, Encoder):
+            difference = first_difference(self.encoder, task.encoder.spec(), "encoder")
+            if difference is not None:
+                raise CheckpointError(f"{where}: {difference}; build the encoder with the pretrained settings")
         own = task.state_dict()
         copied: dict[str, Tensor] = {}
         for prefix in prefixes:

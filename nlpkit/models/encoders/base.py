@@ -62,6 +62,9 @@ class Encoder(Configurable, nn.Module):
     registry_kind: ClassVar[str] = "encoders"
 
     injected_args: ClassVar[tuple[str, ...]] = ("vocab_size", "feature_dim")
+    #: constructor arguments that shape training, the starting weights or the longest input, not the function the
+    #: weights compute: ``init_from`` lets a fine-tuned encoder set them its own way and compares every other one
+    tunable_args: ClassVar[tuple[str, ...]] = ("dropout", "embeddings", "max_length")
     vocab_size: int
     output_dim: int
     token_embedding: nn.Embedding

@@ -176,6 +176,8 @@ class PretrainedEncoder(TransformerEncoder):
         else every position the model has)
     """
 
+    tunable_args = (*TransformerEncoder.tunable_args, "path")  # the folder: ``config`` is the architecture
+
     def __init__(
         self,
         vocab_size: int,

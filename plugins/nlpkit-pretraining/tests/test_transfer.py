@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -25,6 +26,7 @@ from nlpkit_ner.task import TokenClassificationTask
 from nlpkit_ner.words import write_conll
 from nlpkit_pretraining.contrastive import ContrastiveTask
 from nlpkit_pretraining.denoising import DenoisingTask
+from nlpkit_pretraining.masked_lm import MaskedLMTask
 from nlpkit_pretraining.pairs import SentencePairsData
 
 from nlpkit import CheckpointError, ConfigError, LSTMEncoder, Tokenizer, TokenizerOptions, TransformerEncoder
@@ -108,8 +110,41 @@ def test_another_encoder_kind_or_size_is_one_clear_error(mlm_checkpoint) -> None
         lstm.bind(lstm.tokenizer, ["a", "b"])
     deeper = partial(TransformerEncoder, d_model=32, num_heads=2, num_layers=3, dim_feedforward=64, max_length=64)
     task = TextClassificationTask(encoder=deeper, init_from=str(path))
-    with pytest.raises(CheckpointError, match=r"the checkpoint lacks weight encoder\.blocks\.2\.attn"):
+    with pytest.raises(CheckpointError, match=r"encoder\.num_layers is 2 there and 3 here; build the encoder with"):
         task.bind(task.tokenizer, ["a", "b"])
+
+
+@pytest.fixture(scope="module")
+def rotary_checkpoint(prose_data, encoder, tmp_path_factory) -> Path:
+    """A masked-LM checkpoint of a rotary 4-head transformer (one step: only its settings matter here)."""
+    rotary = partial(encoder, num_heads=4, positions="rotary")
+    trainer = fit_tiny(MaskedLMTask(encoder=rotary), prose_data(), max_steps=1, limit_val_batches=0)
+    path = tmp_path_factory.mktemp("rotary") / "rotary.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"num_heads": 8, "positions": "sinusoidal"}, "encoder.num_heads is 4 there and 8 here"),
+        ({"num_heads": 4, "positions": "sinusoidal"}, "encoder.positions is 'rotary' there and 'sinusoidal' here"),
+        ({"num_heads": 4, "positions": "rotary", "activation": "relu"}, "encoder.activation is 'gelu' there and"),
+    ],
+)
+def test_an_encoder_with_the_same_shapes_and_other_settings_is_refused_naming_the_first(
+    settings, named, rotary_checkpoint, encoder
+) -> None:
+    task = TextClassificationTask(encoder=partial(encoder, **settings), init_from=str(rotary_checkpoint))
+    with pytest.raises(CheckpointError, match=re.escape(named)):
+        task.bind(task.tokenizer, ["a", "b"])
+
+
+def test_settings_that_leave_the_function_alone_may_differ(rotary_checkpoint, encoder) -> None:
+    tuned = partial(encoder, num_heads=4, positions="rotary", dropout=0.3, max_length=32)
+    task = TextClassificationTask(encoder=tuned, init_from=str(rotary_checkpoint))
+    task.bind(task.tokenizer, ["a", "b"])
+    assert task.encoder.blocks[0].attn.dropout == 0.3 and task.encoder.max_length == 32
 
 
 def test_a_model_without_an_encoder_refuses_init_from(mlm_checkpoint, tmp_path) -> None:
