@@ -24,7 +24,8 @@ from nlpkit_generation.task import CausalLMTask
 import nlpkit
 from nlpkit.deploy.export import export
 from nlpkit.deploy.limits import ServerLimits
-from nlpkit.deploy.serving import MicroBatcher, RequestError
+from nlpkit.deploy.requests import RequestError
+from nlpkit.deploy.serving import MicroBatcher
 from nlpkit.models.encoders.rnn import GRUEncoder
 from nlpkit.models.encoders.transformer import CausalTransformerEncoder
 from nlpkit.models.tokenizers import TokenizerOptions
@@ -113,6 +114,30 @@ def test_a_full_queue_refuses_with_503_and_retry_after(classifier) -> None:
     refusal, answers = asyncio.run(overload())
     assert (refusal.status, refusal.retry_after) == (503, 1) and "at capacity" in str(refusal)
     assert answers == [task.predict(TEXTS[:3]), task.predict(TEXTS[3:4])]
+
+
+def test_requests_beyond_max_connections_get_503_with_retry_after_and_health_still_answers(classifier) -> None:
+    """Two requests hold the server (their bodies never arrive); a third is refused at once, over HTTP, with
+    ``Retry-After``, while ``/health`` still answers; once they go away, requests are served again."""
+    server = ServerProcess(classifier[1], "--max_connections", "2")
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
+    try:
+        for connection in held:
+            connection.sendall(b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n")
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as third:
+            third.sendall(b'POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: 15\r\n\r\n{"inputs":["a"]}')
+            response = third.recv(4096)
+        head = response.split(b"\r\n\r\n")[0].lower()
+        assert head.startswith(b"http/1.1 503") and b"\r\nretry-after: 1" in head, response[:300]
+        assert server.get("/health") == (200, {"status": "ok"})
+        for connection in held:
+            connection.close()
+        time.sleep(0.3)
+        status, body = server.post("/predict", {"inputs": TEXTS[:2]})
+        assert status == 200 and len(body["predictions"]) == 2
+    finally:
+        server.stop()
 
 
 def test_a_request_that_fails_its_micro_batch_fails_alone(classifier) -> None:
@@ -223,11 +248,19 @@ def test_generation_streams_the_same_text_it_returns_whole(tmp_path) -> None:
         assert [g["text"] for g in batched] == [g[0]["text"] for g in alone]  # batched with others: the same text
         assert [g["score"] for g in batched] == pytest.approx([g[0]["score"] for g in alone], abs=1e-4)
         assert server.get("/metadata")[1]["batches"]["run"] - batches_before < len(prompts)
-        status, events = server.post("/generate", {"inputs": ["the baker"], "options": options, "stream": True})
-        assert status == 200
-        pieces = [json.loads(line[6:])["text"] for line in events.splitlines() if line.startswith('data: {"text"')]
-        assert len(pieces) >= 1 and "".join(pieces) == whole["generations"][0]["text"]
-        assert "event: done" in events
+        streamed = {"options": options, "stream": True}
+        with ThreadPoolExecutor(max_workers=8) as clients:  # streams decode on the model thread between batches
+            answers = list(
+                clients.map(
+                    lambda p: server.post("/generate", {"inputs": [p], **streamed} if p else {"inputs": prompts}),
+                    [*prompts, None],
+                )
+            )
+        for (status, events), own in zip(answers, alone, strict=False):
+            assert status == 200 and "event: done" in events
+            pieces = [json.loads(line[6:])["text"] for line in events.splitlines() if line.startswith('data: {"text"')]
+            assert len(pieces) >= 1 and "".join(pieces) == own[0]["text"]
+        assert answers[-1][0] == 200 and len(answers[-1][1]["generations"]) == len(prompts)
         status, error = server.post("/generate", {"inputs": ["a"], "options": {"temprature": 0.5}})
         assert status == 422 and error["error"].startswith("options.temprature: not a generation option")
         status, error = server.post("/generate", {"inputs": ["a"], "options": {"temperature": 0.5}})
@@ -239,5 +272,18 @@ def test_generation_streams_the_same_text_it_returns_whole(tmp_path) -> None:
         assert (status, error["error"]) == (422, "options.num_beams: at most 8 on this server, not 4000")
         status, error = server.post("/generate", {"inputs": ["a"], "options": {"max_new_tokens": 100_000}})
         assert (status, error["error"]) == (422, "options.max_new_tokens: at most 512 on this server, not 100000")
+        status, error = server.post("/generate", {"inputs": ["a"], "options": {"max_time": 60}})
+        assert (status, error["error"]) == (422, "options.max_time: at most 10.0 on this server, not 60")
     finally:
         server.stop()
+    capped = ServerProcess(tmp_path / "lm.ckpt", "--max_decode_s", "1e-9")  # every decoding past its time at once
+    try:
+        long = {"max_new_tokens": 40, "min_new_tokens": 40}  # no end-of-sequence: 40 tokens unless stopped
+        status, body = capped.post("/generate", {"inputs": prompts[:2], "options": long})
+        lm = nlpkit.load(tmp_path / "lm.ckpt")
+        assert status == 200 and [g["text"] for g in body["generations"]] == [
+            g.text for g in lm.generate(prompts[:2], max_new_tokens=1)
+        ]  # one step, then past its time
+        assert all(len(g.tokens) == 40 for g in lm.generate(prompts[:2], **long))
+    finally:
+        capped.stop()

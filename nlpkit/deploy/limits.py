@@ -19,6 +19,10 @@ class ServerLimits:
     :param max_beams: the most beams a ``/generate`` request may ask for (``num_beams``)
     :param max_return_sequences: the most generations per input a request may ask for
     :param max_new_tokens: the most tokens a request may ask to generate per input
+    :param max_decode_s: the longest a generation may decode (its ``max_time``; a request may ask for less): what
+        it has by then is its answer
+    :param max_connections: the most requests in flight (streams included); one beyond is refused at once (503,
+        ``Retry-After``) before its body is read
     :param drain_s: after SIGTERM, how long ``/health`` answers 503 while requests are still served, before the
         port closes
     """
@@ -33,4 +37,6 @@ class ServerLimits:
     max_beams: int = 8
     max_return_sequences: int = 8
     max_new_tokens: int = 512
+    max_decode_s: float = 10.0
+    max_connections: int = 512
     drain_s: float = 1.0

@@ -1,7 +1,9 @@
 """``nlpkit serve``: a trained checkpoint or an export behind an HTTP API (FastAPI on uvicorn).
 
 Requests are validated and tokenized on the server's worker threads; the model runs on one thread of its own,
-where :class:`MicroBatcher` gathers the examples of concurrent requests into length-sorted batches.
+where :class:`MicroBatcher` gathers the examples of concurrent requests into length-sorted batches and a streamed
+generation decodes its steps between them. What one client can hold is bounded (:class:`ServerLimits`): requests
+in flight, examples queued, body size, beams and decoding time.
 """
 
 from __future__ import annotations
@@ -16,16 +18,25 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from functools import partial
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nlpkit.deploy.limits import ServerLimits
 from nlpkit.deploy.loading import load
+from nlpkit.deploy.requests import (
+    ConcurrencyLimit,
+    GenerateBody,
+    InputsBody,
+    RequestError,
+    error_response,
+    over_generation_limits,
+    over_limits,
+    read_body,
+)
 from nlpkit.plugin.errors import NlpkitError
 from nlpkit.plugin.loader import plugin_versions, registry
 from nlpkit.plugin.version import __version__
@@ -123,94 +134,9 @@ class MicroBatcher:
         return results
 
     def call(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """Run ``function(*args)`` on the model thread (embeddings, which are not micro-batched)."""
+        """Run ``function(*args)`` on the model thread (embeddings, and the steps of a streamed generation, which
+        are not micro-batched)."""
         return asyncio.get_running_loop().run_in_executor(self.model_thread, function, *args)
-
-
-# -- request bodies: each field validated, errors name it -------------------------------------------------------
-class InputsBody(BaseModel):
-    """``/predict`` and ``/embed``: the inputs (texts, or dicts of a task's fields)."""
-
-    model_config = ConfigDict(extra="forbid")
-    inputs: list[str | dict[str, Any]] = Field(min_length=1)
-
-
-class GenerateBody(BaseModel):
-    """``/generate``: prompts, streaming, and generation options that override the model's defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-    inputs: list[str] = Field(min_length=1)
-    stream: bool = False
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-Body = TypeVar("Body", bound=BaseModel)
-#: how pydantic names the members of an input's type in an error's location, and what the message says instead
-_UNION_MEMBERS = {"str", "dict[str,any]"}
-_ONE_INPUT = "an input is a text or an object of the task's fields"
-
-
-def _over_limits(items: list[Any], limits: ServerLimits) -> str | None:
-    """What in a request's inputs is over the limits (naming the field), if anything."""
-    if len(items) > limits.max_inputs:
-        return f"inputs: {len(items)} inputs; at most {limits.max_inputs} per request"
-    for index, item in enumerate(items):
-        values = [("", item)] if isinstance(item, str) else [(f".{k}", v) for k, v in item.items()]
-        for suffix, value in values:
-            if isinstance(value, str) and len(value) > limits.max_text_chars:
-                return f"inputs.{index}{suffix}: a text of {len(value)} characters; at most {limits.max_text_chars}"
-    return None
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-class RequestError(Exception):
-    """A request the server refuses: its HTTP status and one line naming what is wrong."""
-
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status, self.retry_after = status, retry_after
-
-
-def _over_generation_limits(settings: Any, limits: ServerLimits) -> str | None:
-    """What in a request's generation settings costs more than the server allows (naming the option), if anything:
-    one request must not hold the model thread for long."""
-    caps = {
-        "num_beams": limits.max_beams,
-        "num_return_sequences": limits.max_return_sequences,
-        "max_new_tokens": limits.max_new_tokens,
-    }
-    for name, cap in caps.items():
-        value = getattr(settings, name, None)
-        if value is not None and value > cap:
-            return f"options.{name}: at most {cap} on this server, not {value}"
-    return None
-
-
-async def read_body(request: Request, model: type[Body], limits: ServerLimits) -> Body:
-    """The request's JSON body as ``model`` (whatever its content type): 413 when over ``max_body_bytes``, 400 when
-    not JSON, 422 naming the first invalid field (``inputs.3``)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limits.max_body_bytes:
-        raise RequestError(413, f"request body of {declared} bytes; at most {limits.max_body_bytes}")
-    chunks, size = [], 0
-    async for chunk in request.stream():  # a chunked body has no length to check first: stop reading at the limit
-        size += len(chunk)
-        if size > limits.max_body_bytes:
-            raise RequestError(413, f"request body over {limits.max_body_bytes} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as error:
-        problem = error.errors()[0]
-        if problem["type"] == "json_invalid":
-            raise RequestError(400, f"the request body is not valid JSON ({problem['msg']})") from None
-        where = ".".join(str(part) for part in problem["loc"] if part not in _UNION_MEMBERS) or "body"
-        message = _ONE_INPUT if _UNION_MEMBERS & set(problem["loc"]) else problem["msg"]
-        raise RequestError(422, f"{where}: {message}") from None
 
 
 def create_app(task: Task, limits: ServerLimits | None = None, source: str = "") -> FastAPI:
@@ -233,24 +159,25 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
             batcher.model_thread.shutdown(wait=True)
 
     app = FastAPI(title="nlpkit", version=__version__, lifespan=lifespan)
+    app.add_middleware(ConcurrencyLimit, limit=limits.max_connections)
     app.state.draining = draining  # set by the server on SIGTERM, for the drain window (DrainingServer)
 
     @app.exception_handler(RequestError)
     async def _refused(request: Request, error: RequestError) -> JSONResponse:
-        response = _error(error.status, str(error))
+        response = error_response(error.status, str(error))
         if error.retry_after is not None:
             response.headers["Retry-After"] = str(error.retry_after)
         return response
 
     @app.exception_handler(NlpkitError)
     async def _invalid_input(request: Request, error: NlpkitError) -> JSONResponse:
-        return _error(422, str(error))  # an input the task cannot read (a KG query of unknown entities, say)
+        return error_response(422, str(error))  # an input the task cannot read (a KG query of unknown entities, say)
 
     @app.get("/health")
     async def health() -> JSONResponse:
         """200 while serving; 503 once shutting down."""
         if draining.is_set():
-            return _error(503, "shutting down")
+            return error_response(503, "shutting down")
         return JSONResponse({"status": "ok"})
 
     @app.get("/metadata")
@@ -273,8 +200,8 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
     async def predict(request: Request) -> Any:
         """``{"inputs": [...]}`` -> ``{"predictions": [...]}``, one per input, in order."""
         body = await read_body(request, InputsBody, limits)
-        if problem := _over_limits(body.inputs, limits):
-            return _error(422, problem)
+        if problem := over_limits(body.inputs, limits):
+            return error_response(422, problem)
         examples = await run_in_threadpool(_encode, task, body.inputs)
         return {"predictions": await batcher.run_examples(examples)}
 
@@ -290,20 +217,22 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
             unknown = sorted(set(body.options) - generation_options)
             if unknown:
                 known = ", ".join(sorted(generation_options))
-                return _error(422, f"options.{unknown[0]}: not a generation option (they are {known})")
-            if problem := _over_limits(body.inputs, limits):
-                return _error(422, problem)
+                return error_response(422, f"options.{unknown[0]}: not a generation option (they are {known})")
+            if problem := over_limits(body.inputs, limits):
+                return error_response(422, problem)
             try:
                 settings = generation.replace(**body.options)  # type: ignore[union-attr]
             except (TypeError, ValueError) as error:  # a value of the wrong type, or one that cannot work
                 raise RequestError(422, f"options: {error}") from None
-            if problem := _over_generation_limits(settings, limits):
-                return _error(422, problem)
+            if problem := over_generation_limits(settings, limits):
+                return error_response(422, problem)
+            if "max_time" in generation_options and settings.max_time is None:
+                settings = settings.replace(max_time=limits.max_decode_s)
             if body.stream:
                 if len(body.inputs) != 1:
-                    return _error(422, "inputs: stream one input at a time")
+                    return error_response(422, "inputs: stream one input at a time")
                 pieces = task.stream(body.inputs[0], settings)  # type: ignore[attr-defined]
-                return StreamingResponse(_events(pieces), media_type="text/event-stream")
+                return StreamingResponse(_events(pieces, batcher), media_type="text/event-stream")
             examples = await run_in_threadpool(_encode, task, body.inputs)
             function = partial(task.generate_batch, config=settings)  # type: ignore[attr-defined]
             generations = await batcher.run_examples(examples, function, key=repr(settings))
@@ -317,9 +246,9 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
             """``{"inputs": [texts]}`` -> ``{"embeddings": [[...], ...]}``, unit-length vectors."""
             body = await read_body(request, InputsBody, limits)
             if not all(isinstance(text, str) for text in body.inputs):
-                return _error(422, "inputs: /embed takes texts")
-            if problem := _over_limits(body.inputs, limits):
-                return _error(422, problem)
+                return error_response(422, "inputs: /embed takes texts")
+            if problem := over_limits(body.inputs, limits):
+                return error_response(422, problem)
             vectors = await batcher.call(task.embed, body.inputs)  # type: ignore[attr-defined]
             return {"embeddings": vectors.tolist()}
 
@@ -343,12 +272,16 @@ def _encode(task: Task, items: list[Any]) -> list[dict[str, Any]]:
     raise RequestError(422, f"inputs: {failure}") from None
 
 
-async def _events(pieces: Iterator[str]) -> AsyncIterator[str]:
-    """Server-sent events of a generation's pieces, produced on a worker thread."""
+async def _events(pieces: Iterator[str], batcher: MicroBatcher) -> AsyncIterator[str]:
+    """Server-sent events of a generation's pieces, each decoded on the model thread (between other requests'
+    batches); a client that goes away closes the generation there too."""
     started = time.perf_counter()
-    async for piece in iterate_in_threadpool(pieces):
-        yield f"data: {json.dumps({'text': piece}, ensure_ascii=False)}\n\n"
-    yield f"event: done\ndata: {json.dumps({'seconds': round(time.perf_counter() - started, 4)})}\n\n"
+    try:
+        while (piece := await batcher.call(next, pieces, None)) is not None:
+            yield f"data: {json.dumps({'text': piece}, ensure_ascii=False)}\n\n"
+        yield f"event: done\ndata: {json.dumps({'seconds': round(time.perf_counter() - started, 4)})}\n\n"
+    finally:  # queued behind a step still running, never awaited: a cancelled stream cannot wait
+        batcher.model_thread.submit(pieces.close)
 
 
 class DrainingServer(uvicorn.Server):
@@ -374,5 +307,12 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8080, limits: ServerLi
     drains for ``limits.drain_s`` seconds and the requests in flight finish first."""
     limits = limits or ServerLimits()
     app = create_app(load(path), limits, source=path)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+        limit_concurrency=2 * limits.max_connections,  # uvicorn's own backstop, past ConcurrencyLimit's 503s
+    )
     DrainingServer(config, app.state.draining, limits.drain_s).run()

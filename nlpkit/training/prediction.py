@@ -67,8 +67,8 @@ class Prediction:
     @contextmanager
     def evaluating(self, packed: bool = True) -> Iterator[None]:
         """Eval mode and (unless not ``packed``) a :func:`packed_inference` span for the duration, then the previous
-        mode again: what every inference entry point runs in. A generator that yields inside passes
-        ``packed=False``: a span held across its yields would outlive the call and its thread."""
+        mode again: what every inference entry point runs in. A streamed generation opens one per step with
+        ``packed=False``: packing would repeat at every token."""
         was_training = self.training
         self.eval()
         try:

@@ -7,6 +7,7 @@ returns the next logits. The state has ``select(rows)`` so beam search can repea
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ class GenerationConfig:
     :param length_penalty: beam scores are log-probabilities divided by length ** length_penalty; beam only
     :param num_return_sequences: how many finished beams to return per input (<= num_beams); beam only
     :param stop: strings that end the output (the output is cut before them)
+    :param max_time: stop decoding after this many seconds and return what is there (a server's cap on how long
+        one request holds the model; None = no limit)
     """
 
     strategy: Strategy = "greedy"
@@ -77,6 +80,7 @@ class GenerationConfig:
     length_penalty: float | None = None
     num_return_sequences: int | None = None
     stop: list[str] = field(default_factory=list)
+    max_time: float | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in ("greedy", "sample", "beam"):
@@ -99,10 +103,15 @@ class GenerationConfig:
                 "num_return_sequences must be between 1 and num_beams",
             ),
             (all(isinstance(s, str) and s for s in self.stop), "stop strings must be non-empty"),
+            (self.max_time is None or self.max_time > 0, "max_time must be > 0 seconds (None = no limit)"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"generation: {message}")
+
+    def deadline(self) -> float:
+        """The ``time.perf_counter()`` past which decoding that starts now stops (inf without ``max_time``)."""
+        return float("inf") if self.max_time is None else time.perf_counter() + self.max_time
 
     @property
     def beams(self) -> int:
@@ -243,6 +252,7 @@ def _sample_steps(
     decoder: Decoder, inputs: list[list[int]], config: GenerationConfig, rows: _Rows, eos_id: int
 ) -> Iterator[dict[int, Generation]]:
     """Greedy or sampled decoding of every input; yields the generations so far after each step."""
+    deadline = config.deadline()
     logits, state = decoder.start(inputs, config.max_new_tokens)
     generator = None
     if config.seed is not None:
@@ -271,7 +281,7 @@ def _sample_steps(
             if not stopped and len(result.tokens) < config.max_new_tokens:
                 keep.append(position)
         yield results
-        if not keep:
+        if not keep or time.perf_counter() > deadline:
             return
         keep_rows = None
         if len(keep) < len(alive):  # some rows ended: drop them
@@ -287,6 +297,7 @@ def _beam_search(
 ) -> list[Generation]:
     """Batched beam search: ``num_beams`` hypotheses per input, the state's rows reordered every step."""
     beams, penalty = config.beams, config.length_penalty if config.length_penalty is not None else 1.0
+    deadline = config.deadline()
     logits, state = decoder.start(inputs, config.max_new_tokens)
     batch, vocab, device = len(inputs), logits.size(-1), logits.device
     expand = torch.arange(batch, device=device).repeat_interleave(beams)  # (B*K,)
@@ -336,7 +347,7 @@ def _beam_search(
                 chosen += 1
         beam_scores = torch.tensor(next_scores, device=device).reshape(batch, beams)
         sequences = [[*sequences[row], token] for row, token in zip(next_rows, next_tokens, strict=True)]
-        if _beams_done(finished, beam_scores, beams, step + 1, penalty):
+        if _beams_done(finished, beam_scores, beams, step + 1, penalty) or time.perf_counter() > deadline:
             break
         rows_tensor = None
         if next_rows != unmoved:  # the state is reordered only when beams moved
@@ -405,17 +416,23 @@ def stream(
 ) -> Iterator[str]:
     """Yield the text of one input's generation piece by piece, as tokens are produced (greedy or sample).
 
-    Text that could be the start of a stop string is held back until it is known not to be one.
+    Text that could be the start of a stop string is held back until it is known not to be one. Each step runs in
+    inference mode of its own and no mode is held across a yield, so the stream may be resumed on any thread (a
+    server's model thread, between other requests' batches).
     """
     if config.strategy == "beam":
         raise ConfigError("streaming works with strategy greedy or sample, not beam")
-    rows, sent = _Rows(tokenizer, [inputs], config, continues_input, live=True), 0
-    with torch.inference_mode():
-        for results in _sample_steps(decoder, [inputs], config, rows, tokenizer.eos_id):
-            text = results[0].text
-            held = max((n for stop in config.stop for n in range(1, len(stop)) if text.endswith(stop[:n])), default=0)
-            if len(text) - held > sent:
-                yield text[sent : len(text) - held]
-                sent = len(text) - held
+    rows, sent, text = _Rows(tokenizer, [inputs], config, continues_input, live=True), 0, ""
+    steps = _sample_steps(decoder, [inputs], config, rows, tokenizer.eos_id)
+    while True:
+        with torch.inference_mode():
+            results = next(steps, None)
+        if results is None:
+            break
+        text = results[0].text
+        held = max((n for stop in config.stop for n in range(1, len(stop)) if text.endswith(stop[:n])), default=0)
+        if len(text) - held > sent:
+            yield text[sent : len(text) - held]
+            sent = len(text) - held
     if len(text) > sent:
         yield text[sent:]

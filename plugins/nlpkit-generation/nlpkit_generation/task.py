@@ -82,9 +82,14 @@ class GenerativeTask(Task):
         self.require_weights("generation (decoding with a KV cache)")
         settings = (config or self.generation).replace(**options)
         batch = self.collate([{**self.encode(self.input_fields(item), labeled=False), "index": 0}])
-        with self.evaluating(packed=False):  # its projections run unpacked: a span must not outlive a yield
-            inputs = self.decoder_inputs(self.transfer_batch_to_device(batch, self.device, 0))[0]
-            yield from stream(self, inputs, settings, self.tokenizer, self.continues_input)  # type: ignore[arg-type]
+        inputs = self.decoder_inputs(self.transfer_batch_to_device(batch, self.device, 0))[0]
+        pieces = stream(self, inputs, settings, self.tokenizer, self.continues_input)  # type: ignore[arg-type]
+        while True:  # each step in eval mode of its own: nothing is held across a yield
+            with self.evaluating(packed=False):  # unpacked: packing would repeat at every step
+                piece = next(pieces, None)
+            if piece is None:
+                return
+            yield piece
 
 
 class CausalLMTask(GenerativeTask):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import pytest
@@ -137,6 +138,52 @@ def test_streaming_yields_the_same_text(model) -> None:
             assert len(pieces) >= 4
     with pytest.raises(ConfigError, match="streaming works with strategy greedy or sample"):
         list(model.stream("the", strategy="beam"))
+
+
+def test_streams_resumed_on_other_threads_between_other_work_give_their_own_text_and_leave_no_mode(model) -> None:
+    """Three streams advanced in turns, each step on whichever of four threads is free, with whole generations in
+    between (what a server's model thread and worker threads do): each stream gives its text, and no thread is left
+    in inference mode or the model in another mode after a step."""
+    options = {"max_new_tokens": 8, "min_new_tokens": 8}
+    expected = [g.text for g in model.generate(PROMPTS, **options)]
+    streams = [model.stream(prompt, **options) for prompt in PROMPTS]
+    pieces: list[list[str]] = [[] for _ in PROMPTS]
+
+    def step(index: int) -> tuple[str | None, bool]:
+        piece = next(streams[index], None)
+        return piece, torch.is_inference_mode_enabled()
+
+    model.train()
+    with ThreadPoolExecutor(max_workers=4) as threads:
+        live = set(range(len(PROMPTS)))
+        turn = 0
+        while live:
+            index = sorted(live)[turn % len(live)]
+            piece, left_in_inference_mode = threads.submit(step, index).result()
+            assert not left_in_inference_mode and model.training
+            if piece is None:
+                live.discard(index)
+            else:
+                pieces[index].append(piece)
+            if turn % 3 == 0:
+                assert threads.submit(lambda: model.generate(PROMPTS[:1], **options)[0].text).result() == expected[0]
+            turn += 1
+    model.eval()  # the fixture's mode again (after a failure the module's later tests would show it too)
+    assert ["".join(own) for own in pieces] == expected
+
+
+def test_max_time_stops_decoding_with_what_it_has(model) -> None:
+    long = {"max_new_tokens": 30, "min_new_tokens": 30}  # no end-of-sequence before 30 tokens
+    first = model.generate(PROMPTS, max_new_tokens=1)
+    for strategy in ({}, {"strategy": "beam", "num_beams": 2}):
+        assert all(len(g.tokens) == 30 for g in model.generate(PROMPTS, **long, **strategy))
+        stopped = model.generate(PROMPTS, **long, **strategy, max_time=1e-9)  # past its time after the first step
+        assert all(len(g.tokens) == 1 for g in stopped)
+        if not strategy:
+            assert [g.tokens for g in stopped] == [g.tokens for g in first]
+    assert "".join(model.stream(PROMPTS[0], **long, max_time=1e-9)) == first[0].text
+    with pytest.raises(ConfigError, match="max_time must be > 0"):
+        GenerationConfig(max_time=0)
 
 
 def test_perplexity_metric_equals_exp_mean_nll_by_hand() -> None:
