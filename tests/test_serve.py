@@ -4,6 +4,7 @@ bad requests answered with 4xx naming the field, streamed generation, and a grac
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import signal
 import socket
@@ -22,10 +23,10 @@ from nlpkit_generation.data import LanguageModelingData
 from nlpkit_generation.task import CausalLMTask
 
 import nlpkit
+from nlpkit.deploy.batching import MicroBatcher
 from nlpkit.deploy.export import export
 from nlpkit.deploy.limits import ServerLimits
 from nlpkit.deploy.requests import RequestError
-from nlpkit.deploy.serving import MicroBatcher
 from nlpkit.models.encoders.rnn import GRUEncoder
 from nlpkit.models.encoders.transformer import CausalTransformerEncoder
 from nlpkit.models.tokenizers import TokenizerOptions
@@ -59,13 +60,17 @@ def server(classifier) -> Iterator[ServerProcess]:
             server.process.kill()
 
 
+def assert_same_predictions(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
+    """The same labels, and probabilities within float error (batch composition changes the sums' order)."""
+    assert [p["label"] for p in got] == [p["label"] for p in want]
+    for mine, theirs in zip(got, want, strict=True):
+        assert mine["probabilities"] == pytest.approx(theirs["probabilities"], abs=1e-6)
+
+
 def test_predictions_over_http_equal_the_loaded_model(server, classifier) -> None:
     status, body = server.post("/predict", {"inputs": TEXTS[:5]})
     assert status == 200
-    expected = nlpkit.load(classifier[1]).predict(TEXTS[:5])
-    assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected]
-    for got, want in zip(body["predictions"], expected, strict=True):
-        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)
+    assert_same_predictions(body["predictions"], nlpkit.load(classifier[1]).predict(TEXTS[:5]))
 
 
 def test_100_concurrent_clients_are_micro_batched_and_each_gets_its_own_answer(server, classifier) -> None:
@@ -80,18 +85,43 @@ def test_100_concurrent_clients_are_micro_batched_and_each_gets_its_own_answer(s
 
 
 def test_a_chunked_body_over_the_limit_is_refused_before_it_ends(server) -> None:
-    """A chunked body declares no length: the server stops reading at ``--max_body_bytes`` and answers 413 while the
-    client is still sending, instead of reading the whole body into memory first."""
+    """A chunked body declares no length: the server keeps none of it past ``--max_body_bytes``, stops reading at
+    four times that and answers 413 while the client is still sending, instead of reading the body whole."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
         connection.sendall(
             b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"
         )
-        chunk = b'{"inputs": ["' + b"a" * 30_000  # over the fixture's 20,000 bytes, and the body never ends
-        connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        chunk = b'{"inputs": ["' + b"a" * 30_000  # the fixture's limit is 20,000 bytes, and the body never ends
+        for _ in range(3):  # past four times the limit, the server stops reading it
+            connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         response = connection.recv(4096)
     assert response.startswith(b"HTTP/1.1 413"), response[:200]
+    assert b"\r\nconnection: close\r\n" in response.lower()  # the unread rest of the body closes the connection
     assert server.get("/health")[0] == 200
+
+
+def test_a_body_over_the_limit_is_read_and_dropped_so_the_connection_lives_up_to_four_times_it(server) -> None:
+    """A 413 of a body up to four times ``--max_body_bytes`` comes after the body is read (and dropped), so the
+    client reads it and its connection serves the next request; one declaring more is refused before it is sent,
+    with ``Connection: close``, so the client does not send its next request on a closing socket."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        for body, status in [
+            (b'{"inputs": []}', 422),
+            (json.dumps({"inputs": ["a" * 30000]}), 413),
+            (b'{"inputs": ["a fine film"]}', 200),
+        ]:
+            connection.request("POST", "/predict", body)
+            response = connection.getresponse()
+            response.read()
+            assert (response.status, response.getheader("connection")) == (status, None)
+    finally:
+        connection.close()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n" + b"a" * 1000)
+        response = raw.recv(4096)
+    assert response.startswith(b"HTTP/1.1 413") and b"\r\nconnection: close\r\n" in response.lower(), response[:300]
 
 
 def test_a_full_queue_refuses_with_503_and_retry_after(classifier) -> None:
@@ -138,6 +168,35 @@ def test_requests_beyond_max_connections_get_503_with_retry_after_and_health_sti
         assert status == 200 and len(body["predictions"]) == 2
     finally:
         server.stop()
+
+
+def test_a_small_request_is_answered_between_the_model_batches_of_a_large_one(classifier) -> None:
+    """A request of 40 examples runs a model batch (4 examples) at a time; one of 1 example sent just after it is
+    answered in the first round, not after all ten of the large one's batches; both equal the model's own."""
+    task = nlpkit.load(classifier[0])
+    batcher = MicroBatcher(task, ServerLimits(max_batch=4, max_wait_ms=0))
+    large, small = (TEXTS * 10)[:40], TEXTS[:1]
+    answered: list[tuple[str, int]] = []
+
+    async def ask(name: str, texts: list[str]) -> list[Any]:
+        results = await batcher.run_examples(task.encode_many(texts))
+        answered.append((name, batcher.batches))
+        return results
+
+    async def both() -> list[Any]:
+        asks = [asyncio.create_task(ask("large", large)), asyncio.create_task(ask("small", small))]
+        await asyncio.sleep(0)  # both wait, the large one first
+        runner = asyncio.create_task(batcher.run())
+        try:
+            return await asyncio.gather(*asks)
+        finally:
+            runner.cancel()
+
+    large_results, small_results = asyncio.run(both())
+    # the first round runs 4 + 1 examples in two batches; the large request's other 36 run in nine more
+    assert [name for name, _ in answered] == ["small", "large"] and answered[0][1] <= 2 and answered[1][1] == 11
+    assert_same_predictions(small_results, task.predict(small))
+    assert_same_predictions(large_results, task.predict(large))
 
 
 def test_a_request_that_fails_its_micro_batch_fails_alone(classifier) -> None:
@@ -209,13 +268,24 @@ def test_shutdown_lets_the_request_in_flight_finish(server) -> None:
 
 
 def test_after_sigterm_health_says_503_while_requests_are_still_answered_then_the_port_closes(classifier) -> None:
+    """While draining, requests are answered with ``Connection: close``, so no client reuses a connection that the
+    server is about to close (a request sent on one as it closes would be lost); then the port closes."""
     server = ServerProcess(classifier[1], "--drain_s", "2")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    body = json.dumps({"inputs": TEXTS[:2]})
+
+    def predict() -> http.client.HTTPResponse:
+        connection.request("POST", "/predict", body)
+        response = connection.getresponse()
+        assert response.status == 200 and len(json.loads(response.read())["predictions"]) == 2
+        return response
+
     try:
+        assert predict().getheader("connection") != "close"  # kept alive while serving
         server.process.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         assert server.get("/health") == (503, {"error": "shutting down"})
-        status, body = server.post("/predict", {"inputs": TEXTS[:2]})  # a load balancer's last requests
-        assert status == 200 and len(body["predictions"]) == 2
+        assert predict().getheader("connection") == "close"  # a load balancer's last requests, on the same socket
         assert server.process.wait(timeout=30) == -signal.SIGTERM, server.stderr()
         with pytest.raises(OSError):  # the port is closed
             server.get("/health")

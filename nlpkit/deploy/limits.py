@@ -11,7 +11,8 @@ class ServerLimits:
 
     :param max_batch: the most examples the model runs at once
     :param max_wait_ms: how long the first request of a batch waits for others to join it
-    :param max_tokens: the most tokens (padding included) in one model batch
+    :param max_tokens: the most tokens (padding included) in one model batch: how long any other request can wait
+        behind one batch of long inputs
     :param max_inputs: the most inputs in one request
     :param max_text_chars: the longest text of an input, in characters
     :param max_body_bytes: the largest request body
@@ -29,7 +30,7 @@ class ServerLimits:
 
     max_batch: int = 64
     max_wait_ms: float = 5.0
-    max_tokens: int = 16384
+    max_tokens: int = 4096
     max_inputs: int = 256
     max_text_chars: int = 20_000
     max_body_bytes: int = 2**20

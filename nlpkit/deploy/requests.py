@@ -76,18 +76,27 @@ def over_generation_limits(settings: Any, limits: ServerLimits) -> str | None:
     return None
 
 
+#: a body over the limit is still read, and dropped, up to this many times the limit, so that a client still
+#: sending it reads its 413 instead of a reset connection (a lingering close); past that the connection closes
+LINGER_FACTOR = 4
+
+
 async def read_body(request: Request, model: type[Body], limits: ServerLimits) -> Body:
     """The request's JSON body as ``model`` (whatever its content type): 413 when over ``max_body_bytes``, 400 when
     not JSON, 422 naming the first invalid field (``inputs.3``)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limits.max_body_bytes:
+    if declared.isdigit() and int(declared) > LINGER_FACTOR * limits.max_body_bytes:
         raise RequestError(413, f"request body of {declared} bytes; at most {limits.max_body_bytes}")
     chunks, size = [], 0
-    async for chunk in request.stream():  # a chunked body has no length to check first: stop reading at the limit
+    async for chunk in request.stream():  # a chunked body has no length to check first: keep none past the limit
         size += len(chunk)
-        if size > limits.max_body_bytes:
-            raise RequestError(413, f"request body over {limits.max_body_bytes} bytes")
-        chunks.append(chunk)
+        if size <= limits.max_body_bytes:
+            chunks.append(chunk)
+        elif size > LINGER_FACTOR * limits.max_body_bytes:
+            break
+    if size > limits.max_body_bytes:
+        what = f"of {declared} bytes" if declared.isdigit() else f"over {limits.max_body_bytes} bytes"
+        raise RequestError(413, f"request body {what}; at most {limits.max_body_bytes}")
     raw = b"".join(chunks)
     try:
         return model.model_validate_json(raw)

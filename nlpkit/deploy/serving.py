@@ -9,13 +9,13 @@ in flight, examples queued, body size, beams and decoding time.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from functools import partial
 from types import FrameType
 from typing import Any
@@ -24,7 +24,9 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nlpkit.deploy.batching import MicroBatcher
 from nlpkit.deploy.limits import ServerLimits
 from nlpkit.deploy.loading import load
 from nlpkit.deploy.requests import (
@@ -41,102 +43,6 @@ from nlpkit.plugin.errors import NlpkitError
 from nlpkit.plugin.loader import plugin_versions, registry
 from nlpkit.plugin.version import __version__
 from nlpkit.training.task import Task
-
-#: what the model runs on a collated batch: ``task.predict_batch``, or generation with given settings
-BatchFunction = Callable[[dict[str, Any]], list[Any]]
-
-
-@dataclass
-class _Pending:
-    examples: list[dict[str, Any]]
-    future: asyncio.Future[list[Any]]
-    function: BatchFunction
-    key: str  # requests batch together when their keys are equal (the same function and settings)
-
-
-class MicroBatcher:
-    """Runs the examples of concurrent requests batched on one model thread: ``/predict`` requests together, and
-    ``/generate`` requests with the same settings together."""
-
-    def __init__(self, task: Task, limits: ServerLimits) -> None:
-        self.task = task
-        self.limits = limits
-        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlpkit-model")
-        self.batches = 0  # model batches run so far (the /metadata figures)
-        self.examples = 0
-        self.queued = 0  # examples in the queue, not yet gathered into a batch
-
-    async def run_examples(
-        self, examples: list[dict[str, Any]], function: BatchFunction | None = None, key: str = "predict"
-    ) -> list[Any]:
-        """``function`` (default ``task.predict_batch``) of one request's encoded examples, in order; a 503 with
-        ``Retry-After`` when ``max_queued`` examples already wait, so overload is refused instead of queued."""
-        if self.queued + len(examples) > self.limits.max_queued:
-            raise RequestError(503, f"the server is at capacity ({self.queued} examples waiting); retry", 1)
-        self.queued += len(examples)
-        future = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Pending(examples, future, function or self.task.predict_batch, key))
-        return await future
-
-    async def run(self) -> None:
-        """Gather requests until ``max_batch`` examples or ``max_wait_ms`` after the first, then run them."""
-        loop = asyncio.get_running_loop()
-        while True:
-            group = [await self.queue.get()]
-            self.queued -= len(group[0].examples)
-            count = len(group[0].examples)
-            deadline = loop.time() + self.limits.max_wait_ms / 1000
-            while count < self.limits.max_batch and (left := deadline - loop.time()) > 0:
-                try:
-                    group.append(await asyncio.wait_for(self.queue.get(), left))
-                except TimeoutError:
-                    break
-                self.queued -= len(group[-1].examples)
-                count += len(group[-1].examples)
-            kinds: dict[str, list[_Pending]] = {}
-            for pending in group:
-                kinds.setdefault(pending.key, []).append(pending)
-            for same in kinds.values():
-                await self._answer(same)
-
-    async def _answer(self, group: list[_Pending]) -> None:
-        """Run a group of requests of one kind together and give each its results (or the error)."""
-        examples = [example for pending in group for example in pending.examples]
-        loop = asyncio.get_running_loop()
-        try:
-            results = await loop.run_in_executor(self.model_thread, self._run, examples, group[0].function)
-        except Exception as error:
-            if len(group) == 1:  # the request fails with its own error; the server goes on
-                if not group[0].future.done():
-                    group[0].future.set_exception(error)
-                return
-            for pending in group:  # each alone, so only a request that fails by itself gets an error
-                await self._answer([pending])
-            return
-        start = 0
-        for pending in group:
-            end = start + len(pending.examples)
-            if not pending.future.done():  # a client that went away leaves a cancelled future
-                pending.future.set_result(results[start:end])
-            start = end
-
-    def _run(self, examples: list[dict[str, Any]], function: BatchFunction) -> list[Any]:
-        """``function`` of ``examples`` in order, through the task's own batching loop (length-sorted batches within
-        the token budget)."""
-
-        def counted(batch: dict[str, Any]) -> list[Any]:
-            self.batches += 1
-            return function(batch)
-
-        results = self.task.run_examples(examples, counted, self.limits.max_batch, self.limits.max_tokens)
-        self.examples += len(examples)
-        return results
-
-    def call(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """Run ``function(*args)`` on the model thread (embeddings, and the steps of a streamed generation, which
-        are not micro-batched)."""
-        return asyncio.get_running_loop().run_in_executor(self.model_thread, function, *args)
 
 
 def create_app(task: Task, limits: ServerLimits | None = None, source: str = "") -> FastAPI:
@@ -160,6 +66,7 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
 
     app = FastAPI(title="nlpkit", version=__version__, lifespan=lifespan)
     app.add_middleware(ConcurrencyLimit, limit=limits.max_connections)
+    app.add_middleware(ClosingConnections, draining=draining)
     app.state.draining = draining  # set by the server on SIGTERM, for the drain window (DrainingServer)
 
     @app.exception_handler(RequestError)
@@ -238,7 +145,7 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
             generations = await batcher.run_examples(examples, function, key=repr(settings))
             return {"generations": [generation.to_dict() for generation in generations]}
 
-    if callable(getattr(task, "embed", None)):
+    if callable(getattr(task, "embed_batch", None)):
         endpoints.append("/embed")
 
         @app.post("/embed")
@@ -249,8 +156,9 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
                 return error_response(422, "inputs: /embed takes texts")
             if problem := over_limits(body.inputs, limits):
                 return error_response(422, problem)
-            vectors = await batcher.call(task.embed, body.inputs)  # type: ignore[attr-defined]
-            return {"embeddings": vectors.tolist()}
+            examples = await run_in_threadpool(_encode, task, body.inputs)
+            vectors = await batcher.run_examples(examples, task.embed_batch, key="embed")  # type: ignore[attr-defined]
+            return {"embeddings": [vector.tolist() for vector in vectors]}
 
     return app
 
@@ -284,9 +192,40 @@ async def _events(pieces: Iterator[str], batcher: MicroBatcher) -> AsyncIterator
         batcher.model_thread.submit(pieces.close)
 
 
+class ClosingConnections:
+    """ASGI middleware: a response says ``Connection: close`` when its connection closes after it: while the server
+    drains, and when it answers before reading the whole request body (a 413, a refusal at capacity). So a client
+    never sends its next request on a connection that is closing, where it would be lost unread."""
+
+    def __init__(self, app: ASGIApp, draining: threading.Event) -> None:
+        self.app, self.draining = app, draining
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, noting whether its body was read; mark its response's connection as closing."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        body_read = headers.get(b"content-length", b"0") == b"0" and b"transfer-encoding" not in headers
+
+        async def receiving() -> Message:
+            nonlocal body_read
+            message = await receive()
+            body_read = body_read or (message["type"] == "http.request" and not message.get("more_body", False))
+            return message
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and (self.draining.is_set() or not body_read):
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receiving, sending)
+
+
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, whose first SIGTERM or SIGINT drains before it stops: for ``drain_s`` seconds ``/health``
-    answers 503 (so a load balancer stops sending) while every request is still answered; then uvicorn's own
+    answers 503 (so a load balancer stops sending) while every request is still answered, each response closing its
+    connection; then uvicorn's own
     graceful shutdown closes the port and lets the requests in flight finish. A second signal stops at once."""
 
     def __init__(self, config: uvicorn.Config, draining: threading.Event, drain_s: float) -> None:
@@ -307,6 +246,9 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8080, limits: ServerLi
     drains for ``limits.drain_s`` seconds and the requests in flight finish first."""
     limits = limits or ServerLimits()
     app = create_app(load(path), limits, source=path)
+    # what is loaded by now lives as long as the server: a full collection no longer walks it, which paused every
+    # request for a tenth of a second on a small model (a frozen object is still freed when its references go)
+    gc.freeze()
     config = uvicorn.Config(
         app,
         host=host,

@@ -45,16 +45,20 @@ class Prediction:
         function: Callable[[dict[str, Any]], list[Any]],
         batch_size: int,
         max_tokens: int | None = None,
+        on_batch: Callable[[list[int], list[Any]], None] | None = None,
     ) -> list[Any]:
         """``function`` over length-sorted batches of encoded ``examples`` (at most ``batch_size`` examples and, padding
-        included, ``max_tokens`` tokens each), in eval and inference mode; results in the examples' order. The one
-        batching loop of :meth:`predict` and of ``nlpkit serve``'s micro-batches."""
+        included, ``max_tokens`` tokens each), in eval and inference mode; results in the examples' order, and each
+        batch's indices and results given to ``on_batch`` as soon as they are done. The one batching loop of
+        :meth:`predict` and of ``nlpkit serve``'s micro-batches."""
         results: list[Any] = [None] * len(examples)
         with self.evaluating():
             for indices in token_budget_batches([e["length"] for e in examples], batch_size, max_tokens):
                 batch_results = self.run_batch([examples[i] for i in indices], indices, function)
                 for i, result in zip(indices, batch_results, strict=True):
                     results[i] = result
+                if on_batch is not None:
+                    on_batch(indices, batch_results)
         return results
 
     def run_batch(

@@ -4,6 +4,7 @@ the pretraining tasks report."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -35,14 +36,15 @@ class Embedder(Task):
         """The sentence ``vectors`` ``(B, H)``, before normalisation."""
         return {"vectors": self.sentence_vectors(inputs["tokens"], inputs["mask"]).float()}
 
+    def embed_batch(self, batch: dict[str, Any], normalize: bool = True) -> list[Tensor]:
+        """The vectors of a collated batch, one per row, unit length unless ``normalize`` is False (what ``embed``
+        and ``nlpkit serve``'s ``/embed`` run on each batch)."""
+        pooled = self.outputs_of(batch)["vectors"]
+        return list(F.normalize(pooled, dim=-1) if normalize else pooled)
+
     def embed(self, texts: Sequence[str], batch_size: int = 64, normalize: bool = True) -> np.ndarray:
         """One float32 vector per text, ``(len(texts), H)``; unit length unless ``normalize`` is False."""
-
-        def vectors(batch: dict[str, Any]) -> list[Tensor]:
-            pooled = self.outputs_of(batch)["vectors"]
-            return list(F.normalize(pooled, dim=-1) if normalize else pooled)
-
-        rows = self.map_batches(list(texts), vectors, batch_size)
+        rows = self.map_batches(list(texts), partial(self.embed_batch, normalize=normalize), batch_size)
         if not rows:
             return np.zeros((0, self.encoder.output_dim), dtype=np.float32)  # type: ignore[union-attr]
         return torch.stack(rows).cpu().numpy().astype(np.float32)
