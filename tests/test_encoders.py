@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.testing import assert_close
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from nlpkit.models.encoders.base import Encoder
 from nlpkit.models.encoders.cnn import CNNEncoder
 from nlpkit.models.encoders.concat import ConcatEncoder
 from nlpkit.models.encoders.head_loss import head_cross_entropy
-from nlpkit.models.encoders.linear import _HAS_ONEDNN_LINEAR, _uses_packed, linear, packed_inference
+from nlpkit.models.encoders.linear import _HAS_ONEDNN_LINEAR, PACKED_ROWS, _uses_packed, linear, packed_inference
 from nlpkit.models.encoders.ngram import NGramEncoder
 from nlpkit.models.encoders.pretrained import PretrainedEncoder
 from nlpkit.models.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder, RecurrentEncoder
@@ -361,6 +362,33 @@ def test_packed_inference_never_uses_a_stale_weight(edit) -> None:
     before = inference()
     edit(layer)
     assert not torch.allclose(inference(), before)  # the edit changed the function, and inference saw it
+
+
+class ShapesSeen(TorchDispatchMode):
+    """The row counts of the inputs that reach oneDNN's packed linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: set[int] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket is torch.ops.mkldnn._linear_pointwise:
+            self.rows.add(args[0].numel() // args[0].shape[-1])
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.skipif(not _HAS_ONEDNN_LINEAR, reason="this torch build has no oneDNN packed linear")
+def test_the_packed_linear_meets_only_its_row_counts_and_equals_f_linear() -> None:
+    """oneDNN keeps a kernel of about a megabyte per input shape: every row count, and inputs of up to three
+    dimensions, reach it padded to one of PACKED_ROWS (blocks of the last beyond), and the products stay equal."""
+    torch.manual_seed(0)
+    weight, bias = torch.randn(24, 16), torch.randn(24)
+    seen = ShapesSeen()
+    with torch.inference_mode(), packed_inference(), seen:
+        for rows in [*range(1, 70), 255, 256, 257, 700]:
+            x = torch.randn(rows, 16) if rows % 2 else torch.randn(rows // 2, 2, 16)
+            assert (linear(x, weight, bias) - F.linear(x, weight, bias)).abs().max() < 1e-5
+    assert seen.rows and seen.rows <= set(PACKED_ROWS)
 
 
 def test_projections_pack_only_inside_a_span_and_spans_nest() -> None:
