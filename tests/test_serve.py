@@ -124,6 +124,29 @@ def test_a_body_over_the_limit_is_read_and_dropped_so_the_connection_lives_up_to
     assert response.startswith(b"HTTP/1.1 413") and b"\r\nconnection: close\r\n" in response.lower(), response[:300]
 
 
+@pytest.mark.parametrize(("keep_alive_s", "kept"), [(None, True), ("0.5", False)])
+def test_an_idle_connection_stays_open_for_keep_alive_s(classifier, keep_alive_s, kept) -> None:
+    """By default an idle connection outlives a client's own idle timeout (httpx closes its own after 5 s), so the
+    client, not the server, closes it; ``--keep_alive_s`` sets how long."""
+    server = ServerProcess(classifier[1], *(["--keep_alive_s", keep_alive_s] if keep_alive_s else []))
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        for attempt in range(2):
+            if attempt:
+                time.sleep(1.0)
+            try:
+                connection.request("POST", "/predict", b'{"inputs": ["a fine film"]}')
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+            except (http.client.RemoteDisconnected, ConnectionError):
+                status = None
+            assert status == (200 if attempt == 0 or kept else None)
+    finally:
+        connection.close()
+        server.stop()
+
+
 def test_a_full_queue_refuses_with_503_and_retry_after(classifier) -> None:
     """With ``max_queued`` examples waiting (the model thread busy), another request is refused at once instead of
     queued; once the queue drains, requests are served again."""

@@ -24,6 +24,9 @@ class ServerLimits:
         it has by then is its answer
     :param max_connections: the most requests in flight (streams included); one beyond is refused at once (503,
         ``Retry-After``) before its body is read
+    :param keep_alive_s: how long an idle connection stays open; longer than clients' and load balancers' own
+        (httpx's 5 s, nginx's and AWS load balancers' 60 s), so that they close it first: a request sent on a
+        connection at the moment the server closes it for idleness is lost unread
     :param drain_s: after SIGTERM, how long ``/health`` answers 503 while requests are still served, before the
         port closes
     """
@@ -40,4 +43,5 @@ class ServerLimits:
     max_new_tokens: int = 512
     max_decode_s: float = 10.0
     max_connections: int = 512
+    keep_alive_s: float = 75.0
     drain_s: float = 1.0

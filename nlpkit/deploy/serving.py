@@ -255,6 +255,7 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8080, limits: ServerLi
         port=port,
         log_level="warning",
         timeout_graceful_shutdown=30,
+        timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
         limit_concurrency=2 * limits.max_connections,  # uvicorn's own backstop, past ConcurrencyLimit's 503s
     )
     DrainingServer(config, app.state.draining, limits.drain_s).run()
