@@ -183,6 +183,12 @@ def write_labeled(path: Path, rows: list[tuple[str, str]]) -> Path:
     return path
 
 
+#: what ``--tiny`` adds to a fit: a few steps of one epoch and a few validation batches, whatever budget the
+#: example sets
+TINY_FIT = ["--trainer.max_epochs", "1", "--trainer.max_time", "null", "--trainer.max_steps", "8",
+            "--trainer.limit_val_batches", "2"]  # fmt: skip
+
+
 def fit_config(config: Path, files: dict[str, Path], seed: int, directory: Path, options: list[str]) -> Path:
     """``nlpkit fit --config config`` on ``files`` (train, val) with ``seed`` and ``options``, as a user runs it;
     the best checkpoint. Its output goes to standard error, so standard output stays JSON lines."""

@@ -27,7 +27,7 @@ import torch
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Device, emit, fit_config, read_labeled, write_labeled
+from _common import TINY_FIT, Device, emit, fit_config, read_labeled, write_labeled
 from _references import NAMES, text_classification_references
 from data.corpora import bbc_news, sentiment_sentences
 
@@ -92,16 +92,17 @@ def main(argv: list[str] | None = None) -> None:
     Device.add_options(parser)
     args = parser.parse_args(argv)
     device = Device.from_args(args)
-    limit, extra = (200, ["--trainer.max_epochs", "1"]) if args.tiny else (None, [])
+    limit, extra = (200, TINY_FIT) if args.tiny else (None, [])
     seeds = args.seeds[:1] if args.tiny else args.seeds
+    corpora = args.corpora[:1] if args.tiny else args.corpora
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-classification-"))
-    for corpus in args.corpora:
+    for corpus in corpora:
         prepared = CORPORA[corpus]()
         splits = {split: read_labeled(prepared[split], limit) for split in ("train", "val", "test")}
         files = {split: write_labeled(directory / f"{corpus}-{split}.jsonl", rows) for split, rows in splits.items()}
         results: dict[str, list[float]] = {}
         for seed in seeds:
-            duration = 5 if args.tiny else 60
+            duration = 2 if args.tiny else 60
             references = text_classification_references(
                 splits["train"], splits["val"], splits["test"], seed, duration=duration
             )

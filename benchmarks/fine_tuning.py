@@ -12,7 +12,7 @@
 * **Inference**: examples/s of ``Task.predict`` of nlpkit's fine-tuned checkpoint against a transformers
   ``pipeline("text-classification")`` of the reference's fine-tuned model, the same texts, batch 32, median of 3.
 
-``--tiny`` is a smoke run on 200 sentences.
+``--tiny`` is a smoke run on 64 sentences.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import yaml
 from nlpkit_classification.task import TextClassificationTask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Device, emit, fit_config, median_seconds, read_labeled, timed_steps, write_labeled
+from _common import TINY_FIT, Device, emit, fit_config, median_seconds, read_labeled, timed_steps, write_labeled
 from data.corpora import sentiment_sentences
 from data.pretrained import minilm
 from pretrained import accuracy
@@ -208,13 +208,13 @@ def inference_speed(
 def main(argv: list[str] | None = None) -> None:
     """Print the figures as JSON lines."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tiny", action="store_true", help="a smoke run on 200 sentences")
+    parser.add_argument("--tiny", action="store_true", help="a smoke run on 64 sentences")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     Device.add_options(parser)
     args = parser.parse_args(argv)
     device = Device.from_args(args)
     folder, settings = minilm(), example_settings()
-    limit = 200 if args.tiny else None
+    limit = 64 if args.tiny else None
     splits = {split: read_labeled(path, limit) for split, path in sentiment_sentences().items()}
     seeds = args.seeds[:1] if args.tiny else args.seeds
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-fine-tuning-"))
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         "threads": torch.get_num_threads(),
         **device.config(),
     }
-    epochs = ["--trainer.max_epochs", "1"] if args.tiny else []
+    epochs = TINY_FIT if args.tiny else []
     if args.tiny:
         settings["epochs"] = 1
     ours, theirs, checkpoint, reference = [], [], None, None
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         points=round(100 * (statistics.fmean(ours) - statistics.fmean(theirs)), 2),
         **config,
     )
-    nlpkit_speed, reference_speed = training_speed(folder, splits["train"], settings, device, 11 if args.tiny else 23)
+    nlpkit_speed, reference_speed = training_speed(folder, splits["train"], settings, device, 8 if args.tiny else 23)
     emit(
         "fine_tuning",
         "train_tokens_per_s",

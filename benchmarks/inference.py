@@ -38,7 +38,16 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Device, emit, fit_config, interleaved_medians, median_seconds, read_labeled, write_labeled
+from _common import (
+    TINY_FIT,
+    Device,
+    emit,
+    fit_config,
+    interleaved_medians,
+    median_seconds,
+    read_labeled,
+    write_labeled,
+)
 from classification import NGRAM
 from data.corpora import conll2003, sentiment_sentences
 from ner import crfsuite_reference, sentences_of
@@ -108,7 +117,7 @@ def classification(args: argparse.Namespace, device: Device, directory: Path) ->
     limit = 200 if args.tiny else None
     splits = {split: read_labeled(prepared[split], limit) for split in ("train", "val", "test")}
     files = {split: write_labeled(directory / f"{split}.jsonl", rows) for split, rows in splits.items()}
-    epochs = ["--trainer.max_epochs", "1" if args.tiny else "3"]
+    epochs = TINY_FIT if args.tiny else ["--trainer.max_epochs", "3"]
     texts = [text for rows in splits.values() for text, _ in rows]  # every sentence, for the speed figures
     fasttext = fasttext_predictor(splits["train"], texts)
     config = {"corpus": "sentiment-sentences", "texts": len(texts), "batch_size": BATCH, **device.config()}

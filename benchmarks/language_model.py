@@ -9,8 +9,8 @@ the test split after each article's ``<s>`` (its ``</s>`` included); bits per ch
 characters of the articles plus one for each article's end, so any vocabulary compares. The neural models read the
 test split in the training blocks (each starts with no context); the n-gram model sees its full history.
 ``--train-words N`` trains on the first articles of the training split up to N words (a smaller corpus, the
-example unchanged); the validation figure is what settings are chosen by. ``--tiny`` is a smoke run on a few
-articles.
+example unchanged); the validation figure is what settings are chosen by. ``--tiny`` is a smoke run of the first
+variant on a few articles.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from nlpkit_generation.data import pack_blocks
 from nlpkit_generation.task import CausalLMTask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Device, emit, fit_config, jsonl_splits
+from _common import TINY_FIT, Device, emit, fit_config, jsonl_splits
 from _kneser_ney import KneserNey
 from data.corpora import wikitext2
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     Device.add_options(parser)
     args = parser.parse_args(argv)
     device = Device.from_args(args)
-    limit, extra = (8, ["--data.tokenizer.vocab_size", "200"]) if args.tiny else (None, [])
+    limit, extra = (3, ["--data.tokenizer.vocab_size", "200", *TINY_FIT]) if args.tiny else (None, [])
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-language-model-"))
     records, files = jsonl_splits(wikitext2(), limit, directory)
     if args.train_words:
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     train_words = sum(len(article.split()) for article in articles["train"])
     config = {"corpus": "wikitext-2", "train_words": train_words, "test_characters": characters["test"],
               "threads": torch.get_num_threads(), **device.config()}  # fmt: skip
-    for variant in args.variants:
+    for variant in args.variants[:1] if args.tiny else args.variants:
         options = VARIANTS[variant]
         start = time.perf_counter()
         best = fit_config(EXAMPLE, files, 0, directory / variant, [*options, *extra, *device.cli()])

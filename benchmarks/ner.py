@@ -22,7 +22,7 @@ import pytorch_lightning as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Device, StepClock, emit, fit_config, median_seconds
+from _common import TINY_FIT, Device, StepClock, emit, fit_config, median_seconds
 from data.corpora import conll2003
 from ner_crf import crf_figures
 from nlpkit_ner.data import ConllData
@@ -189,7 +189,7 @@ def conll_quality(args: argparse.Namespace, directory: Path, device: Device) -> 
                  for change, options in ABLATIONS.items()]  # fmt: skip
     for index, (example, tagger, options) in enumerate(runs):
         start = time.perf_counter()
-        epochs = ["--trainer.max_epochs", "1"] if args.tiny else []
+        epochs = TINY_FIT if args.tiny else []
         overrides = [*options, *epochs, *device.cli()]
         best = fit_config(EXAMPLES / example, files, 0, directory / f"conll-{index}", overrides)
         seconds = time.perf_counter() - start

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Device, emit, fit_config, read_labeled, write_labeled
+from _common import TINY_FIT, Device, emit, fit_config, read_labeled, write_labeled
 from _references import NAMES, text_classification_references
 from data.corpora import bbc_news, sentiment_sentences, wordnet_supersenses
 from data.pretrained import minilm
@@ -81,7 +81,7 @@ def quality(args: argparse.Namespace, device: Device, directory: Path) -> None:
                     results.setdefault(name, []).append(reference["accuracy"])
             files = {s: write_labeled(directory / f"{corpus}-{seed}-{s}.jsonl", rows) for s, rows in splits.items()}
             start = time.perf_counter()
-            extra = ["--trainer.max_epochs", "1"] if args.tiny else []
+            extra = TINY_FIT if args.tiny else []
             best = fit_config(
                 EXAMPLE, files, seed, directory / f"{corpus}-{seed}", [*extra, *args.options, *device.cli()]
             )

@@ -1,11 +1,12 @@
 """Start-up cost: ``import nlpkit`` and plugin discovery, each in fresh processes.
 
 References, measured in the same run: a bare interpreter (for the import) and ``import pytorch_lightning``
-alone (for discovery, which imports Lightning through the core plugin's classes).
+alone (for discovery, which imports Lightning through the core plugin's classes). ``--tiny`` times each once.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,11 @@ def python(code: str) -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print the start-up figures."""
-    repeats = 7
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tiny", action="store_true", help="time each start once")
+    repeats = 1 if parser.parse_args(argv).tiny else 7
     bare = median_seconds(lambda: python("pass"), repeats)
     imported = median_seconds(lambda: python("import nlpkit"), repeats)
     emit("startup", "import_s", "s", imported, bare, "bare interpreter start", False, command="import nlpkit")

@@ -7,7 +7,7 @@ search, each never repeating an n-gram). Reported: corpus chrF and BLEU against 
 outputs loop (an n-gram of 4 or more words three times in a row). No pretrained translator can be fetched here, so
 chrF's reference measured in the same run is the floor every translator must clear: the English source copied
 unchanged (its BLEU is 0). ``--train-pairs N`` trains on the first N training pairs (a smaller corpus, the example
-unchanged). ``--tiny`` is a smoke run on a few hundred pairs.
+unchanged). ``--tiny`` is a smoke run on a few dozen pairs.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from nlpkit_generation.seq2seq import bleu, chrf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Device, emit, fit_config, jsonl_splits
+from _common import TINY_FIT, Device, emit, fit_config, jsonl_splits
 from data.corpora import tatoeba_english_spanish
 
 import nlpkit
@@ -71,12 +71,12 @@ def translate(task: object, sources: list[str], device: Device, options: dict[st
 def main(argv: list[str] | None = None) -> None:
     """Fit the example; choose the decoding on validation; print test chrF and BLEU against the copied source."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tiny", action="store_true", help="a smoke run on a few hundred pairs")
+    parser.add_argument("--tiny", action="store_true", help="a smoke run on a few dozen pairs")
     parser.add_argument("--train-pairs", type=int, help="train on the first this many training pairs")
     Device.add_options(parser)
     args = parser.parse_args(argv)
     device = Device.from_args(args)
-    limit, extra = (300, ["--data.tokenizer.vocab_size", "300"]) if args.tiny else (None, [])
+    limit, extra = (40, ["--data.tokenizer.vocab_size", "300", *TINY_FIT]) if args.tiny else (None, [])
     directory = Path(tempfile.mkdtemp(prefix="nlpkit-translation-"))
     pairs, files = jsonl_splits(tatoeba_english_spanish(), limit, directory)
     if args.train_pairs:
