@@ -317,6 +317,37 @@ def test_after_sigterm_health_says_503_while_requests_are_still_answered_then_th
             server.process.kill()
 
 
+def test_a_request_on_an_open_connection_as_the_port_closes_is_still_answered(classifier) -> None:
+    """When the drain ends the port closes first; a kept-alive connection may still carry a request already on its
+    way for a moment (answered with ``Connection: close``), instead of being closed under it."""
+    server = ServerProcess(classifier[1], "--drain_s", "0.3")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+
+    def predict() -> http.client.HTTPResponse:
+        connection.request("POST", "/predict", b'{"inputs": ["a fine film"]}')
+        response = connection.getresponse()
+        response.read()
+        return response
+
+    try:
+        assert predict().status == 200
+        server.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until a new connection is refused
+            try:
+                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+            except ConnectionRefusedError:
+                break
+            time.sleep(0.01)
+        response = predict()
+        assert (response.status, response.getheader("connection")) == (200, "close")
+        assert server.process.wait(timeout=30) == -signal.SIGTERM, server.stderr()
+    finally:
+        connection.close()
+        if server.process.poll() is None:
+            server.process.kill()
+
+
 def test_generation_streams_the_same_text_it_returns_whole(tmp_path) -> None:
     stories = tmp_path / "stories.txt"
     stories.write_text("\n".join(story_corpus(80)) + "\n")

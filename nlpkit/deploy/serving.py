@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -222,6 +223,10 @@ class ClosingConnections:
         await self.app(scope, receiving, sending)
 
 
+#: how long connections still open when the port closes may carry their last requests
+CLOSE_WAIT_S = 0.5
+
+
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, whose first SIGTERM or SIGINT drains before it stops: for ``drain_s`` seconds ``/health``
     answers 503 (so a load balancer stops sending) while every request is still answered, each response closing its
@@ -231,6 +236,18 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, draining: threading.Event, drain_s: float) -> None:
         super().__init__(config)
         self.draining, self.drain_s = draining, drain_s
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Close the port first and give the open connections ``CLOSE_WAIT_S`` to carry the requests already on
+        their way (each answered with ``Connection: close``); then uvicorn's own shutdown closes the idle ones and
+        lets the requests in flight finish. Closing an idle connection drops a request that has just reached it
+        unread; a connection the port refuses loses nothing, and a client may retry it elsewhere."""
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        await asyncio.sleep(CLOSE_WAIT_S)
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Drain first; stop when already draining."""
