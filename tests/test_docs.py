@@ -11,7 +11,9 @@ import inspect
 import re
 from pathlib import Path
 
+import pytest
 import yaml
+from markdown_it import MarkdownIt
 
 import nlpkit
 from nlpkit.plugin import hookspecs
@@ -89,3 +91,21 @@ def test_readme_shows_the_two_commands_and_links_the_plugin_guide() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "make demo" in readme and "make test" in readme
     assert "docs/plugins.md" in readme and (ROOT / "docs" / "plugins.md").is_file()
+
+
+MARKDOWN = sorted([ROOT / "README.md", *DOCS.glob("*.md"), *ROOT.glob("plugins/*/README.md")])
+
+
+@pytest.mark.parametrize("page", MARKDOWN, ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_code_fence_closes(page: Path) -> None:
+    """As a CommonMark renderer reads the page (markdown-it-py): a fence left open would swallow the rest of the
+    page into its code block."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    for token in MarkdownIt("commonmark").parse("\n".join(lines)):
+        if token.type != "fence":
+            continue
+        start, end = token.map
+        closing = lines[end - 1].strip() if end - 1 > start else ""
+        assert closing.startswith(token.markup) and not closing.strip(token.markup[0]), (
+            f"{page.relative_to(ROOT)}:{start + 1}: this {token.markup} fence never closes"
+        )
