@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import re
 import signal
 import socket
 import threading
@@ -267,6 +268,26 @@ def test_bad_requests_get_a_4xx_naming_the_field(server, body, status, error) ->
     got_status, got = server.request("/predict", body)
     assert got_status == status
     assert got["error"].startswith(error)
+
+
+def test_the_server_announces_itself_and_logs_each_request_in_one_line(classifier) -> None:
+    server = ServerProcess(classifier[1])
+    try:
+        server.post("/predict", {"inputs": ["a fine film"]})
+        server.request("/predict", b"{not json")
+        server.get("/nothing")
+    finally:
+        server.stop()
+    lines = server.stderr().splitlines()
+    assert re.search(
+        rf"serving text-classification \(OnnxRuntime\) from {re.escape(str(classifier[1]))} at "
+        rf"http://127.0.0.1:{server.port}: /predict /health /metadata; Ctrl-C stops$",
+        lines[0],
+    ), lines[:2]
+    requests = [line.split(" ", 2)[2] for line in lines if " ms" in line]  # after the date and time
+    assert [request.rsplit(" ", 2)[0] for request in requests] == [
+        "GET /health 200", "POST /predict 200", "POST /predict 400", "GET /nothing 404"
+    ]  # fmt: skip
 
 
 def test_metadata_health_and_endpoints_a_classifier_lacks(server) -> None:

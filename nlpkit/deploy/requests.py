@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nlpkit.deploy.limits import ServerLimits
 
@@ -107,31 +106,3 @@ async def read_body(request: Request, model: type[Body], limits: ServerLimits) -
         where = ".".join(str(part) for part in problem["loc"] if part not in _UNION_MEMBERS) or "body"
         message = _ONE_INPUT if _UNION_MEMBERS & set(problem["loc"]) else problem["msg"]
         raise RequestError(422, f"{where}: {message}") from None
-
-
-#: paths a load balancer polls: answered even when ``max_connections`` requests are in flight
-UNLIMITED_PATHS = ("/health", "/metadata")
-
-
-class ConcurrencyLimit:
-    """ASGI middleware: at most ``limit`` requests in flight; one beyond gets 503 with ``Retry-After`` at once,
-    so overload is refused instead of queued in memory (``/health`` and ``/metadata`` are always answered)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit, self.active = app, limit, 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on, or refuse it when ``limit`` are in flight."""
-        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
-            await self.app(scope, receive, send)
-            return
-        if self.active >= self.limit:
-            response = error_response(503, f"the server is at capacity ({self.active} requests in flight); retry")
-            response.headers["Retry-After"] = "1"
-            await response(scope, receive, send)
-            return
-        self.active += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.active -= 1

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -25,13 +27,12 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nlpkit.deploy.batching import MicroBatcher
 from nlpkit.deploy.limits import ServerLimits
 from nlpkit.deploy.loading import load
+from nlpkit.deploy.middleware import ACCESS, AccessLog, ClosingConnections, ConcurrencyLimit
 from nlpkit.deploy.requests import (
-    ConcurrencyLimit,
     GenerateBody,
     InputsBody,
     RequestError,
@@ -68,6 +69,7 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
     app = FastAPI(title="nlpkit", version=__version__, lifespan=lifespan)
     app.add_middleware(ConcurrencyLimit, limit=limits.max_connections)
     app.add_middleware(ClosingConnections, draining=draining)
+    app.add_middleware(AccessLog)
     app.state.draining = draining  # set by the server on SIGTERM, for the drain window (DrainingServer)
 
     @app.exception_handler(RequestError)
@@ -95,7 +97,7 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
             "task": registry("tasks").name_of(type(task)),
             "task_class": type(task).__qualname__,
             "source": source,
-            "runtime": type(task.runtime).__name__ if task.runtime is not None else "eager",
+            "runtime": _runtime_name(task),
             "labels": task.labels,
             "endpoints": endpoints,
             "limits": asdict(limits),
@@ -161,7 +163,13 @@ def create_app(task: Task, limits: ServerLimits | None = None, source: str = "")
             vectors = await batcher.run_examples(examples, task.embed_batch, key="embed")  # type: ignore[attr-defined]
             return {"embeddings": [vector.tolist() for vector in vectors]}
 
+    app.state.endpoints = endpoints  # what serve() announces
     return app
+
+
+def _runtime_name(task: Task) -> str:
+    """What runs the model: ``eager``, or the export's runtime (``OnnxRuntime``)."""
+    return type(task.runtime).__name__ if task.runtime is not None else "eager"
 
 
 def _encode(task: Task, items: list[Any]) -> list[dict[str, Any]]:
@@ -191,36 +199,6 @@ async def _events(pieces: Iterator[str], batcher: MicroBatcher) -> AsyncIterator
         yield f"event: done\ndata: {json.dumps({'seconds': round(time.perf_counter() - started, 4)})}\n\n"
     finally:  # queued behind a step still running, never awaited: a cancelled stream cannot wait
         batcher.model_thread.submit(pieces.close)
-
-
-class ClosingConnections:
-    """ASGI middleware: a response says ``Connection: close`` when its connection closes after it: while the server
-    drains, and when it answers before reading the whole request body (a 413, a refusal at capacity). So a client
-    never sends its next request on a connection that is closing, where it would be lost unread."""
-
-    def __init__(self, app: ASGIApp, draining: threading.Event) -> None:
-        self.app, self.draining = app, draining
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on, noting whether its body was read; mark its response's connection as closing."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        body_read = headers.get(b"content-length", b"0") == b"0" and b"transfer-encoding" not in headers
-
-        async def receiving() -> Message:
-            nonlocal body_read
-            message = await receive()
-            body_read = body_read or (message["type"] == "http.request" and not message.get("more_body", False))
-            return message
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start" and (self.draining.is_set() or not body_read):
-                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
-            await send(message)
-
-        await self.app(scope, receiving, sending)
 
 
 #: how long connections still open when the port closes may carry their last requests
@@ -262,7 +240,16 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8080, limits: ServerLi
     """Load ``path`` (a checkpoint, a run directory or an export) and serve it until SIGINT or SIGTERM, when it
     drains for ``limits.drain_s`` seconds and the requests in flight finish first."""
     limits = limits or ServerLimits()
-    app = create_app(load(path), limits, source=path)
+    task = load(path)
+    app = create_app(task, limits, source=path)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    ACCESS.addHandler(handler)
+    ACCESS.setLevel(logging.INFO)
+    ACCESS.propagate = False
+    name = registry("tasks").name_of(type(task))
+    ACCESS.info("serving %s (%s) from %s at http://%s:%d: %s; Ctrl-C stops", name, _runtime_name(task), path, host,
+                port, " ".join(app.state.endpoints))  # fmt: skip
     # what is loaded by now lives as long as the server: a full collection no longer walks it, which paused every
     # request for a tenth of a second on a small model (a frozen object is still freed when its references go)
     gc.freeze()
