@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
@@ -139,7 +140,7 @@ class PluginsCommand(ReportCommand[list[dict[str, object]]]):
                 info.status, f"[red]failed[/]: {info.error}"
             )
             table.add_row(info.name, info.distribution or "-", info.version or "-", status, registered)
-        console = Console()
+        console = Console(width=None if sys.stdout.isatty() else 10_000)  # piped to a file: rows never cut
         console.print(table)
         for kind, registry in plugins.registries.items():
             for name, owners in registry.conflicts.items():
