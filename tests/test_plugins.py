@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import nlpkit
 from nlpkit.cli.main import main
 from nlpkit.plugin.errors import NameConflictError, UnknownNameError
 from nlpkit.plugin.loader import PluginWarning, discover, get_plugins
@@ -154,6 +155,13 @@ def _hook_names() -> set[str]:
     from nlpkit.plugin import hookspecs
 
     return {name for name, value in vars(hookspecs).items() if hasattr(value, "nlpkit_spec")}
+
+
+def test_a_registry_prints_what_it_holds() -> None:
+    """As python-api.md shows it: the short names and what each names, not ``<Registry object at 0x...>``."""
+    text = repr(nlpkit.registry("encoders"))
+    assert text.startswith("Registry('encoders', {'rnn': ElmanRNNEncoder, 'lstm': LSTMEncoder, ")
+    assert text.endswith("})")
 
 
 def test_every_hook_has_a_registry() -> None:

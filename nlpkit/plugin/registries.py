@@ -38,6 +38,12 @@ class Registry(Mapping[str, T]):
         self._failed_plugins: dict[str, str] = {}
         self._frozen = False
 
+    def __repr__(self) -> str:
+        """What it holds, as a mapping prints: ``Registry('encoders', {'rnn': ElmanRNNEncoder, ...})``."""
+        names = ", ".join(f"{name!r}: {getattr(entry.obj, '__name__', entry.obj)!s}" for name, entry in
+                          self._entries.items())  # fmt: skip
+        return f"Registry({self.kind!r}, {{{names}}})"
+
     @property
     def singular(self) -> str:
         """One of the kind, in words (``word feature`` for ``word_features``)."""
