@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from nlpkit.data.batching import token_budget_batches
 from nlpkit.deploy.limits import ServerLimits
 from nlpkit.deploy.requests import RequestError
 from nlpkit.training.task import Task
@@ -22,20 +24,13 @@ class _Pending:
     future: asyncio.Future[list[Any]]
     function: BatchFunction
     key: str  # requests batch together when their keys are equal (the same function and settings)
-    taken: int = 0  # examples handed to the model so far
+    parts: deque[list[int]]  # the positions of each model batch not yet run, length-sorted (token_budget_batches)
     results: dict[int, Any] = field(default_factory=dict)  # example position -> result, as its batch finishes
 
-    def take(self, batch_size: int, max_tokens: int) -> range:
-        """The positions of the next examples that fit one model batch: at most ``batch_size`` and, padding
-        included, ``max_tokens`` tokens (at least one)."""
-        end, longest = self.taken, 0
-        while end < len(self.examples) and end - self.taken < batch_size:
-            longest = max(longest, self.examples[end]["length"], 1)
-            if end > self.taken and (end - self.taken + 1) * longest > max_tokens:
-                break
-            end += 1
-        taken, self.taken = range(self.taken, end), end
-        return taken
+    @property
+    def left(self) -> int:
+        """Examples not yet handed to the model."""
+        return sum(len(part) for part in self.parts)
 
     def deliver(self, position: int, result: Any) -> None:
         """One example's result; with all of them, the request is answered (unless its client went away)."""
@@ -49,9 +44,9 @@ class MicroBatcher:
     ``/embed`` requests together, and ``/generate`` requests with the same settings together.
 
     Requests wait in arrival order. A round takes the kind of the oldest and, from every waiting request of that
-    kind, its next examples that fit one model batch (``max_batch`` examples, ``max_tokens`` tokens); they run
-    together, and a request with examples left goes to the back. So a large request is served a model batch at a
-    time between the others, and a small one never waits for all of it.
+    kind, its next model batch (``max_batch`` examples, ``max_tokens`` tokens, cut from its length-sorted examples
+    as ``Task.predict`` cuts them); they run together, and a request with examples left goes to the back. So a
+    large request is served a model batch at a time between the others, and a small one never waits for all of it.
     """
 
     def __init__(self, task: Task, limits: ServerLimits) -> None:
@@ -60,6 +55,7 @@ class MicroBatcher:
         self.arrivals: asyncio.Queue[_Pending] = asyncio.Queue()
         self.waiting: list[_Pending] = []  # requests with examples left, in the order they are next served
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlpkit-model")
+        self.batch_limits = (limits.max_batch, limits.max_tokens)  # one model batch's most examples and tokens
         self.batches = 0  # model batches run so far (the /metadata figures)
         self.examples = 0
         self.queued = 0  # examples not yet handed to the model
@@ -73,7 +69,8 @@ class MicroBatcher:
             raise RequestError(503, f"the server is at capacity ({self.queued} examples waiting); retry", 1)
         self.queued += len(examples)
         future = asyncio.get_running_loop().create_future()
-        await self.arrivals.put(_Pending(examples, future, function or self.task.predict_batch, key))
+        parts = token_budget_batches([example["length"] for example in examples], *self.batch_limits)
+        await self.arrivals.put(_Pending(examples, future, function or self.task.predict_batch, key, deque(parts)))
         return await future
 
     async def run(self) -> None:
@@ -98,19 +95,19 @@ class MicroBatcher:
         """One round: the next examples of every waiting request of the oldest one's kind, run together."""
         for pending in self.waiting:
             if pending.future.done():  # a client that went away, or a request that failed
-                self.queued -= len(pending.examples) - pending.taken
-                pending.taken = len(pending.examples)
-        self.waiting = [pending for pending in self.waiting if not pending.future.done()]
+                self.queued -= pending.left
+                pending.parts.clear()
+        self.waiting = [pending for pending in self.waiting if pending.parts]
         if not self.waiting:
             return
         kind = self.waiting[0].key
         members = [pending for pending in self.waiting if pending.key == kind]
-        parts = [pending.take(self.limits.max_batch, self.limits.max_tokens) for pending in members]
+        parts = [pending.parts.popleft() for pending in members]
         self.queued -= sum(len(part) for part in parts)
         await self._answer(members, parts)
         self.waiting = [pending for pending in self.waiting if pending.key != kind] + members
 
-    async def _answer(self, members: list[_Pending], parts: list[range]) -> None:
+    async def _answer(self, members: list[_Pending], parts: list[list[int]]) -> None:
         """Run the requests' parts together, each model batch's results given to their requests as it finishes (so
         a small request is answered before the round's long batches); a part that fails by itself fails its
         request with its own error."""
@@ -148,7 +145,7 @@ class MicroBatcher:
             self.batches += 1
             return function(batch)
 
-        self.task.run_examples(examples, counted, self.limits.max_batch, self.limits.max_tokens, on_batch)
+        self.task.run_examples(examples, counted, *self.batch_limits, on_batch)
         self.examples += len(examples)
 
     def call(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:

@@ -208,8 +208,8 @@ CLOSE_WAIT_S = 0.5
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, whose first SIGTERM or SIGINT drains before it stops: for ``drain_s`` seconds ``/health``
     answers 503 (so a load balancer stops sending) while every request is still answered, each response closing its
-    connection; then uvicorn's own
-    graceful shutdown closes the port and lets the requests in flight finish. A second signal stops at once."""
+    connection; then the port closes (:meth:`shutdown`) and the requests in flight finish. A second signal stops at
+    once."""
 
     def __init__(self, config: uvicorn.Config, draining: threading.Event, drain_s: float) -> None:
         super().__init__(config)

@@ -106,7 +106,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     for start in range(0, len(rows), PACKED_ROWS[-1]):
         block = rows[start : start + PACKED_ROWS[-1]]
         padded = next(count for count in PACKED_ROWS if count >= len(block))
-        block = F.pad(block, (0, 0, 0, padded - len(block)))
+        if padded > len(block):  # only the last block can be short
+            block = F.pad(block, (0, 0, 0, padded - len(block)))
         outputs.append(torch.ops.mkldnn._linear_pointwise(block, packed, bias, "none", [], "")[: len(rows) - start])
     return torch.cat(outputs).view(*x.shape[:-1], weight.shape[0])
 
