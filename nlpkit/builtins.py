@@ -6,51 +6,43 @@ It is loaded through the ``nlpkit`` entry point ``core``, exactly like any other
 from __future__ import annotations
 
 from nlpkit.cli import commands
-from nlpkit.data.module import TextDataModule
-from nlpkit.models.heads import LinearHead, MLPHead
 from nlpkit.plugin.hookspecs import Register, hookimpl
-from nlpkit.training import metrics
+
+ENCODERS = "nlpkit.models.encoders"
 
 
 @hookimpl
 def register_encoders(register: Register) -> None:
-    """The core's sequence encoders."""
-    from nlpkit.models.encoders.cnn import CNNEncoder
-    from nlpkit.models.encoders.concat import ConcatEncoder
-    from nlpkit.models.encoders.ngram import NGramEncoder
-    from nlpkit.models.encoders.pretrained import PretrainedEncoder
-    from nlpkit.models.encoders.rnn import ElmanRNNEncoder, GRUEncoder, LSTMEncoder
-    from nlpkit.models.encoders.transformer import CausalTransformerEncoder, TransformerEncoder
-
-    register("rnn", ElmanRNNEncoder)
-    register("lstm", LSTMEncoder)
-    register("gru", GRUEncoder)
-    register("transformer", TransformerEncoder)
-    register("causal-transformer", CausalTransformerEncoder)
-    register("cnn", CNNEncoder)
-    register("pretrained", PretrainedEncoder)
-    register("ngram", NGramEncoder)
-    register("concat", ConcatEncoder)
+    """The core's sequence encoders (by reference: each module is imported when its name is first used)."""
+    register("rnn", f"{ENCODERS}.rnn:ElmanRNNEncoder")
+    register("lstm", f"{ENCODERS}.rnn:LSTMEncoder")
+    register("gru", f"{ENCODERS}.rnn:GRUEncoder")
+    register("transformer", f"{ENCODERS}.transformer:TransformerEncoder")
+    register("causal-transformer", f"{ENCODERS}.transformer:CausalTransformerEncoder")
+    register("cnn", f"{ENCODERS}.cnn:CNNEncoder")
+    register("pretrained", f"{ENCODERS}.pretrained:PretrainedEncoder")
+    register("ngram", f"{ENCODERS}.ngram:NGramEncoder")
+    register("concat", f"{ENCODERS}.concat:ConcatEncoder")
 
 
 @hookimpl
 def register_heads(register: Register) -> None:
     """Linear and MLP heads."""
-    register("linear", LinearHead)
-    register("mlp", MLPHead)
+    register("linear", "nlpkit.models.heads:LinearHead")
+    register("mlp", "nlpkit.models.heads:MLPHead")
 
 
 @hookimpl
 def register_metrics(register: Register) -> None:
     """Accuracy and macro-F1 over class ids."""
-    register("accuracy", metrics.accuracy)
-    register("macro-f1", metrics.macro_f1)
+    register("accuracy", "nlpkit.training.metrics:accuracy")
+    register("macro-f1", "nlpkit.training.metrics:macro_f1")
 
 
 @hookimpl
 def register_datasets(register: Register) -> None:
     """The generic local-files data module."""
-    register("files", TextDataModule)
+    register("files", "nlpkit.data.module:TextDataModule")
 
 
 @hookimpl

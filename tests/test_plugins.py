@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import textwrap
 
 import pytest
 
 import nlpkit
 from nlpkit.cli.main import main
-from nlpkit.plugin.errors import NameConflictError, UnknownNameError
+from nlpkit.plugin.errors import NameConflictError, PluginError, UnknownNameError
 from nlpkit.plugin.loader import PluginWarning, discover, get_plugins
 
 FIRST_PARTY = {"classification", "generation", "ner", "multilingual", "kg"}
@@ -211,7 +213,8 @@ def test_every_hook_registers_through_an_installed_plugin(hook, plugin_site) -> 
         ("register_encoders", "Thing = dict", "encoder 'thing' must be a subclass of nlpkit.Encoder"),
         ("register_commands", "class Thing: help = 'x'", "command 'thing' must be an nlpkit.Command instance"),
         ("register_metrics", "Thing = 3", "metric 'thing' must be a callable"),
-        ("register_word_features", "Thing = 'x'", "word feature 'thing' must be a callable from a word"),
+        ("register_word_features", "Thing = 3", "word feature 'thing' must be a callable from a word"),
+        ("register_heads", "Thing = 'not a reference'", "head 'thing' must be an object or a 'module:attr' reference"),
     ],
 )
 def test_a_registration_of_the_wrong_kind_fails_its_plugin(hook, definition, message, plugin_site) -> None:
@@ -222,6 +225,57 @@ def test_a_registration_of_the_wrong_kind_fails_its_plugin(hook, definition, mes
     with pytest.warns(PluginWarning, match=message):
         plugins = discover()
     assert plugins.info["wrong"].status == "failed" and "thing" not in plugins[hook.removeprefix("register_")]
+
+
+LAZY_PLUGIN = """
+    from nlpkit import hookimpl
+
+    @hookimpl
+    def register_heads(register):
+        register("gated", "nlpkit_lazy_heads:GatedHead")
+        register("missing", "nlpkit_lazy_heads:NoSuchHead")
+        register("not-a-head", "nlpkit_lazy_heads:helper")
+"""
+
+LAZY_HEADS = """
+    from nlpkit import LinearHead
+
+    class GatedHead(LinearHead):
+        pass
+
+    def helper():
+        pass
+"""
+
+
+def test_a_reference_is_imported_on_first_use_and_checked_then(plugin_site, tmp_path) -> None:
+    (tmp_path / "site" / "nlpkit_lazy_heads.py").write_text(textwrap.dedent(LAZY_HEADS), encoding="utf-8")
+    plugin_site("nlpkit-lazy", "lazy", "nlpkit_lazy", source=LAZY_PLUGIN)
+    plugins = discover()
+    heads = plugins["heads"]
+    assert plugins.info["lazy"].status == "loaded" and "nlpkit_lazy_heads" not in sys.modules
+    assert heads.entry("gated").path == "nlpkit_lazy_heads.GatedHead" and "'gated': GatedHead" in repr(heads)
+    assert "nlpkit_lazy_heads" not in sys.modules  # listing, paths and repr import nothing
+    assert heads["gated"] is sys.modules["nlpkit_lazy_heads"].GatedHead
+    assert heads.name_of(heads["gated"]) == "gated"
+    with pytest.raises(PluginError, match=r"plugin 'lazy' registered head 'missing' as 'nlpkit_lazy_heads:NoSuchHead', "
+                       r"which cannot be imported: AttributeError"):  # fmt: skip
+        heads["missing"]
+    with pytest.raises(PluginError, match=r"head 'not-a-head' as .*which is not usable: .*must be a subclass"):
+        heads["not-a-head"]
+
+
+@pytest.mark.parametrize("command", [["--help"], ["plugins"], ["plugins", "--json"]])
+def test_listing_commands_and_plugins_imports_no_model_code(command: list[str]) -> None:
+    """What makes ``nlpkit --help`` and ``nlpkit plugins`` answer at once (benchmarks/startup.py times them)."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from nlpkit.cli.main import main\n"
+        f"with contextlib.redirect_stdout(io.StringIO()): main({command!r})\n"
+        "print(sorted(m for m in ('torch', 'pytorch_lightning', 'numpy', 'sentencepiece') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]", result.stderr
 
 
 def test_a_plugin_command_cannot_hide_fit(plugin_site) -> None:

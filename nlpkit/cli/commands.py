@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
-from rich.console import Console
 from rich.table import Table
 
 from nlpkit.data.readers import read_records
+from nlpkit.plugin.console import console
 from nlpkit.plugin.errors import ConfigError, DataError
 from nlpkit.plugin.loader import get_plugins
+from nlpkit.plugin.registries import load_reference
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,8 +43,9 @@ class CheckpointCommand(Command, Generic[T]):
     work in :meth:`run_on`.
     """
 
-    #: the kind of task the checkpoint must hold
-    task_type: ClassVar[type] = object
+    #: the kind of task the checkpoint must hold: a class, or a ``"module:Class"`` reference imported only when the
+    #: command runs (so listing commands imports no model code)
+    task_type: ClassVar[type | str] = object
     #: why a checkpoint of another task cannot serve: "a CausalLMTask checkpoint {refusal}"
     refusal: ClassVar[str] = "cannot run this command"
     #: the option naming one input (``--text``), and ``--{input_name}s_file`` its file
@@ -80,7 +81,8 @@ class CheckpointCommand(Command, Generic[T]):
         from nlpkit.deploy.loading import load
 
         task = load(path)
-        if not isinstance(task, self.task_type):
+        task_type = load_reference(self.task_type) if isinstance(self.task_type, str) else self.task_type
+        if not isinstance(task, task_type):
             raise ConfigError(f"{path}: a {type(task).__name__} checkpoint {self.refusal}")
         return task  # type: ignore[return-value]
 
@@ -140,8 +142,8 @@ class PluginsCommand(ReportCommand[list[dict[str, object]]]):
                 info.status, f"[red]failed[/]: {info.error}"
             )
             table.add_row(info.name, info.distribution or "-", info.version or "-", status, registered)
-        console = Console(width=None if sys.stdout.isatty() else 10_000)  # piped to a file: rows never cut
-        console.print(table)
+        output = console()
+        output.print(table)
         for kind, registry in plugins.registries.items():
             for name, owners in registry.conflicts.items():
-                console.print(f"[yellow]conflict[/]: {kind[:-1]} '{name}' is registered by {', '.join(owners)}")
+                output.print(f"[yellow]conflict[/]: {kind[:-1]} '{name}' is registered by {', '.join(owners)}")

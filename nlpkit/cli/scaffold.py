@@ -38,12 +38,36 @@ include = ["$package*"]
 """
 
 PLUGIN = '''\
-"""nlpkit plugin $name: a gated head (``$name-gated``) and a metric (``$name-error-rate``)."""
+"""nlpkit plugin $name: a gated head (``$name-gated``) and a metric (``$name-error-rate``).
+
+The hooks register each by reference (``"module:name"``): nlpkit imports ``$package.layers`` (and torch with it)
+only when a config first uses one, so ``nlpkit --help`` and ``nlpkit plugins`` stay instant.
+"""
+
+from __future__ import annotations
+
+from nlpkit import Register, hookimpl
+
+
+@hookimpl
+def register_heads(register: Register) -> None:
+    """The gated head."""
+    register("$name-gated", "$package.layers:GatedHead")
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    """The error rate."""
+    register("$name-error-rate", "$package.layers:error_rate")
+'''
+
+LAYERS = '''\
+"""What the $name plugin registers: a gated head and an error-rate metric."""
 
 from __future__ import annotations
 
 import torch
-from nlpkit import Head, Register, hookimpl
+from nlpkit import Head
 from torch import Tensor, nn
 from torchmetrics import Metric
 
@@ -85,17 +109,6 @@ def error_rate(**task_arguments: object) -> ErrorRate:
     """The metric factory; tasks pass their own keyword arguments (classification: ``num_classes``)."""
     return ErrorRate()
 
-
-@hookimpl
-def register_heads(register: Register) -> None:
-    """The gated head."""
-    register("$name-gated", GatedHead)
-
-
-@hookimpl
-def register_metrics(register: Register) -> None:
-    """The error rate."""
-    register("$name-error-rate", error_rate)
 '''
 
 TESTS = '''\
@@ -108,7 +121,7 @@ import pytest
 import torch
 from nlpkit.testing import fit_tiny, isolated_plugins, write_sentiment_files
 
-from $package import ErrorRate, GatedHead
+from $package.layers import ErrorRate, GatedHead
 
 
 def test_the_plugin_registers_its_head_and_metric() -> None:
@@ -157,8 +170,8 @@ README = """\
 
 An [nlpkit](https://pypi.org/project/nlpkit/) plugin, written by `nlpkit new-plugin $name`. It registers:
 
-- the head `$name-gated` (`$package.GatedHead`): a linear head on gated features;
-- the metric `$name-error-rate` (`$package.ErrorRate`): the share of wrong predictions.
+- the head `$name-gated` (`$package.layers.GatedHead`): a linear head on gated features;
+- the metric `$name-error-rate` (`$package.layers.ErrorRate`): the share of wrong predictions.
 
 ## Use
 
@@ -178,7 +191,8 @@ pytest
 The tests use `nlpkit.testing`: `isolated_plugins(...)` loads exactly the given plugins (as entry points do),
 `write_sentiment_files(...)` writes a tiny corpus, and `fit_tiny(task, data)` trains a few real Lightning steps.
 Change the hooks in `$package/__init__.py` to register your own encoders, heads, metrics, datasets, tasks and
-commands; the hook reference lists them all.
+commands; the hook reference lists them all. Register what imports torch by reference (`"$package.layers:GatedHead"`),
+so listing plugins and commands imports none of it.
 """
 
 
@@ -195,6 +209,7 @@ def write_plugin(name: str, directory: Path) -> list[Path]:
     files = {
         "pyproject.toml": PYPROJECT,
         f"{package}/__init__.py": PLUGIN,
+        f"{package}/layers.py": LAYERS,
         f"tests/test_{package[len('nlpkit_') :]}.py": TESTS,
         "README.md": README,
     }

@@ -34,7 +34,7 @@ def resolve_short_name(plugins: Plugins, key: str, value: str) -> str:
     if value in registry or value in registry.conflicts:
         obj = registry[value]
         return class_path(obj)
-    if any(getattr(entry.obj, "__name__", None) == value for entry in registry.entries()):
+    if any(entry.label == value for entry in registry.entries()):
         return value  # a class name, which jsonargparse resolves itself
     registry.entry(value)  # raises UnknownNameError with the registered names and the closest match
     return value
@@ -68,7 +68,8 @@ def _resolve_value(plugins: Plugins, key: str, value: str) -> str:
 
 
 def rewrite_argv(plugins: Plugins, argv: list[str]) -> list[str]:
-    """``argv`` with every registered short name given to a class-valued option replaced by its class path."""
+    """``argv`` with every registered short name given to a class-valued option (or to its ``.help``) replaced by
+    its class path."""
     rewritten: list[str] = []
     pending_key: str | None = None
     for arg in argv:
@@ -77,10 +78,11 @@ def rewrite_argv(plugins: Plugins, argv: list[str]) -> list[str]:
             pending_key = None
         elif arg.startswith("--") and "=" in arg:
             key, value = arg[2:].split("=", 1)
-            rewritten.append(f"--{key}={_resolve_value(plugins, key, value)}")
+            rewritten.append(f"--{key}={_resolve_value(plugins, key.removesuffix('.help'), value)}")
         else:
-            if arg.startswith("--") and _kind_for_key(arg[2:]) and not arg[2:].endswith(".init_args"):
-                pending_key = arg[2:]
+            key = arg[2:].removesuffix(".help")  # --model.help NAME: the options of the class NAME names
+            if arg.startswith("--") and _kind_for_key(key) and not key.endswith(".init_args"):
+                pending_key = key
             rewritten.append(arg)
     return rewritten
 

@@ -1,8 +1,9 @@
 """The plugin contract: the hooks a plugin may implement, and the markers to declare them.
 
-Every hook receives a ``register`` callable: ``register(name, obj)``. The core records which plugin
-registered each name, so conflicts and errors can name the plugin. Hook arguments are never renamed
-or removed; new behaviour gets a new hook.
+Every hook receives a ``register`` callable: ``register(name, obj)``, where ``obj`` may also be a
+``"module:attr"`` reference that is imported when the name is first used (so ``nlpkit --help`` and ``nlpkit
+plugins`` import no model code). The core records which plugin registered each name, so conflicts and errors
+can name the plugin. Hook arguments are never renamed or removed; new behaviour gets a new hook.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ Registered = TypeVar("Registered", contravariant=True)
 
 class Register(Protocol[Registered]):
     """``register(name, obj)``: what every hook receives; ``obj`` is what the hook's kind promises (an encoder
-    class for ``register_encoders``, and so on). The core records the plugin that registered each name."""
+    class for ``register_encoders``, and so on), or a ``"module:attr"`` reference to it, imported and checked
+    when the name is first used. The core records the plugin that registered each name."""
 
-    def __call__(self, name: str, obj: Registered, /) -> None:
-        """Register ``obj`` under ``name``."""
+    def __call__(self, name: str, obj: Registered | str, /) -> None:
+        """Register ``obj`` (or the object a ``"module:attr"`` reference names) under ``name``."""
 
 
 @hookspec

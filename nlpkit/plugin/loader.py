@@ -19,7 +19,7 @@ import pluggy
 
 from nlpkit.plugin import hookspecs
 from nlpkit.plugin.errors import PluginError, first_line
-from nlpkit.plugin.registries import KINDS, Entry, Registry
+from nlpkit.plugin.registries import KINDS, Entry, Registry, check_registration
 
 ENTRY_POINT_GROUP = "nlpkit"
 #: Plugins that load even under an ``NLPKIT_PLUGINS`` allowlist (disable them explicitly).
@@ -105,8 +105,9 @@ class Plugins:
             def register(entry_name: str, obj: Any, *, _kind: str = kind, _entries: list[Entry[Any]] = entries) -> None:
                 if not isinstance(entry_name, str) or not entry_name:
                     raise PluginError(f"registered a non-empty string name expected, got {entry_name!r}")
-                _check_registration(_kind, entry_name, obj)
-                _entries.append(Entry(entry_name, obj, name))
+                if not isinstance(obj, str):  # a "module:attr" reference is checked when it is first used
+                    check_registration(_kind, entry_name, obj)
+                _entries.append(Entry(entry_name, obj, name, _kind))
 
             self.manager.subset_hook_caller(f"register_{kind}", remove_plugins=others)(register=register)
         return staged
@@ -119,34 +120,6 @@ class Plugins:
             PluginWarning,
             stacklevel=3,
         )
-
-
-#: the published base class of each kind whose objects must derive from one; the base declares its kind in
-#: ``registry_kind``, so the loader checks a registration without importing what it registers
-BASE_CLASSES = {
-    "encoders": "nlpkit.Encoder",
-    "heads": "nlpkit.Head",
-    "datasets": "nlpkit.TextDataModule",
-    "tasks": "nlpkit.Task",
-    "commands": "nlpkit.Command",
-}
-
-
-def _check_registration(kind: str, name: str, obj: Any) -> None:
-    """A registered object must be what its kind promises; a plugin that registers something else fails."""
-    singular = kind[:-1].replace("_", " ")
-    declared = getattr(obj, "registry_kind", None)
-    if kind == "commands":
-        if isinstance(obj, type) or declared != kind:
-            raise PluginError(f"command '{name}' must be an {BASE_CLASSES[kind]} instance, got {obj!r}")
-        if name in ("fit", "validate", "test", "predict"):
-            raise PluginError(f"command '{name}' would hide nlpkit's own '{name}'")
-    elif kind in BASE_CLASSES and not (isinstance(obj, type) and declared == kind):
-        raise PluginError(f"{singular} '{name}' must be a subclass of {BASE_CLASSES[kind]}, got {obj!r}")
-    elif kind == "metrics" and not callable(obj):
-        raise PluginError(f"metric '{name}' must be a callable returning a torchmetrics Metric, got {obj!r}")
-    elif kind == "word_features" and not callable(obj):
-        raise PluginError(f"word feature '{name}' must be a callable from a word to a list of strings, got {obj!r}")
 
 
 def _names_from_env(variable: str) -> set[str] | None:

@@ -8,17 +8,13 @@ from nlpkit import Register, hookimpl
 @hookimpl
 def register_tasks(register: Register) -> None:
     """The text classification task."""
-    from nlpkit_classification.task import TextClassificationTask
-
-    register("text-classification", TextClassificationTask)
+    register("text-classification", "nlpkit_classification.task:TextClassificationTask")
 
 
 @hookimpl
 def register_datasets(register: Register) -> None:
     """Labelled text in csv/tsv/jsonl files."""
-    from nlpkit_classification.data import ClassificationData
-
-    register("classification", ClassificationData)
+    register("classification", "nlpkit_classification.data:ClassificationData")
 
 
 @hookimpl

@@ -10,32 +10,23 @@ from nlpkit import Register, hookimpl
 @hookimpl
 def register_tasks(register: Register) -> None:
     """The causal language model."""
-    from nlpkit_generation.seq2seq import Seq2SeqTask
-    from nlpkit_generation.task import CausalLMTask
-
-    register("causal-lm", CausalLMTask)
-    register("seq2seq", Seq2SeqTask)
+    register("causal-lm", "nlpkit_generation.task:CausalLMTask")
+    register("seq2seq", "nlpkit_generation.seq2seq:Seq2SeqTask")
 
 
 @hookimpl
 def register_datasets(register: Register) -> None:
     """Plain text (optionally packed into fixed-length blocks) and paired source/target text."""
-    from nlpkit_generation.data import LanguageModelingData
-    from nlpkit_generation.paired import PairedData
-
-    register("text", LanguageModelingData)
-    register("paired", PairedData)
+    register("text", "nlpkit_generation.data:LanguageModelingData")
+    register("paired", "nlpkit_generation.paired:PairedData")
 
 
 @hookimpl
 def register_metrics(register: Register) -> None:
     """Perplexity over a whole epoch; corpus BLEU and chrF of generated text."""
-    from nlpkit_generation.seq2seq import bleu, chrf
-    from nlpkit_generation.task import perplexity
-
-    register("perplexity", perplexity)
-    register("bleu", bleu)
-    register("chrf", chrf)
+    register("perplexity", "nlpkit_generation.task:perplexity")
+    register("bleu", "nlpkit_generation.seq2seq:bleu")
+    register("chrf", "nlpkit_generation.seq2seq:chrf")
 
 
 @hookimpl

@@ -8,10 +8,12 @@ import sys
 import types
 import typing
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
 from nlpkit import CheckpointCommand, ConfigError
-from nlpkit_generation.decoding import GenerationConfig
-from nlpkit_generation.task import GenerativeTask
+
+if TYPE_CHECKING:
+    from nlpkit_generation.task import GenerativeTask
 
 
 def _option_type(annotation: object) -> tuple[type, dict[str, object]]:
@@ -25,18 +27,20 @@ def _option_type(annotation: object) -> tuple[type, dict[str, object]]:
     return annotation, {}  # type: ignore[return-value]
 
 
-class GenerateCommand(CheckpointCommand[GenerativeTask]):
+class GenerateCommand(CheckpointCommand["GenerativeTask"]):
     """``nlpkit generate --ckpt_path lm.ckpt --prompt "Once upon" [--strategy sample --top_p 0.9 ...]``."""
 
     help = "continue prompts with a trained checkpoint (greedy, sampling, beam search, streaming)"
 
-    task_type = GenerativeTask
+    task_type = "nlpkit_generation.task:GenerativeTask"
     refusal = "cannot generate"
     input_name = "prompt"
     checkpoint_help = "a checkpoint of a task that generates"
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         """Output options, and one option per GenerationConfig field."""
+        from nlpkit_generation.decoding import GenerationConfig  # torch: only when the command runs
+
         parser.add_argument("--stream", action="store_true", help="print each prompt's text as it is produced")
         parser.add_argument("--json", action="store_true", help="print one JSON object per prompt")
         hints = typing.get_type_hints(GenerationConfig)
@@ -52,6 +56,8 @@ class GenerateCommand(CheckpointCommand[GenerativeTask]):
 
     def run_on(self, task: GenerativeTask, prompts: list[str], args: argparse.Namespace) -> int:
         """Generate for every prompt."""
+        from nlpkit_generation.decoding import GenerationConfig
+
         echo = task.continues_input  # a language model's output continues the prompt; a translation does not
         options = {f.name: getattr(args, f.name) for f in fields(GenerationConfig) if getattr(args, f.name) is not None}
         if args.stream:

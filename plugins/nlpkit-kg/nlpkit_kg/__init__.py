@@ -8,36 +8,28 @@ from nlpkit import Register, hookimpl
 @hookimpl
 def register_tasks(register: Register) -> None:
     """Link prediction over free or text-aware entity embeddings."""
-    from nlpkit_kg.task import LinkPredictionTask
-
-    register("link-prediction", LinkPredictionTask)
+    register("link-prediction", "nlpkit_kg.task:LinkPredictionTask")
 
 
 @hookimpl
 def register_heads(register: Register) -> None:
     """The link scorers."""
-    from nlpkit_kg.scorers import ComplEx, DistMult, RotatE, TransE
-
-    register("transe", TransE)
-    register("distmult", DistMult)
-    register("complex", ComplEx)
-    register("rotate", RotatE)
+    register("transe", "nlpkit_kg.scorers:TransE")
+    register("distmult", "nlpkit_kg.scorers:DistMult")
+    register("complex", "nlpkit_kg.scorers:ComplEx")
+    register("rotate", "nlpkit_kg.scorers:RotatE")
 
 
 @hookimpl
 def register_datasets(register: Register) -> None:
     """Triples files with optional entity texts."""
-    from nlpkit_kg.data import TriplesData
-
-    register("triples", TriplesData)
+    register("triples", "nlpkit_kg.data:TriplesData")
 
 
 @hookimpl
 def register_metrics(register: Register) -> None:
     """Filtered rank metrics (realistic ranks)."""
-    from nlpkit_kg.ranking import hits_at, mean_rank, mrr
-
-    register("mrr", mrr)
+    register("mrr", "nlpkit_kg.ranking:mrr")
     for k in (1, 3, 10):
-        register(f"hits@{k}", hits_at(k))
-    register("mean-rank", mean_rank)
+        register(f"hits@{k}", f"nlpkit_kg.ranking:hits_at_{k}")
+    register("mean-rank", "nlpkit_kg.ranking:mean_rank")

@@ -95,3 +95,7 @@ def hits_at(k: int) -> Any:
 
     factory.__doc__ = f"Share of queries whose target ranks within the top {k}."
     return factory
+
+
+#: the factories the plugin registers as ``hits@1``, ``hits@3`` and ``hits@10``
+hits_at_1, hits_at_3, hits_at_10 = hits_at(1), hits_at(3), hits_at(10)

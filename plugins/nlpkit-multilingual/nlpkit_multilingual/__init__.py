@@ -9,16 +9,11 @@ from nlpkit import Register, hookimpl
 @hookimpl
 def register_datasets(register: Register) -> None:
     """Several languages through any registered data module; language-labelled text."""
-    from nlpkit_multilingual.data import MultilingualData
-    from nlpkit_multilingual.language_id import LanguageIdData
-
-    register("multilingual", MultilingualData)
-    register("language-id", LanguageIdData)
+    register("multilingual", "nlpkit_multilingual.data:MultilingualData")
+    register("language-id", "nlpkit_multilingual.language_id:LanguageIdData")
 
 
 @hookimpl
 def register_tasks(register: Register) -> None:
     """Language identification."""
-    from nlpkit_multilingual.language_id import LanguageIdTask
-
-    register("language-id", LanguageIdTask)
+    register("language-id", "nlpkit_multilingual.language_id:LanguageIdTask")

@@ -99,13 +99,6 @@ def scripts(word: str) -> list[str]:
     return ["+".join(_runs(classes)), *(f"has-{name}" for name in sorted(set(classes)))]
 
 
-#: the core templates, registered by the NER plugin
-TEMPLATES = {
-    "identity": identity, "lower": lower, "prefixes": prefixes, "suffixes": suffixes, "shape": shape,
-    "scripts": scripts,
-}  # fmt: skip
-
-
 @dataclass
 class FeatureTemplateOptions:
     """Which templates a tagger reads, and how their values are embedded.

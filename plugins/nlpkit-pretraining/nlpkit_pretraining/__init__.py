@@ -10,31 +10,22 @@ from nlpkit import Register, hookimpl
 @hookimpl
 def register_tasks(register: Register) -> None:
     """The pretraining tasks and zero-shot classification."""
-    from nlpkit_pretraining.contrastive import ContrastiveTask
-    from nlpkit_pretraining.denoising import DenoisingTask
-    from nlpkit_pretraining.masked_lm import MaskedLMTask
-    from nlpkit_pretraining.zero_shot import ZeroShotTask
-
-    register("masked-lm", MaskedLMTask)
-    register("denoising", DenoisingTask)
-    register("contrastive", ContrastiveTask)
-    register("zero-shot", ZeroShotTask)
+    register("masked-lm", "nlpkit_pretraining.masked_lm:MaskedLMTask")
+    register("denoising", "nlpkit_pretraining.denoising:DenoisingTask")
+    register("contrastive", "nlpkit_pretraining.contrastive:ContrastiveTask")
+    register("zero-shot", "nlpkit_pretraining.zero_shot:ZeroShotTask")
 
 
 @hookimpl
 def register_datasets(register: Register) -> None:
     """Texts and pairs of texts for contrastive training."""
-    from nlpkit_pretraining.pairs import SentencePairsData
-
-    register("sentence-pairs", SentencePairsData)
+    register("sentence-pairs", "nlpkit_pretraining.pairs:SentencePairsData")
 
 
 @hookimpl
 def register_metrics(register: Register) -> None:
     """Top-1 accuracy of masked tokens and of sentence pairs."""
-    from nlpkit_pretraining.embedding import top1_accuracy
-
-    register("top1-accuracy", top1_accuracy)
+    register("top1-accuracy", "nlpkit_pretraining.embedding:top1_accuracy")
 
 
 @hookimpl

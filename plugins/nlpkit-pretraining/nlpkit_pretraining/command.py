@@ -7,19 +7,19 @@ import io
 import json
 import sys
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from nlpkit import CheckpointCommand, atomic_write_bytes
-from nlpkit_pretraining.contrastive import load_embedder
-from nlpkit_pretraining.embedding import Embedder
+
+if TYPE_CHECKING:
+    from nlpkit_pretraining.embedding import Embedder
 
 
-class EmbedCommand(CheckpointCommand[Embedder]):
+class EmbedCommand(CheckpointCommand["Embedder"]):
     """``nlpkit embed --ckpt_path simcse.ckpt --texts_file texts.txt --output vectors.npy``."""
 
     help = "embed texts with a contrastive or masked-lm checkpoint or a Hugging Face model folder (JSON lines, or .npy)"
-    task_type = Embedder
+    task_type = "nlpkit_pretraining.embedding:Embedder"
     refusal = "has no sentence vectors"
     checkpoint_help = (
         "a contrastive or masked-lm checkpoint, or a Hugging Face model folder (a sentence-transformers model)"
@@ -34,12 +34,16 @@ class EmbedCommand(CheckpointCommand[Embedder]):
 
     def load_task(self, path: str) -> Embedder:
         """An nlpkit checkpoint with sentence vectors, or a Hugging Face model folder."""
+        from nlpkit_pretraining.contrastive import load_embedder  # torch: only when the command runs
+
         return load_embedder(path)
 
     def run_on(self, task: Embedder, texts: list[str], args: argparse.Namespace) -> int:
         """Embed every text and write the vectors in input order."""
         vectors = task.embed(texts, batch_size=args.batch_size, normalize=not args.no_normalize)
         if args.output and Path(args.output).suffix == ".npy":
+            import numpy as np
+
             buffer = io.BytesIO()
             np.save(buffer, vectors)
             atomic_write_bytes(args.output, buffer.getvalue())
