@@ -62,11 +62,19 @@ def test_fit_predict_validate_and_resume(tmp_path, monkeypatch, capsys) -> None:
     predict = ["predict", "--ckpt_path", str(last), "--data.predict_path", str(sentiment_files["predict"]), *QUIET]
     printed = run_in_process(*predict, capsys=capsys)
     rows = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
-    assert len(rows) == 4 and all(set(row) == {"label", "probabilities"} for row in rows)
+    texts = sentiment_files["predict"].read_text(encoding="utf-8").splitlines()
+    assert [(row["line"], row["input"]) for row in rows] == list(enumerate(texts, start=1))
+    assert all(set(row) == {"line", "input", "label", "probabilities"} for row in rows)
+    probabilities = [p for row in rows for p in row["probabilities"].values()]
+    assert all(p == round(p, 4) for p in probabilities)  # rounded for people on the console
 
     output = tmp_path / "predictions.jsonl"
     run_in_process(*predict, "--predictions.output_path", str(output), capsys=capsys)
-    assert [json.loads(line) for line in output.read_text().splitlines()] == rows
+    written = [json.loads(line) for line in output.read_text().splitlines()]
+    full = [json.loads(line) for line in run_in_process(*predict, "--json", capsys=capsys).splitlines()
+            if line.startswith("{")]  # fmt: skip
+    assert written == full and any(p != round(p, 4) for row in full for p in row["probabilities"].values())
+    assert [p for row in full for p in row["probabilities"].values()] == pytest.approx(probabilities, abs=5e-5)
 
     assert "val/accuracy" in run_in_process("validate", "--ckpt_path", str(last), *QUIET, capsys=capsys)
 
@@ -141,8 +149,14 @@ BAD_INPUT = {
     "malformed line": (["--data.train_path", "bad.csv"], r"bad.csv:3: expected 2 columns \(text, label\), found 3"),
     "missing field": (["--data.train_path", "nolabel.csv"], r"nolabel.csv:2: expected a label field 'label'"),
     "unknown name": (["--model.encoder", "lsmt"], r"unknown encoder 'lsmt'; did you mean 'lstm'\?"),
-    "config typo": (["--config", "typo.yaml"], r"in \"model\": Option 'poolng' is not accepted"),
-    "argument typo": (["--trainer.max_stepz", "3"], r"unrecognized arguments: --trainer.max_stepz 3"),
+    "config typo": (
+        ["--config", "typo.yaml"],
+        r"typo.yaml:4: unknown option 'poolng' of TextClassificationTask; did you mean 'pooling'\?",
+    ),
+    "argument typo": (
+        ["--trainer.max_stepz", "3"],
+        r"--trainer.max_stepz: unknown option 'trainer.max_stepz' of Trainer; did you mean 'trainer.max_steps'\?",
+    ),
 }
 
 
@@ -249,12 +263,40 @@ def test_a_fresh_fit_leaves_no_checkpoint_of_an_earlier_run(tmp_path, monkeypatc
     assert main(["fit", *TINY_MODEL, *tiny_data(files), *QUIET, "--trainer.max_epochs", "1"]) == 0
     checkpoints = tmp_path / "runs" / "checkpoints"
     assert (checkpoints / "best.ckpt").is_file()
-    no_validation = [arg for arg in tiny_data(files) if arg not in ("--data.val_path", str(files["val"]))]
-    assert main(["fit", *TINY_MODEL, *no_validation, *QUIET, "--trainer.max_steps", "2"]) == 0
+    # the same configuration again, this time without validation: its last.ckpt alone, no stale best.ckpt
+    assert main(["fit", *TINY_MODEL, *tiny_data(files), *QUIET, "--trainer.max_steps", "2",
+                 "--trainer.limit_val_batches", "0"]) == 0  # fmt: skip
     assert sorted(path.name for path in checkpoints.iterdir()) == ["last.ckpt"]
     last = torch.load(checkpoints / "last.ckpt", weights_only=True)
     loaded = nlpkit.load(tmp_path / "runs")  # this run's last.ckpt: nothing else is there
     assert all(torch.equal(value, last["state_dict"][name]) for name, value in loaded.state_dict().items())
+
+
+def test_a_run_of_another_configuration_never_replaces_checkpoints_silently(tmp_path, monkeypatch, capsys) -> None:
+    files = write_sentiment_files(tmp_path / "data", train=100, val=40)
+    monkeypatch.chdir(tmp_path)
+    fit = ["fit", *TINY_MODEL, *tiny_data(files), *QUIET, "--trainer.max_steps", "2"]
+    run_in_process(*fit, capsys=capsys)
+    last = tmp_path / "runs" / "checkpoints" / "last.ckpt"
+    written = last.read_bytes()
+    assert main([*fit, "--model.encoder.hidden_size", "48"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "nlpkit: error: runs/checkpoints holds the checkpoints of another run (its model.encoder differs): give this "
+        "run its own --trainer.default_root_dir, resume that one with --ckpt_path last, or delete runs/checkpoints "
+        "to replace it"
+    )
+    assert last.read_bytes() == written
+    assert main([*fit, "--model.encoder.hidden_size", "48", "--ckpt_path", "last"]) == 2  # resuming it, changed
+    error = capsys.readouterr().err.strip()
+    assert re.fullmatch(
+        r"nlpkit: error: \S*runs/checkpoints/last\.ckpt: weights encoder\.\S+ are \(128, 16\) in the checkpoint "
+        r"but \(192, 16\) in the model this configuration builds \(this run's model\.encoder differs from the "
+        r"checkpoint's\)",
+        error,
+    ), error
+    run_in_process(*fit, "--model.encoder.hidden_size", "48", "--trainer.default_root_dir", "runs/wider",
+                   capsys=capsys)  # fmt: skip
+    assert (tmp_path / "runs" / "wider" / "checkpoints" / "last.ckpt").is_file() and last.read_bytes() == written
 
 
 def test_several_kept_checkpoints_need_a_filename_placeholder(tmp_path, capsys) -> None:

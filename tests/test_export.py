@@ -85,6 +85,6 @@ def test_nlpkit_predict_reads_a_file_with_an_export_alone(tmp_path, monkeypatch,
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [row["label"] for row in rows] == [row["label"] for row in expected]
     for row, want in zip(rows, expected, strict=True):
-        assert row["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+        assert row["probabilities"] == pytest.approx(want["probabilities"], abs=1e-4)  # printed: 4 decimals
     assert main(["test", "--ckpt_path", str(tmp_path / "export"), "--data.test_path", str(files["val"])]) == 2
     assert "an export holds no weights to test with; pass its checkpoint" in capsys.readouterr().err

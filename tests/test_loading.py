@@ -76,7 +76,7 @@ def test_commands_with_ckpt_path_read_the_checkpoint_once(trained, monkeypatch, 
         expected = nlpkit.load(checkpoint).predict(texts)
         assert [row["label"] for row in printed] == [row["label"] for row in expected]
         for row, reference in zip(printed, expected, strict=True):
-            assert row["probabilities"] == pytest.approx(reference["probabilities"], abs=1e-6)
+            assert row["probabilities"] == pytest.approx(reference["probabilities"], abs=5e-5)  # printed: 4 decimals
 
 
 def test_export_reads_the_checkpoint_once(trained, monkeypatch, tmp_path) -> None:

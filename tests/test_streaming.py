@@ -79,7 +79,7 @@ def peak_memory_mib(train: Path, streaming: bool, cwd: Path) -> float:
         "--model.encoder.embedding_dim", "8", "--model.encoder.hidden_size", "8", "--data", "classification",
         "--data.train_path", str(train), "--data.streaming", str(streaming).lower(),
         "--data.tokenizer.vocab_size", "100", "--trainer.max_steps", "5", "--trainer.enable_progress_bar", "false",
-        "--trainer.logger", "false",
+        "--trainer.logger", "false", "--trainer.default_root_dir", str(cwd / train.stem),  # a run of its own
     ]  # fmt: skip
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -95,6 +95,9 @@ class TextDataModule(pl.LightningDataModule):
         self.labels: list[str] | None = None
         self.streaming = streaming
         self.examples: dict[str, list[dict[str, Any]]] = {}
+        #: the predict split as read (each record's line, and the fields the task read), by example index: what
+        #: ``nlpkit predict`` prints beside each prediction; empty where examples are not one per record
+        self.predict_inputs: list[tuple[Record, dict[str, Any]]] = []
         self.stream: StreamedExamples | None = None
 
     # -- what subclasses adapt -------------------------------------------------------------------------
@@ -199,6 +202,8 @@ class TextDataModule(pl.LightningDataModule):
                 for record, fields in rows
             ]
             self.examples[split] = [{**example, "index": i} for i, example in enumerate(self.arrange(encoded, split))]
+        if "predict" in read and len(read["predict"]) == len(self.examples["predict"]):
+            self.predict_inputs = read["predict"]
 
     def stream_records(self, split: str, shard: int, shards: int) -> Iterator[tuple[Record, dict[str, Any]]]:
         """Every ``shards``-th record of ``split`` from ``shard`` on, with its task fields, read lazily."""

@@ -15,8 +15,12 @@ from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint, R
 from rich.console import Console
 from rich.table import Table
 
+from nlpkit.data.readers import Record
+from nlpkit.plugin.console import console as output_console
 from nlpkit.plugin.errors import ConfigError
 from nlpkit.plugin.files import atomic_write_bytes
+from nlpkit.training.checkpoint_io import load_checkpoint
+from nlpkit.training.checkpoints import configuration_differences, in_words
 
 
 class Checkpoint(ModelCheckpoint):
@@ -54,9 +58,28 @@ class Checkpoint(ModelCheckpoint):
             self._last_step_written = step
             trainer.save_checkpoint(os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION))
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A fresh ``fit`` refuses a directory that holds another run's checkpoints (one whose model or data
+        configuration differs), before any step: a run never replaces another's silently."""
+        super().on_fit_start(trainer, pl_module)
+        if trainer.ckpt_path is not None or not self.dirpath:
+            return
+        for name in (self.CHECKPOINT_NAME_LAST, self.filename):
+            path = Path(self.dirpath, f"{name}{self.FILE_EXTENSION}")
+            if name and path.is_file():
+                differences = configuration_differences(load_checkpoint(path), pl_module, trainer.datamodule)
+                if differences:
+                    raise ConfigError(
+                        f"{_shown_path(self.dirpath)} holds the checkpoints of another run (its "
+                        f"{in_words(differences)}): give this run its own --trainer.default_root_dir, "
+                        f"resume that one with --ckpt_path last, or delete {_shown_path(self.dirpath)} to replace it"
+                    )
+                return
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """A fresh ``fit`` (not a resumed one, whose checkpoint is restored by now) first removes the directory's
-        ``best.ckpt`` and ``last.ckpt`` from an earlier run, so neither can be mistaken for this run's."""
+        """A fresh ``fit`` (not a resumed one, whose checkpoint is restored by now) of the same configuration first
+        removes the directory's ``best.ckpt`` and ``last.ckpt`` from its earlier run, so neither can be mistaken for
+        this run's."""
         super().on_train_start(trainer, pl_module)
         if trainer.ckpt_path is None and trainer.is_global_zero and self.dirpath:
             for name in (self.filename, self.CHECKPOINT_NAME_LAST):
@@ -74,11 +97,18 @@ class Checkpoint(ModelCheckpoint):
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes one JSON line per input, in the input file's order, to ``output_path`` or standard output."""
+    """Writes one JSON line per input, in the input file's order, to ``output_path`` or standard output.
 
-    def __init__(self, output_path: str | None = None) -> None:
+    Each line says what it answers, then the prediction: ``{"line": 3, "input": "the film was brilliant", "label":
+    "pos", ...}`` (the input's line in its file and the text, or the fields, the task read). On standard output
+    numbers are rounded to ``digits`` decimals for people; a file, or ``full_precision`` (``nlpkit predict
+    --json``), keeps every digit.
+    """
+
+    def __init__(self, output_path: str | None = None, full_precision: bool = False, digits: int = 4) -> None:
         super().__init__(write_interval="epoch")
         self.output_path = output_path
+        self.digits = None if full_precision or output_path else digits
 
     def write_on_epoch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Any, batch_indices: Any
@@ -87,16 +117,49 @@ class PredictionWriter(BasePredictionWriter):
         if not trainer.is_global_zero:
             return
         rows = sorted((row for batch in predictions for row in batch), key=lambda row: row["index"])
-        text = "".join(json.dumps(row["prediction"], ensure_ascii=False) + "\n" for row in rows)
+        inputs = getattr(trainer.datamodule, "predict_inputs", None) or []
+        lines = (self.line(row, inputs[row["index"]] if inputs else None) for row in rows)
+        text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
         if self.output_path:
             atomic_write_bytes(Path(self.output_path), text.encode("utf-8"))
         else:
             sys.stdout.write(text)
             sys.stdout.flush()
 
+    def line(self, row: dict[str, Any], read: tuple[Record, dict[str, Any]] | None) -> dict[str, Any]:
+        """One output line: where the input was and what it was (or its index), then the prediction."""
+        if read is None:
+            answered: dict[str, Any] = {"index": row["index"]}
+        else:
+            record, fields = read
+            answered = {"line": record.line, "input": next(iter(fields.values())) if len(fields) == 1 else fields}
+        prediction = _rounded(row["prediction"], self.digits)
+        return {**answered, **prediction} if isinstance(prediction, dict) else {**answered, "prediction": prediction}
+
+
+def _rounded(value: Any, digits: int | None) -> Any:
+    """``value`` with every float in it rounded to ``digits`` decimals (``None``: unchanged)."""
+    if digits is None:
+        return value
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {key: _rounded(item, digits) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(item, digits) for item in value]
+    return value
+
 
 class NlpkitProgressBar(RichProgressBar):
-    """Lightning's rich progress bar without the logger's version number (``v_num``), which means nothing here."""
+    """Lightning's rich progress bar without the logger's version number (``v_num``), which means nothing here,
+    and with ``Epoch 6`` rather than ``Epoch 6/-2`` when no epoch limit is set (a time budget ends the run)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        """``Epoch N/LAST``, or ``Epoch N`` without a limit (Lightning writes ``max_epochs - 1`` even for -1)."""
+        max_epochs = self.trainer.max_epochs
+        if max_epochs is not None and max_epochs < 0:
+            return f"{f'Epoch {current_epoch}':{len(self.validation_description)}}"
+        return super()._get_train_description(current_epoch)
 
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
         """The logged progress-bar metrics."""
@@ -109,7 +172,7 @@ class FitSummary(pl.Callback):
     """Prints one table when ``fit`` ends: the last logged metrics, where the checkpoints are and how to use them."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console()
+        self.console = console or output_console()
         self._started = time.perf_counter()
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -141,8 +204,8 @@ class FitSummary(pl.Callback):
             table.add_row("last checkpoint", last)
         chosen = best or last
         if chosen:
-            table.add_row("predict", f"nlpkit predict --ckpt_path {chosen} --data.predict_path FILE")
-            table.add_row("python", f'nlpkit.load("{chosen}").predict(texts)')
+            for label, command in getattr(trainer.lightning_module, "usage", {}).items():
+                table.add_row(label, command.format(checkpoint=chosen))
         return table
 
 

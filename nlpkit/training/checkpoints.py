@@ -3,6 +3,7 @@ made when one is written or read, and the route that rebuilds a task from one.""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -73,17 +74,37 @@ def refuse_nonfinite(state_dict: dict[str, Any]) -> None:
             raise CheckpointError(f"refusing to save a checkpoint whose weights are not finite ({name})")
 
 
-def refuse_other_shapes(own: dict[str, Tensor], saved: dict[str, Any], source: object) -> None:
-    """A CheckpointError when a saved tensor's shape differs from the model's (a tokenizer or labels that do not
-    fit the weights)."""
+def refuse_other_shapes(own: dict[str, Tensor], saved: dict[str, Any], source: object, why: str = "") -> None:
+    """A CheckpointError when a saved tensor's shape differs from the model's; ``why`` says what may explain it
+    (the settings in which the run resuming the checkpoint differs from the one that wrote it)."""
     for key, value in saved.items():
         if key in own and not torch.is_tensor(value):
             raise CheckpointError(f"{source}: weights {key} are a {type(value).__name__}, not a tensor")
         if key in own and own[key].shape != value.shape:
             raise CheckpointError(
-                f"{source}: weights {key} are {tuple(value.shape)}, but the model its tokenizer, labels and "
-                f"hyperparameters build has {tuple(own[key].shape)}"
+                f"{source}: weights {key} are {tuple(value.shape)} in the checkpoint but {tuple(own[key].shape)} "
+                f"in the model {'this configuration' if why else 'its tokenizer, labels and settings'} builds{why}"
             )
+
+
+def configuration_differences(checkpoint: dict[str, Any], task: Any, datamodule: Any) -> list[str]:
+    """The model and data settings (``model.encoder``, ``data.train_path``) in which ``checkpoint``'s run differs
+    from this one's."""
+    runs = {
+        "model": (checkpoint.get("hyper_parameters") or {}, plain_hyperparameters(task)),
+        "data": (checkpoint.get("datamodule_hyper_parameters") or {}, dict(getattr(datamodule, "hparams", {}))),
+    }
+    differences = []
+    for section, (saved, current) in runs.items():
+        for key in sorted({*saved, *current} - {"init_from"}):
+            if not key.startswith("_") and _plain(saved.get(key)) != _plain(current.get(key)):
+                differences.append(f"{section}.{key}")
+    return differences
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON would carry it (tuples as lists), for comparing configurations."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def nlpkit_section(checkpoint: dict[str, Any], source: object) -> dict[str, Any]:
@@ -110,7 +131,8 @@ def task_class_of(section: dict[str, Any], source: object) -> type[Task]:
     name = section.get("task")
     if name:
         return tasks[name]
-    task_class = next((e.obj for e in tasks.entries() if class_path(e.obj) == section.get("task_class")), None)
+    wanted = section.get("task_class")
+    task_class = next((e.obj for e in tasks.entries() if wanted in (e.path, class_path(e.obj))), None)
     if task_class is None:
         raise CheckpointError(f"{source}: task {section.get('task_class')} is not registered by any loaded plugin")
     return task_class
@@ -149,8 +171,11 @@ class SelfContainedCheckpoints:
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Lightning's restore (resuming ``fit``): check the checkpoint is this task's, rebuild the modules from its
         tokenizer and labels and check the shapes; Lightning then loads the weights."""
-        self.bind_checkpoint(checkpoint, "checkpoint")
-        self._saved_weights(checkpoint, "checkpoint")
+        source = self.trainer.ckpt_path if self._trainer is not None else "checkpoint"
+        self.bind_checkpoint(checkpoint, source)
+        differences = configuration_differences(checkpoint, self, self.trainer.datamodule) if self._trainer else []
+        why = f" (this run's {in_words(differences)} from the checkpoint's)" if differences else ""
+        self._saved_weights(checkpoint, source, why)
 
     def restore(self, checkpoint: dict[str, Any], source: object) -> None:
         """Bind to a checkpoint already read into memory and load its weights: the one load route of
@@ -159,12 +184,12 @@ class SelfContainedCheckpoints:
         self.bind_checkpoint(checkpoint, source)
         self.load_state_dict(self._saved_weights(checkpoint, source))
 
-    def _saved_weights(self, checkpoint: dict[str, Any], source: object) -> dict[str, Any]:
+    def _saved_weights(self, checkpoint: dict[str, Any], source: object, why: str = "") -> dict[str, Any]:
         saved = checkpoint.get("state_dict", {})
         if getattr(self.encoder, "lm_head_removed", False):  # saved before tasks dropped the unused head
             for key in [key for key in saved if key.startswith("encoder.lm_head.")]:
                 del saved[key]
-        refuse_other_shapes(self.state_dict(), saved, source)
+        refuse_other_shapes(self.state_dict(), saved, source, why)
         return saved
 
     def bind_checkpoint(self, checkpoint: dict[str, Any], source: object) -> None:
@@ -177,3 +202,8 @@ class SelfContainedCheckpoints:
             )
         self.restore_artifacts(section.get("artifacts") or {})
         self.bind(checkpoint_tokenizer(section, source), section["labels"], fresh=False)
+
+
+def in_words(differences: list[str]) -> str:
+    """``model.encoder differs`` or ``model.encoder, data.train_path differ``."""
+    return f"{', '.join(differences)} {'differs' if len(differences) == 1 else 'differ'}"

@@ -93,6 +93,11 @@ class Task(Inference, Prediction, SelfContainedCheckpoints, PerLanguageMetrics, 
     transfer_prefixes: ClassVar[tuple[str, ...]] = ("encoder.",)
     #: the data module's settings stored with the checkpoint ``nlpkit.load`` read (an export keeps them)
     datamodule_hparams: dict[str, Any] | None = None
+    #: how to use a trained checkpoint, as the summary at the end of ``fit`` shows it (``{checkpoint}``: its path)
+    usage: ClassVar[dict[str, str]] = {
+        "predict": "nlpkit predict --ckpt_path {checkpoint} --data.predict_path FILE",
+        "python": 'nlpkit.load("{checkpoint}").predict(texts)',
+    }
 
     def __init__(
         self,
@@ -384,6 +389,11 @@ class Task(Inference, Prediction, SelfContainedCheckpoints, PerLanguageMetrics, 
         else:
             parameters = [p for params in groups.values() for p in params]
             fused = all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point() for p in parameters)
+            # Lightning refuses to clip the gradients of a fused optimizer under mixed precision (it would unscale
+            # them itself), and nlpkit clips by default: such runs take the foreach AdamW
+            trainer = self._trainer
+            if trainer is not None and "mixed" in str(trainer.precision) and trainer.gradient_clip_val:
+                fused = False
             optimizer = torch.optim.AdamW(parameter_groups, lr=hp.learning_rate, fused=fused or None)
         scheduler = warmup_cosine(
             optimizer, self.trainer, hp.warmup_steps, hp.get("warmup_ratio", 0.0), hp.min_lr_ratio

@@ -79,14 +79,18 @@ def per_class_table(labels: list[str], values: dict[str, Tensor], support: Tenso
     return table
 
 
-def print_report(labels: list[str], values: dict[str, Tensor], ece: tuple[float, float] | None) -> None:
-    """Print the per-class table and the calibration errors."""
+def print_report(
+    labels: list[str], values: dict[str, Tensor], ece: tuple[float, float] | None, picture: Path | None = None
+) -> None:
+    """Print the per-class table, the calibration errors and where the confusion matrix ``picture`` is."""
     confusion = values["confusion"]
     support = confusion.sum(dim=1) if confusion.ndim == 2 else confusion[:, 1].sum(dim=1)
     console = Console()
     console.print(per_class_table(labels, values, support))
     if ece is not None:
         console.print(f"expected calibration error: {ece[0]:.4f} before temperature scaling, {ece[1]:.4f} after")
+    if picture is not None:
+        console.print(f"confusion matrix: {picture}", highlight=False)
 
 
 def save_confusion_matrix(confusion: ConfusionMatrix, labels: list[str], path: Path) -> Path:

@@ -170,9 +170,10 @@ class TextClassificationTask(Task):
             for label, value in zip(self.label_names, values[name], strict=True):
                 self.log(f"test/{name}/{label}", value)
         if self.trainer.is_global_zero:
-            print_report(self.label_names, values, (before, after))
             directory = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-            save_confusion_matrix(self.test_report["confusion"], self.label_names, directory / "confusion_matrix.png")
+            picture = directory / "confusion_matrix.png"
+            save_confusion_matrix(self.test_report["confusion"], self.label_names, picture)
+            print_report(self.label_names, values, (before, after), picture)
         for metric in (self.test_report, self.test_ece, self.test_ece_uncalibrated):
             metric.reset()
 

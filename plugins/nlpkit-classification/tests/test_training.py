@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 from functools import partial
@@ -169,8 +170,8 @@ def test_test_command_reports_per_class_calibration_and_a_confusion_matrix_png(t
     assert test.returncode == 0, test.stderr[-2000:]
     assert "test: per class" in test.stdout and "expected calibration error" in test.stdout
     assert "test/ece_uncalibrated" in test.stdout and "test/f1/pos" in test.stdout
-    pngs = list((tmp_path / "runs").rglob("confusion_matrix.png"))
-    assert pngs and pngs[0].read_bytes().startswith(b"\x89PNG")
+    printed = re.search(r"^confusion matrix: (\S+)$", test.stdout, re.MULTILINE)
+    assert printed and (tmp_path / printed[1]).read_bytes().startswith(b"\x89PNG")
 
 
 def test_folder_per_label_layout(tmp_path) -> None:

@@ -44,6 +44,10 @@ class GenerativeTask(Task):
 
     #: whether generated text continues the input (language models) or stands alone (translation)
     continues_input: ClassVar[bool] = True
+    usage: ClassVar[dict[str, str]] = {
+        "generate": "nlpkit generate --ckpt_path {checkpoint} --prompt TEXT",
+        "python": 'nlpkit.load("{checkpoint}").generate(texts)',
+    }
     generation: GenerationConfig
 
     def decoder_inputs(self, batch: dict[str, Any]) -> list[list[int]]:

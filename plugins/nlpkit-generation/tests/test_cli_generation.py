@@ -30,6 +30,11 @@ def test_fit_then_predict_prompts_then_generate(tmp_path, monkeypatch, capsys) -
     )  # fmt: skip
     assert fit.returncode == 0, fit.stderr[-3000:]
     checkpoint = "runs/checkpoints/last.ckpt"
+    # one table at the end, which says how a language model is used; no layer table without --verbose
+    assert (
+        f"nlpkit generate --ckpt_path {checkpoint} --prompt TEXT" in fit.stdout and "nlpkit predict" not in fit.stdout
+    )
+    assert "Trainable params" not in fit.stdout
     predict = nlpkit(
         "predict", "--ckpt_path", checkpoint, "--data.predict_path", "prompts.txt",
         "--model.generation.strategy", "beam", "--model.generation.num_beams", "2",

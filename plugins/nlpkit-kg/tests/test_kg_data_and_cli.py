@@ -225,8 +225,9 @@ def test_the_example_config_fits_tests_and_predicts_from_the_command_line(tmp_pa
         "--model.top_k", "2", *quiet, cwd=tmp_path,
     )  # fmt: skip
     assert predict.returncode == 0, predict.stderr[-3000:]
-    rows = [json.loads(line) for line in predict.stdout.splitlines() if line.startswith("[")]
-    assert len(rows) == 3 and all(len(row) == 2 and set(row[0]) == {"entity", "score"} for row in rows)
+    rows = [json.loads(line) for line in predict.stdout.splitlines() if line.startswith("{")]
+    assert [row["index"] for row in rows] == [0, 1, 2]  # what each line answers: the query's place in the file
+    assert all(len(row["prediction"]) == 2 and set(row["prediction"][0]) == {"entity", "score"} for row in rows)
 
     write(tmp_path / "bad.tsv", "a\tr\tb\nc\tr\n")
     bad = nlpkit_command("fit", "--config", str(EXAMPLE), "--data.train_path", "bad.tsv", *quiet, cwd=tmp_path)

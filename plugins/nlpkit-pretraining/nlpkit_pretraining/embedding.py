@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -23,6 +23,10 @@ class Embedder(Task):
     """
 
     pool: Pool
+    usage: ClassVar[dict[str, str]] = {
+        "embed": "nlpkit embed --ckpt_path {checkpoint} --text TEXT",
+        "python": 'nlpkit.load("{checkpoint}").embed(texts)',
+    }
 
     def sentence_vectors(self, tokens: Tensor, mask: Tensor) -> Tensor:
         """Pooled encoder states ``(B, H)`` of a padded batch."""
