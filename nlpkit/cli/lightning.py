@@ -40,8 +40,9 @@ class NlpkitCLI(LightningCLI):
         super().__init__(*args, **kwargs)
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
-        """Parsers that resolve short names in config files and raise instead of exiting."""
-        kwargs.update(parser_mode=PARSER_MODE, exit_on_error=False)
+        """Parsers that resolve short names in config files, raise instead of exiting, and take no abbreviated
+        option (``--trainer.max_epoch`` is a mistake to point out, not ``--trainer.max_epochs``)."""
+        kwargs.update(parser_mode=PARSER_MODE, exit_on_error=False, allow_abbrev=False)
         return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -125,6 +126,8 @@ def run(argv: list[str], verbose: bool = False, checkpoint: dict[str, Any] | Non
     the seed) only when ``verbose``. ``checkpoint`` is the ``--ckpt_path`` file, already read."""
     for name in ("pytorch_lightning", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    # predict logs nothing, so it leaves no empty runs/lightning_logs/version_N behind
+    logger = False if argv[0] == "predict" else {"class_path": class_path(CSVLogger), "init_args": {"save_dir": "runs"}}
     NlpkitCLI(
         Task,
         TextDataModule,
@@ -135,7 +138,8 @@ def run(argv: list[str], verbose: bool = False, checkpoint: dict[str, Any] | Non
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,
         trainer_defaults={
-            "logger": {"class_path": class_path(CSVLogger), "init_args": {"save_dir": "runs"}},
+            "logger": logger,
+            "enable_model_summary": verbose,  # Lightning's layer table: with --verbose
             "gradient_clip_val": 1.0,
             "use_distributed_sampler": False,  # nlpkit's batch samplers shard by process themselves
             "log_every_n_steps": 10,

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import itertools
 import json
 import os
+import re
 import sys
 import traceback
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
+from nlpkit.cli.errors import chain, explain
 from nlpkit.cli.short_names import install_loader, rewrite_argv
 from nlpkit.plugin.configurable import current_class_paths
 from nlpkit.plugin.errors import ConfigError, NlpkitError, UnknownNameError
@@ -79,9 +82,25 @@ def _lightning_cli(
 
 
 # -- plugin commands -----------------------------------------------------------------------------------------
+class CommandParser(argparse.ArgumentParser):
+    """The arguments of a plugin command: a mistake is one line naming the option (with the closest choice), not
+    argparse's usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise the mistake as a ConfigError (exit status 2 and one line from ``main``)."""
+        wrong = re.fullmatch(r"(argument \S+): invalid choice: '(.*)' \(choose from (.*)\)", message)
+        if wrong:
+            choices = re.findall(r"'([^']*)'", wrong[3])
+            close = difflib.get_close_matches(wrong[2], choices, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            message = f"{wrong[1]}: invalid choice '{wrong[2]}'{hint} (choices: {', '.join(choices)})"
+            raise ConfigError(f"{self.prog}: {message}")
+        raise ConfigError(f"{self.prog}: {message} (--help lists the options)")
+
+
 def _run_command(plugins: Plugins, argv: list[str]) -> int:
     command = plugins["commands"][argv[0]]
-    parser = argparse.ArgumentParser(prog=f"nlpkit {argv[0]}", description=command.help)
+    parser = CommandParser(prog=f"nlpkit {argv[0]}", description=command.help)
     command.add_arguments(parser)
     return command.run(parser.parse_args(argv[1:]))
 
@@ -98,7 +117,7 @@ _LIGHTNING_HELP = {
     "fit": "train a model (YAML with --config, or --model/--data/--trainer options)",
     "validate": "evaluate on the validation split",
     "test": "evaluate on the test split",
-    "predict": "predict a file of inputs with a trained checkpoint (--ckpt_path)",
+    "predict": "predict a file of inputs with a trained checkpoint (--ckpt_path; --json: every digit)",
 }
 
 
@@ -119,30 +138,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             known = [*LIGHTNING_COMMANDS, *plugins["commands"]]
             raise UnknownNameError(f"unknown command '{args[0]}' (commands: {', '.join(known)})")
         install_loader(plugins)
+        if args[0] == "predict" and "--json" in args:  # every digit, as the other commands' --json
+            args = [arg for arg in args if arg != "--json"] + ["--predictions.full_precision=true"]
         injected, checkpoint = _ckpt_config(args)
         _lightning_cli([args[0], *injected, *rewrite_argv(plugins, args[1:])], command, verbose, checkpoint)
         return 0
     except Exception as error:
-        cause = _nlpkit_cause(error)  # a class built from the config (a task, a data module) raised it
+        # a class built from the config (a task, a data module) raised it, and jsonargparse may have wrapped it
+        cause = next((cause for cause in chain(error) if isinstance(cause, NlpkitError)), None)
         if not isinstance(error, _configuration_errors()) and cause is None:
             raise
         if debug:
             traceback.print_exc()
-        message = str(cause).strip() if cause is not None else _explain(error)
+        message = str(cause).strip() if cause is not None else explain(error, args)
         print(f"nlpkit: error: {message}", file=sys.stderr)
         return 2
-
-
-def _nlpkit_cause(error: BaseException) -> NlpkitError | None:
-    """The NlpkitError that ``error`` is, or that it was raised from or while handling (jsonargparse wraps the
-    errors of the constructors it calls)."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, NlpkitError):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]
-    return None
 
 
 def _configuration_errors() -> tuple[type[Exception], ...]:
@@ -151,19 +161,6 @@ def _configuration_errors() -> tuple[type[Exception], ...]:
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     return ArgumentError, MisconfigurationException
-
-
-def _explain(error: BaseException) -> str:
-    """One line from jsonargparse's chained errors: the key it was parsing and the innermost cause."""
-    root = error
-    while root.__cause__ is not None or root.__context__ is not None:
-        root = root.__cause__ or root.__context__  # type: ignore[assignment]
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    cause = next((line.strip() for line in str(root).splitlines() if line.strip()), "")
-    head = lines[0].rstrip(":") if lines else type(error).__name__
-    if root is error or not cause or cause.rstrip(":") in head:
-        return head
-    return f"{head.replace('Parser key ', 'in ')}: {cause}"
 
 
 def console_main() -> None:
