@@ -68,7 +68,7 @@ class RefGPT(nn.Module):
 
     def forward(self, idx: Tensor) -> Tensor:
         """Logits (B, T, vocab)."""
-        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1)))
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
         for block in self.blocks:
             x = block(x)
         return self.ln_f(x) @ self.wte.weight.T
