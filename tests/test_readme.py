@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 TOUR = README.split("\n## A five-minute tour\n", 1)[1].split("\n## ", 1)[0]
 #: what every fit of the tour adds: a few steps, a couple of validation batches, no progress bar
-BUDGET = ["--trainer.max_steps", "2", "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"]
+BUDGET = ["--trainer.max_steps", "1", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false"]
 #: where ``make pretrained`` puts the sentence-transformers folder the tour embeds with
 MINILM = Path("~/.cache/nlpkit/corpora/pretrained/all-MiniLM-L6-v2").expanduser()
 MORE = "\u2026"  # what a README sample's "..." becomes: more keys or items than it shows
@@ -130,8 +130,8 @@ def free_port() -> int:
 
 
 class Tour:
-    """Runs the steps in ``directory``: ``nlpkit`` in-process (what the console script calls), ``nlpkit serve`` as a
-    server process, everything else through bash."""
+    """Runs the steps in ``directory``: ``nlpkit`` and ``python -c`` in this process (``main`` is what the console
+    script calls), ``nlpkit serve`` as a server process, everything else through bash."""
 
     def __init__(self, directory: Path, capsys: pytest.CaptureFixture) -> None:
         self.directory, self.capsys = directory, capsys
@@ -149,6 +149,11 @@ class Tour:
             return
         if words[:2] == ["nlpkit", "serve"]:
             return self.serve(words[2:])
+        if words[:2] == ["python", "-c"]:  # in this interpreter, as fast as the nlpkit commands (no new process)
+            self.capsys.readouterr()
+            exec(words[2], {})
+            out, err = self.capsys.readouterr()
+            return check_printed(step, 0, out, err)
         if words[0] != "nlpkit":
             # as in a shell with nlpkit's environment active: its python and nlpkit first on the PATH
             path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])

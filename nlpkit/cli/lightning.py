@@ -55,7 +55,7 @@ class NlpkitCLI(LightningCLI):
                 "checkpoint.dirpath": None,
                 "checkpoint.monitor": "val/loss",
                 "checkpoint.filename": "best",
-                "checkpoint.enable_version_counter": False,  # a rerun replaces best.ckpt and last.ckpt
+                "checkpoint.enable_version_counter": False,  # a rerun of the same configuration replaces its own
             }
         )
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")

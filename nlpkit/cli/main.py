@@ -74,7 +74,7 @@ def _lightning_cli(
             # that nlpkit's batch samplers resume a mid-epoch checkpoint themselves (TextDataModule.batch_sampler)
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
-            # a rerun in the same directory replaces best.ckpt and last.ckpt on purpose
+            # a rerun of the same configuration replaces its best.ckpt and last.ckpt on purpose (another is refused)
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             run(argv, verbose, checkpoint)
     finally:
