@@ -74,6 +74,9 @@ def test_a_broken_config_is_one_line_naming_its_file_and_line(config, old, new, 
                                  "'trainer.max_epochs'?"),
         ("--model.encoder.hiden_size", "--model.encoder.hiden_size: unknown option 'hiden_size' of LSTMEncoder; did "
                                        "you mean 'hidden_size'?"),
+        # an argument of the base Task, which the task takes through **kwargs
+        ("--model.learnin_rate", "--model.learnin_rate: unknown option 'learnin_rate' of TextClassificationTask; did "
+                                 "you mean 'learning_rate'?"),
     ],
 )  # fmt: skip
 def test_a_misspelled_option_is_one_line_with_the_closest_one(config, option, expected, capsys) -> None:

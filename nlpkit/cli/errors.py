@@ -57,11 +57,11 @@ def explain(error: BaseException, argv: list[str]) -> str:
         return _yaml_syntax(syntax, config_files(argv))
     for cause in causes:
         unknown = UNKNOWN_KEY.search(str(cause))
-        if unknown:
-            return _unknown_key(unknown[1] or unknown[2], causes, argv)
+        if unknown:  # group 2: a key of the whole command (trainer.max_epoch), group 1: one inside a class
+            return _unknown_key(unknown[1] or unknown[2], causes, argv, top_level=bool(unknown[2]))
     unrecognized = UNRECOGNIZED.search(str(error))
     if unrecognized:
-        return _unknown_key(unrecognized[1], causes, argv)
+        return _unknown_key(unrecognized[1], causes, argv, top_level=True)
     return _innermost(error, causes[-1])
 
 
@@ -83,21 +83,22 @@ def _yaml_syntax(error: yaml.MarkedYAMLError, files: list[Path]) -> str:
     return f"{where}{position}not valid YAML: {error.problem}{context}"
 
 
-def _unknown_key(key: str, causes: list[BaseException], argv: list[str]) -> str:
+def _unknown_key(key: str, causes: list[BaseException], argv: list[str], top_level: bool) -> str:
     """``FILE:LINE: unknown option 'KEY' of CLASS; did you mean 'CLOSEST'?`` (or ``--OPTION: ...`` when the key
-    was given on the command line)."""
+    was given on the command line); ``top_level``: the key is one of the whole command's (``trainer.max_epoch``)."""
     section, _, name = key.rpartition(".")
     owner = _owner(section, causes)
+    accepted, of, meant = [], "", None
     if owner is not None:
         accepted, of = _parameters(owner), f" of {owner.__name__}"
         close = difflib.get_close_matches(name, accepted, n=1)
         meant = f"{section}.{close[0]}" if close and section else close[0] if close else None
-    else:  # a top-level key that is not one (--trainr.max_epochs)
+    elif top_level:  # a section that is none (--trainr.max_epochs)
         head, _, rest = key.partition(".")
-        accepted, of = list(TOP_LEVEL), ""
+        accepted = list(TOP_LEVEL)
         close = difflib.get_close_matches(head, accepted, n=1)
         meant = ".".join([close[0], rest] if rest else close) if close else None
-    hint = f"; did you mean '{meant}'?" if meant else f" (expected one of: {', '.join(accepted)})"
+    hint = f"; did you mean '{meant}'?" if meant else f" (expected one of: {', '.join(accepted)})" if accepted else ""
     written = re.compile(rf"--(\S+\.)?{re.escape(name)}(=.*)?")
     given = next((arg.split("=", 1)[0] for arg in argv if written.fullmatch(arg)), None)
     where = f"{given}: " if given else _where(name, config_files(argv))
@@ -129,11 +130,19 @@ def _sections() -> dict[str, type]:
 
 
 def _parameters(cls: type) -> list[str]:
-    """The keyword arguments ``cls`` takes, without the ones its owner injects."""
+    """The keyword arguments ``cls`` takes, without the ones its owner injects: its own, and its bases' while each
+    ``__init__`` passes ``**kwargs`` on (a task's ``learning_rate`` is the base Task's)."""
     injected = set(getattr(cls, "injected_args", ()))
-    parameters = inspect.signature(cls.__init__).parameters.values()
-    return [p.name for p in parameters if p.name != "self" and p.name not in injected
-            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # fmt: skip
+    names: list[str] = []
+    for base in cls.__mro__:
+        if "__init__" not in vars(base):
+            continue
+        parameters = inspect.signature(base.__init__).parameters.values()  # type: ignore[misc]
+        names += [p.name for p in parameters if p.name not in ("self", *injected, *names)
+                  and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # fmt: skip
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names
 
 
 def _where(name: str, files: list[Path]) -> str:
