@@ -297,6 +297,7 @@ def test_a_run_of_another_configuration_never_replaces_checkpoints_silently(tmp_
     run_in_process(*fit, "--model.encoder.hidden_size", "48", "--trainer.default_root_dir", "runs/wider",
                    capsys=capsys)  # fmt: skip
     assert (tmp_path / "runs" / "wider" / "checkpoints" / "last.ckpt").is_file() and last.read_bytes() == written
+    assert list((tmp_path / "runs" / "wider" / "lightning_logs").glob("version_0/metrics.csv"))  # its log there too
 
 
 def test_several_kept_checkpoints_need_a_filename_placeholder(tmp_path, capsys) -> None:

@@ -13,10 +13,13 @@ from pytorch_lightning.loggers import CSVLogger
 
 from nlpkit.cli.short_names import PARSER_MODE
 from nlpkit.data.module import TextDataModule
-from nlpkit.plugin.configurable import class_path
+from nlpkit.plugin.configurable import class_path, names_class
 from nlpkit.training.callbacks import Checkpoint, FitSummary, NlpkitProgressBar, PredictionWriter
 from nlpkit.training.checkpoint_io import AtomicCheckpointIO
 from nlpkit.training.task import Task
+
+#: where runs go without a ``trainer.default_root_dir``
+RUNS = "runs"
 
 
 class FitConfigSaver(SaveConfigCallback):
@@ -68,15 +71,21 @@ class NlpkitCLI(LightningCLI):
         """Replaced by ``nlpkit.cli.main._ckpt_config``, which also restores the data module's settings."""
 
     def before_instantiate_classes(self) -> None:
-        """Checkpoints go to <default_root_dir or runs>/checkpoints, or stay beside the evaluated checkpoint."""
+        """Checkpoints go to <default_root_dir or runs>/checkpoints, or stay beside the evaluated checkpoint; the
+        default CSV log goes to <default_root_dir or runs>/lightning_logs."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        root = config.trainer.get("default_root_dir") or RUNS
         if config.get("checkpoint") is not None and config.checkpoint.get("dirpath") is None:
             ckpt_path = config.get("ckpt_path")
             if self.subcommand != "fit" and ckpt_path and Path(ckpt_path).is_file():
                 config.checkpoint.dirpath = str(Path(ckpt_path).parent)
             else:
-                root = config.trainer.get("default_root_dir") or "runs"
                 config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+        logger = config.trainer.get("logger")
+        arguments = logger.get("init_args") if hasattr(logger, "get") else None
+        csv = arguments is not None and names_class(str(logger.get("class_path")), CSVLogger)
+        if csv and arguments.get("save_dir") == RUNS:
+            arguments.save_dir = root  # nlpkit's default logger, not one the config chose
 
     def before_validate(self) -> None:
         """Evaluate a checkpoint with its own tokenizer and labels (nothing is retrained, so the training
@@ -127,7 +136,7 @@ def run(argv: list[str], verbose: bool = False, checkpoint: dict[str, Any] | Non
     for name in ("pytorch_lightning", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     # predict logs nothing, so it leaves no empty runs/lightning_logs/version_N behind
-    logger = False if argv[0] == "predict" else {"class_path": class_path(CSVLogger), "init_args": {"save_dir": "runs"}}
+    logger = False if argv[0] == "predict" else {"class_path": class_path(CSVLogger), "init_args": {"save_dir": RUNS}}
     NlpkitCLI(
         Task,
         TextDataModule,
