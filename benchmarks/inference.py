@@ -66,10 +66,15 @@ BATCH = 32
 SIZES = {"d_model": 128, "num_heads": 4, "num_layers": 2, "dim_feedforward": 512, "max_length": 128}
 
 
-def items_per_second(device: Device, run: Callable[[], object], count: int) -> float:
-    """Items per second of ``run`` (``count`` items) on ``device``, the median of 3 after a warm-up."""
+def repeats(args: argparse.Namespace, figures: int) -> int:
+    """How many timed runs a figure takes the median of: ``figures``, or one for ``--tiny`` (a smoke run)."""
+    return 1 if args.tiny else figures
+
+
+def items_per_second(device: Device, run: Callable[[], object], count: int, times: int) -> float:
+    """Items per second of ``run`` (``count`` items) on ``device``, the median of ``times`` after a warm-up."""
     with device.autocast():
-        return count / median_seconds(run, repeats=3, sync=device.sync)
+        return count / median_seconds(run, repeats=times, sync=device.sync)
 
 
 def variants(task: Task, directory: Path) -> dict[str, Task]:
@@ -98,12 +103,12 @@ def fasttext_predictor(train: list[tuple[str, str]], texts: list[str]) -> Callab
 
 
 def speeds_in_turns(
-    device: Device, run: Callable[[], object], reference: Callable[[], object], count: int
+    device: Device, run: Callable[[], object], reference: Callable[[], object], count: int, times: int
 ) -> tuple[float, float]:
-    """Items per second of ``run`` and of ``reference`` (``count`` items each), timed in turns (the median of 5
-    after a warm-up), so that a change in the machine's speed falls on both alike."""
+    """Items per second of ``run`` and of ``reference`` (``count`` items each), timed in turns (the median of
+    ``times`` after a warm-up), so that a change in the machine's speed falls on both alike."""
     with device.autocast():
-        seconds = interleaved_medians([run, reference], repeats=5, sync=device.sync)
+        seconds = interleaved_medians([run, reference], repeats=times, sync=device.sync)
     return count / seconds[0], count / seconds[1]
 
 
@@ -127,7 +132,7 @@ def classification(args: argparse.Namespace, device: Device, directory: Path) ->
         eager_accuracy = None
         for name, task in variants(nlpkit.load(best, map_location=device.name), fitted).items():
             run = partial(task.predict, texts, batch_size=BATCH)
-            speed, reference = speeds_in_turns(device, run, fasttext, len(texts))
+            speed, reference = speeds_in_turns(device, run, fasttext, len(texts), repeats(args, 5))
             emit("inference", "classify_examples_per_s", "examples/s", speed, reference, "fastText predict",
                  model=model, runtime=name, **config)  # fmt: skip
             with device.autocast():
@@ -175,11 +180,12 @@ def same_size_transformer(args: argparse.Namespace, device: Device, directory: P
     task.bind(tokenizer, sorted({label for _, label in rows}))
     task.eval()
     classify = hugging_face_pipeline(tokenizer, len(task.labels))
-    reference = len(texts) / median_seconds(lambda: classify(texts, batch_size=BATCH, truncation=True), repeats=3)
+    pipeline_run = partial(classify, texts, batch_size=BATCH, truncation=True)
+    reference = len(texts) / median_seconds(pipeline_run, repeats=repeats(args, 3))
     config = {"corpus": "sentiment-sentences", "texts": len(texts), "batch_size": BATCH, **SIZES, **device.config()}
     export(task, directory / "transformer-onnx")
     for name, model in (("eager", task.to(device.name)), ("onnx", nlpkit.load(directory / "transformer-onnx"))):
-        speed = items_per_second(device, partial(model.predict, texts, batch_size=BATCH), len(texts))
+        speed = items_per_second(device, partial(model.predict, texts, batch_size=BATCH), len(texts), repeats(args, 3))
         emit("inference", "classify_examples_per_s", "examples/s", speed, reference,
              "transformers pipeline, BERT of the same sizes", model="transformer", runtime=name, **config)  # fmt: skip
 
@@ -200,7 +206,9 @@ def ner(args: argparse.Namespace, device: Device, directory: Path) -> None:
     sentences = [{"tokens": tokens} for tokens, _ in test]
     config = {"corpus": "conll2003", "sentences": len(test), "batch_size": BATCH, **device.config()}
     for name, model in variants(task.to(device.name), directory / "ner").items():
-        speed = items_per_second(device, partial(model.predict, sentences, batch_size=BATCH), len(sentences))
+        speed = items_per_second(
+            device, partial(model.predict, sentences, batch_size=BATCH), len(sentences), repeats(args, 3)
+        )
         emit("inference", "tag_sentences_per_s", "sentences/s", speed, reference, "sklearn-crfsuite predict",
              model="BiLSTM-CRF, character CNN (examples/ner.yaml sizes)", runtime=name, **config)  # fmt: skip
 
