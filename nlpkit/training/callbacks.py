@@ -67,7 +67,7 @@ class Checkpoint(ModelCheckpoint):
         for name in (self.CHECKPOINT_NAME_LAST, self.filename):
             path = Path(self.dirpath, f"{name}{self.FILE_EXTENSION}")
             if name and path.is_file():
-                differences = configuration_differences(load_checkpoint(path), pl_module, trainer.datamodule)
+                differences = configuration_differences(load_checkpoint(path, mmap=True), pl_module, trainer.datamodule)
                 if differences:
                     raise ConfigError(
                         f"{_shown_path(self.dirpath)} holds the checkpoints of another run (its "

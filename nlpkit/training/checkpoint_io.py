@@ -15,13 +15,14 @@ from nlpkit.plugin.errors import CheckpointError, first_line
 from nlpkit.plugin.files import atomic_write_bytes
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; a missing, corrupt or code-carrying file is a CheckpointError."""
+def load_checkpoint(path: str | os.PathLike[str], mmap: bool = False) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; a missing, corrupt or code-carrying file is a CheckpointError.
+    ``mmap`` maps the tensors instead of reading them (for looking at the settings alone)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:
         raise CheckpointError(f"{path}: {_why_not_loaded(path, error)}") from error
     if not isinstance(checkpoint, dict):

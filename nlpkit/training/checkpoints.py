@@ -4,6 +4,7 @@ made when one is written or read, and the route that rebuilds a task from one.""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,13 +75,16 @@ def refuse_nonfinite(state_dict: dict[str, Any]) -> None:
             raise CheckpointError(f"refusing to save a checkpoint whose weights are not finite ({name})")
 
 
-def refuse_other_shapes(own: dict[str, Tensor], saved: dict[str, Any], source: object, why: str = "") -> None:
-    """A CheckpointError when a saved tensor's shape differs from the model's; ``why`` says what may explain it
-    (the settings in which the run resuming the checkpoint differs from the one that wrote it)."""
+def refuse_other_shapes(
+    own: dict[str, Tensor], saved: dict[str, Any], source: object, explain: Callable[[], str] | None = None
+) -> None:
+    """A CheckpointError when a saved tensor's shape differs from the model's; ``explain``, asked only then, says
+    what may explain it (the settings in which the run resuming the checkpoint differs from the one that wrote it)."""
     for key, value in saved.items():
         if key in own and not torch.is_tensor(value):
             raise CheckpointError(f"{source}: weights {key} are a {type(value).__name__}, not a tensor")
         if key in own and own[key].shape != value.shape:
+            why = explain() if explain is not None else ""
             raise CheckpointError(
                 f"{source}: weights {key} are {tuple(value.shape)} in the checkpoint but {tuple(own[key].shape)} "
                 f"in the model {'this configuration' if why else 'its tokenizer, labels and settings'} builds{why}"
@@ -105,6 +109,11 @@ def configuration_differences(checkpoint: dict[str, Any], task: Any, datamodule:
 def _plain(value: Any) -> Any:
     """``value`` as JSON would carry it (tuples as lists), for comparing configurations."""
     return json.loads(json.dumps(value, default=str))
+
+
+def in_words(differences: list[str]) -> str:
+    """``model.encoder differs`` or ``model.encoder, data.train_path differ``."""
+    return f"{', '.join(differences)} {'differs' if len(differences) == 1 else 'differ'}"
 
 
 def nlpkit_section(checkpoint: dict[str, Any], source: object) -> dict[str, Any]:
@@ -171,11 +180,15 @@ class SelfContainedCheckpoints:
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Lightning's restore (resuming ``fit``): check the checkpoint is this task's, rebuild the modules from its
         tokenizer and labels and check the shapes; Lightning then loads the weights."""
-        source = self.trainer.ckpt_path if self._trainer is not None else "checkpoint"
+        trainer = self._trainer
+        source = trainer.ckpt_path if trainer is not None else "checkpoint"
         self.bind_checkpoint(checkpoint, source)
-        differences = configuration_differences(checkpoint, self, self.trainer.datamodule) if self._trainer else []
-        why = f" (this run's {in_words(differences)} from the checkpoint's)" if differences else ""
-        self._saved_weights(checkpoint, source, why)
+
+        def explain() -> str:
+            differences = configuration_differences(checkpoint, self, trainer.datamodule) if trainer else []
+            return f" (this run's {in_words(differences)} from the checkpoint's)" if differences else ""
+
+        self._saved_weights(checkpoint, source, explain)
 
     def restore(self, checkpoint: dict[str, Any], source: object) -> None:
         """Bind to a checkpoint already read into memory and load its weights: the one load route of
@@ -184,12 +197,14 @@ class SelfContainedCheckpoints:
         self.bind_checkpoint(checkpoint, source)
         self.load_state_dict(self._saved_weights(checkpoint, source))
 
-    def _saved_weights(self, checkpoint: dict[str, Any], source: object, why: str = "") -> dict[str, Any]:
+    def _saved_weights(
+        self, checkpoint: dict[str, Any], source: object, explain: Callable[[], str] | None = None
+    ) -> dict[str, Any]:
         saved = checkpoint.get("state_dict", {})
         if getattr(self.encoder, "lm_head_removed", False):  # saved before tasks dropped the unused head
             for key in [key for key in saved if key.startswith("encoder.lm_head.")]:
                 del saved[key]
-        refuse_other_shapes(self.state_dict(), saved, source, why)
+        refuse_other_shapes(self.state_dict(), saved, source, explain)
         return saved
 
     def bind_checkpoint(self, checkpoint: dict[str, Any], source: object) -> None:
@@ -202,8 +217,3 @@ class SelfContainedCheckpoints:
             )
         self.restore_artifacts(section.get("artifacts") or {})
         self.bind(checkpoint_tokenizer(section, source), section["labels"], fresh=False)
-
-
-def in_words(differences: list[str]) -> str:
-    """``model.encoder differs`` or ``model.encoder, data.train_path differ``."""
-    return f"{', '.join(differences)} {'differs' if len(differences) == 1 else 'differ'}"
